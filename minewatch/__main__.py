@@ -1,0 +1,7 @@
+"""`python -m minewatch` is the `minewatch` command."""
+
+import sys
+
+from minewatch.cli import main
+
+sys.exit(main())

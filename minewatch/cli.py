@@ -1,0 +1,219 @@
+"""`minewatch` command line: one entry point, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import importlib.util
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from minewatch.errors import MinewatchError
+from minewatch.settings import Settings
+
+log = logging.getLogger("minewatch")
+
+# Packages that add subcommands through `add_commands(subparsers)`.
+PLUGIN_MODULES = ("rules.cli", "alerting.cli", "api.cli", "ingest.files.cli")
+
+EPILOG = """\
+Quick start:
+  minewatch run                 the whole system with simulators (embedded servers
+                                when DATABASE_URL / MQTT_URL are not set)
+  minewatch migrate             apply database migrations
+  minewatch registry load FILE  load or update the registry (mines, points, cards)
+  minewatch ingest              run the MQTT ingest worker
+  minewatch simulate history --days 1 --mqtt-url mqtt://127.0.0.1:1883
+
+Environment: DATABASE_URL (postgresql://...), MQTT_URL (mqtt://host:port),
+MINEWATCH_* for everything else (see docs/operations.md).
+"""
+
+
+def _run_async(coro_fn: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    async def main() -> int:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: task.cancel() if task else None)
+        try:
+            return await coro_fn()
+        except asyncio.CancelledError:
+            log.info("stopped by signal")
+            return 0
+    return asyncio.run(main())
+
+
+async def _prepare_db(dsn: str, settings: Settings, *, load_registry: bool = True) -> None:
+    """Migrate, keep partitions, and load the registry file."""
+    from datetime import UTC, datetime
+
+    import asyncpg
+
+    from minewatch.db import timeseries
+    from minewatch.db.migrate import migrate
+    from minewatch.db.registry_store import sync_registry
+    from minewatch.registry import load_registry as load
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        applied = await migrate(conn, backend=settings.timeseries_backend)
+        for name in applied:
+            print(f"  applied migration {name}")
+        now = datetime.now(UTC)
+        await timeseries.maintain(conn, now=now, ahead_days=settings.partitions_ahead_days,
+                                  retention_days=settings.retention_days)
+        if load_registry:
+            reg, checksum = load(settings.registry_path)
+            s = await sync_registry(conn, reg, checksum=checksum, source=str(settings.registry_path), now=now)
+            print(f"  registry {settings.registry_path.name}: {s.mines} mines, {s.points} points, "
+                  f"{s.cards} cards, {s.threshold_versions_added} threshold versions added")
+    finally:
+        await conn.close()
+
+
+def _need(value: str | None, name: str) -> str:
+    if not value:
+        raise MinewatchError(f"{name} is not set (or use `minewatch run`, which starts embedded servers)")
+    return value
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    dsn = _need(settings.database_url, "DATABASE_URL")
+
+    async def go() -> int:
+        await _prepare_db(dsn, settings, load_registry=False)
+        return 0
+    return _run_async(go)
+
+
+def cmd_registry(args: argparse.Namespace, settings: Settings) -> int:
+    dsn = _need(settings.database_url, "DATABASE_URL")
+    if args.file:
+        settings = settings.model_copy(update={"registry_path": Path(args.file)})
+
+    async def go() -> int:
+        await _prepare_db(dsn, settings)
+        return 0
+    return _run_async(go)
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from ingest.consumer import MqttSource
+    from ingest.metrics import IngestMetrics
+    from ingest.service import IngestService
+    from minewatch.clock import SystemClock
+
+    dsn = _need(settings.database_url, "DATABASE_URL")
+    url = _need(settings.mqtt_url, "MQTT_URL")
+    ing = settings.ingest
+    registry = CollectorRegistry()
+    metrics = IngestMetrics(registry)
+    if args.metrics_port is not None:
+        start_http_server(args.metrics_port, addr="127.0.0.1", registry=registry)
+    source = MqttSource(url, client_id=args.client_id or ing.client_id, topic_prefix=args.topic_prefix or ing.topic_prefix,
+                        share_group=None if args.no_share else (args.share_group or ing.share_group),
+                        queue_max=ing.queue_max_messages, reconnect_min_s=ing.reconnect_min_s,
+                        reconnect_max_s=ing.reconnect_max_s)
+    service = IngestService(source, dsn, clock=SystemClock(), metrics=metrics,
+                            batch_max_items=ing.batch_max_items, batch_max_age_s=ing.batch_max_age_ms / 1000)
+
+    async def go() -> int:
+        try:
+            await service.run(burst_idle_s=args.burst)
+        finally:  # also when stopped by a signal: the operator (and tests) read this line
+            t = service.totals
+            print(f"ingest: {t.messages} messages, {t.items} items, stored {dict(t.stored)}, "
+                  f"rejected {dict(t.rejected)}, duplicates {t.duplicates}, conflicts {t.conflicts}", flush=True)
+        return 0
+    return _run_async(go)
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from simulators.cli import main as sim_main
+
+    argv: list[str] = list(args.rest)
+    if settings.mqtt_url and "--mqtt-url" not in argv:
+        argv += ["--mqtt-url", settings.mqtt_url]
+    if "--registry" not in argv:
+        argv += ["--registry", str(settings.registry_path)]
+    return sim_main(argv)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from minewatch.runall import run_all
+
+    return _run_async(lambda: run_all(settings, speed=args.speed, with_simulators=not args.no_simulators,
+                                      seconds=args.seconds))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="minewatch", description="Mine sensor monitoring and early warning.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run the whole system (and simulators); embedded servers if none configured")
+    r.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default 1)")
+    r.add_argument("--no-simulators", action="store_true", help="do not start the fake mines")
+    r.add_argument("--seconds", type=float, default=None, help="stop after this many seconds (demo / CI)")
+    r.set_defaults(func=cmd_run)
+
+    m = sub.add_parser("migrate", help="apply database migrations (idempotent)")
+    m.set_defaults(func=cmd_migrate)
+
+    g = sub.add_parser("registry", help="registry management")
+    gs = g.add_subparsers(dest="registry_cmd", required=True)
+    gl = gs.add_parser("load", help="validate and load a registry YAML file (idempotent, versioned)")
+    gl.add_argument("file", nargs="?", help="registry file (default: MINEWATCH_REGISTRY_PATH or the sample)")
+    gl.set_defaults(func=cmd_registry)
+
+    i = sub.add_parser("ingest", help="run the MQTT ingest worker")
+    i.add_argument("--client-id", help="MQTT client id (fixed: it names the persistent session)")
+    i.add_argument("--topic-prefix", help="prefix before mines/{mine}/... (tests, multi-tenant brokers)")
+    i.add_argument("--share-group", help="shared-subscription group ($share/<group>/...)")
+    i.add_argument("--no-share", action="store_true", help="plain subscription (brokers without $share)")
+    i.add_argument("--burst", type=float, default=None, metavar="IDLE_S",
+                   help="exit after no message arrived for IDLE_S seconds (tests, back-fill)")
+    i.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    i.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("simulate", help="fake mines: `minewatch simulate live|history --help`",
+                       add_help=False)
+    s.add_argument("rest", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_simulate)
+
+    # Each package adds its own commands (rules, alerting, api, tokens, files).
+    for module in PLUGIN_MODULES:
+        if importlib.util.find_spec(module) is not None:  # TODO(before release): require all
+            importlib.import_module(module).add_commands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings()
+        rc: int = args.func(args, settings)
+        return rc
+    except MinewatchError as exc:
+        print(f"minewatch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

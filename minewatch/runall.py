@@ -1,0 +1,183 @@
+"""`minewatch run`: the whole system in one process tree, on embedded servers when none are configured."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from prometheus_client import CollectorRegistry
+
+from minewatch.clock import SystemClock
+from minewatch.embedded import EmbeddedBroker, EmbeddedPostgres
+from minewatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _has(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+async def _status(dsn: str, every: float) -> None:
+    """A line every `every` seconds, so an operator sees data flowing."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        last = None
+        while True:
+            row = await conn.fetchrow(
+                "SELECT (SELECT count(*) FROM readings WHERE ts > now() - interval '1 hour') AS readings, "
+                "(SELECT count(*) FROM card_reads WHERE ts > now() - interval '1 hour') AS cards, "
+                "(SELECT count(*) FROM dead_letters) AS dead, "
+                "(SELECT count(*) FROM exceedance_events WHERE end_ts IS NULL) AS open_events, "
+                "(SELECT count(*) FROM cases WHERE state <> 'closed') AS open_cases")
+            assert row is not None
+            rate = "" if last is None else f" (+{(row['readings'] - last) / every:.0f}/s)"
+            print(f"[minewatch] readings last hour: {row['readings']}{rate}, card reads: {row['cards']}, "
+                  f"dead letters: {row['dead']}, open exceedances: {row['open_events']}, "
+                  f"open cases: {row['open_cases']}", flush=True)
+            last = row["readings"]
+            await asyncio.sleep(every)
+    finally:
+        await conn.close()
+
+
+async def run_all(settings: Settings, *, speed: float = 1.0, with_simulators: bool = True,
+                  seconds: float | None = None) -> int:
+    """Start servers (embedded if needed), migrate, load the registry, run every worker and the API."""
+    from minewatch.cli import _prepare_db
+
+    data = settings.data_dir.resolve()
+    pg: EmbeddedPostgres | None = None
+    broker: EmbeddedBroker | None = None
+    sim: subprocess.Popen[bytes] | None = None
+    try:
+        dsn = settings.database_url
+        if not dsn:
+            pg = EmbeddedPostgres(data / "postgres", port=int(os.environ.get("MINEWATCH_EMBEDDED_PG_PORT", "0")))
+            print(f"[minewatch] starting embedded PostgreSQL in {pg.data_dir} ...", flush=True)
+            dsn = await asyncio.to_thread(pg.start)
+        url = settings.mqtt_url
+        if not url:
+            broker = EmbeddedBroker(data / "broker")
+            url = await asyncio.to_thread(broker.start)
+            print(f"[minewatch] started embedded MQTT broker ({broker.kind}) at {url}", flush=True)
+        settings = settings.model_copy(update={"database_url": dsn, "mqtt_url": url})
+        await _prepare_db(dsn, settings)
+
+        registry = CollectorRegistry()
+        tasks: list[asyncio.Task[object]] = []
+        async with asyncio.TaskGroup() as tg:
+            shared = broker is None or broker.supports_shared_subscriptions
+            tasks.append(tg.create_task(_ingest(settings, registry, shared=shared)))
+            for name, factory in _workers(settings, registry):
+                log.info("starting %s", name)
+                tasks.append(tg.create_task(factory()))
+            api_url = None
+            if _has("api.app"):
+                api_url = f"http://{settings.api_host}:{settings.api_port}"
+                tasks.append(tg.create_task(_api(settings, registry)))
+            if with_simulators:
+                sim = _start_simulators(settings, url, speed, data)
+            print(_banner(settings, dsn, url, api_url, data), flush=True)
+            tasks.append(tg.create_task(_status(dsn, 10.0)))
+            if seconds is not None:
+                await asyncio.sleep(seconds)
+                for t in tasks:
+                    t.cancel()
+    except* asyncio.CancelledError:
+        pass
+    finally:
+        if sim is not None and sim.poll() is None:
+            sim.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                sim.wait(10)
+        if broker is not None:
+            broker.stop()
+        if pg is not None:
+            pg.stop("fast")
+        print("[minewatch] stopped", flush=True)
+    return 0
+
+
+def _banner(settings: Settings, dsn: str, url: str, api_url: str | None, data: Path) -> str:
+    lines = [
+        "",
+        "=" * 72,
+        " Minewatch is running",
+        f"   database : {dsn}",
+        f"   broker   : {url}  (topics mines/<mine>/safety|geotech|personnel|stations)",
+    ]
+    if api_url:
+        lines += [f"   API      : {api_url}/v1/mines   (docs {api_url}/docs; create a token with",
+                  "              `minewatch tokens create --role admin --name me`)",
+                  f"   metrics  : {api_url}/metrics", f"   health   : {api_url}/readyz"]
+    lines += [
+        f"   data dir : {data}",
+        " Watch readings arrive:",
+        f"   psql '{dsn}' -c 'SELECT count(*), max(ts) FROM readings'",
+        " A status line follows every 10 s. Ctrl-C stops everything.",
+        "=" * 72,
+    ]
+    return "\n".join(lines)
+
+
+async def _ingest(settings: Settings, registry: CollectorRegistry, *, shared: bool) -> None:
+    from ingest.consumer import MqttSource
+    from ingest.metrics import IngestMetrics
+    from ingest.service import IngestService
+
+    assert settings.mqtt_url and settings.database_url
+    ing = settings.ingest
+    source = MqttSource(settings.mqtt_url, client_id=ing.client_id, topic_prefix=ing.topic_prefix,
+                        share_group=ing.share_group if shared else None, queue_max=ing.queue_max_messages)
+    service = IngestService(source, settings.database_url, clock=SystemClock(), metrics=IngestMetrics(registry),
+                            batch_max_items=ing.batch_max_items, batch_max_age_s=ing.batch_max_age_ms / 1000)
+    await service.run()
+
+
+def _workers(settings: Settings, registry: CollectorRegistry
+             ) -> list[tuple[str, Callable[[], Coroutine[Any, Any, object]]]]:
+    """Rule and alerting workers, when their packages provide `run_worker(settings, registry)`."""
+    found: list[tuple[str, Callable[[], Coroutine[Any, Any, object]]]] = []
+    for name in ("rules.worker", "alerting.worker"):
+        if _has(name):
+            module = importlib.import_module(name)
+            runner = getattr(module, "run_worker", None)
+            if runner is not None:
+                found.append((name, lambda r=runner: r(settings, registry)))  # type: ignore[misc]
+    return found
+
+
+async def _api(settings: Settings, registry: CollectorRegistry) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    app = create_app(settings, registry=registry)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="warning"))
+    await server.serve()
+
+
+def _start_simulators(settings: Settings, url: str, speed: float, data: Path) -> subprocess.Popen[bytes]:
+    log_path = data / "simulators.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "minewatch", "simulate", "live", "--mqtt-url", url,
+           "--registry", str(settings.registry_path), "--speed", str(speed)]
+    print(f"[minewatch] simulators publishing (log: {log_path})", flush=True)
+    with log_path.open("ab") as out:
+        out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

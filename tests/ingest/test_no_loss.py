@@ -1,0 +1,252 @@
+"""Every reading the simulators publish at QoS 1 is stored exactly once, whatever is killed or restarted.
+
+Real processes and servers: the ingest runs as `python -m minewatch ingest`
+and is SIGKILLed; PostgreSQL and the broker are private instances restarted
+mid-stream. Each test publishes >= 50 000 readings and compares the exact
+set (point, time, value) in the database with what was published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import msgspec
+import pytest
+
+from minewatch.embedded import EmbeddedBroker, EmbeddedPostgres, mosquitto_binary
+from minewatch.registry import load_registry
+from simulators.run import RunOptions, render_history
+from simulators.world import World
+from tests.conftest import SAMPLE_REGISTRY, _create_db, spawn_minewatch
+from tests.mqtt_helpers import publish_all
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+Reading = tuple[str, int, float]
+TARGET = 50_000
+
+
+def simulated(prefix: str, *, items_per_message: int = 100, seed: int = 11) -> tuple[list[tuple[str, bytes]], set[Reading]]:
+    """The simulator's history-mode messages for 3.5 h of the sample registry, and the exact readings they hold."""
+    reg, _ = load_registry(SAMPLE_REGISTRY)
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    world = World(reg, seed, end - timedelta(hours=3, minutes=30), end)
+    options = RunOptions(topic_prefix=prefix, items_per_message=items_per_message, time_format="epoch_ms")
+    messages: list[tuple[str, bytes]] = []
+    expected: set[Reading] = set()
+    for m in render_history(world, options):
+        family = m.topic.rsplit("/", 1)[-1]
+        if family in ("safety", "geotech"):
+            items = msgspec.json.decode(m.payload)
+            for it in items if isinstance(items, list) else [items]:
+                expected.add((it["point"], it["ts"], float(it["value"])))
+            messages.append((m.topic, m.payload))
+    assert len(expected) >= TARGET, len(expected)
+    return messages, expected
+
+
+async def stored_set(dsn: str) -> set[Reading]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT p.code, (extract(epoch FROM r.ts) * 1000)::bigint AS ms, r.value "
+            "FROM readings r JOIN points p ON p.id = r.point_id"
+        )
+        return {(r["code"], int(r["ms"]), r["value"]) for r in rows}
+    finally:
+        await conn.close()
+
+
+async def count(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM readings"))
+    finally:
+        await conn.close()
+
+
+class Ingest:
+    """The ingest as a real process we can kill."""
+
+    def __init__(self, dsn: str, url: str, prefix: str, log: Path, extra: tuple[str, ...] = ()) -> None:
+        self.env = {"DATABASE_URL": dsn, "MQTT_URL": url}
+        self.args = ["ingest", "--topic-prefix", prefix, "--client-id", f"noloss-{prefix.strip('/')}-{log.stem}", *extra]
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        before = self.log.read_text().count("connected to") if self.log.exists() else 0
+        self.proc = spawn_minewatch(self.args, self.env, self.log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.log.exists() and self.log.read_text().count("connected to") > before:
+                time.sleep(0.5)  # SUBACK
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"ingest exited: {self.log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"ingest did not connect: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+@pytest.fixture
+def ingest_factory(tmp_path: Path) -> Iterator[Callable[..., Ingest]]:
+    made: list[Ingest] = []
+
+    def make(dsn: str, url: str, prefix: str, name: str = "ingest", extra: tuple[str, ...] = ()) -> Ingest:
+        ing = Ingest(dsn, url, prefix, tmp_path / f"{name}.log", extra)
+        made.append(ing)
+        return ing
+
+    yield make
+    for ing in made:
+        ing.stop()
+
+
+def publish_in_background(
+    url: str,
+    messages: list[tuple[str, bytes]],
+    at_fraction: float,
+    interrupt: Callable[[], None],
+    pace_s: float = 0.0,
+) -> None:
+    """Publish everything; call `interrupt` once `at_fraction` of the messages are out."""
+    cut = int(len(messages) * at_fraction)
+    publish_all(url, messages[:cut], max_inflight=200)
+    errors: list[BaseException] = []
+    t = threading.Thread(target=lambda: _guard(errors, interrupt))
+    t.start()
+    for i in range(cut, len(messages), 50):
+        publish_all(url, messages[i : i + 50], max_inflight=50)
+        if pace_s:
+            time.sleep(pace_s)
+    t.join()
+    if errors:
+        raise errors[0]
+
+
+def _guard(errors: list[BaseException], fn: Callable[[], None]) -> None:
+    try:
+        fn()
+    except BaseException as exc:  # surfaced in the test thread
+        errors.append(exc)
+
+
+async def wait_for_count(dsn: str, n: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    got = 0
+    while time.monotonic() < deadline:
+        got = await count(dsn)
+        if got >= n:
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"only {got} of {n} readings stored after {timeout} s")
+
+
+async def test_ingest_sigkilled_mid_stream_loses_and_duplicates_nothing(
+    fresh_db: str,
+    mqtt_url: str,
+    topic_prefix: str,
+    ingest_factory: Callable[..., Ingest],
+) -> None:
+    messages, expected = simulated(topic_prefix)
+    ing = ingest_factory(fresh_db, mqtt_url, topic_prefix)
+    ing.start()
+
+    def crash_and_restart() -> None:
+        time.sleep(0.3)
+        ing.kill()  # mid-batch: whatever it had uncommitted is not acked
+        time.sleep(1.0)  # the broker queues for the persistent session meanwhile
+        ing.start()
+
+    await asyncio.to_thread(publish_in_background, mqtt_url, messages, 0.4, crash_and_restart)
+    await wait_for_count(fresh_db, len(expected))
+    await asyncio.sleep(1.0)  # anything extra would show up now
+    assert await stored_set(fresh_db) == expected
+
+
+@pytest.mark.skipif(mosquitto_binary() is None, reason="needs a mosquitto binary (amqtt keeps no sessions on disk)")
+async def test_broker_restart_mid_stream(fresh_db: str, topic_prefix: str, tmp_path: Path,
+                                         ingest_factory: Callable[..., Ingest]) -> None:
+    broker = EmbeddedBroker(tmp_path / "broker")
+    url = broker.start()
+    try:
+        messages, expected = simulated(topic_prefix)
+        ing = ingest_factory(fresh_db, url, topic_prefix)
+        ing.start()
+        cut = len(messages) // 2
+        await asyncio.to_thread(publish_all, url, messages[:cut], max_inflight=500)
+        # The restart happens while the ingest still works through its backlog
+        # (the broker holds queued and in-flight messages for its session).
+        backlog = len(expected) // 2 - await count(fresh_db)
+        await asyncio.to_thread(broker.restart)  # clean stop: mosquitto saves sessions and queues
+        assert backlog > 0, "the broker must restart mid-stream, with messages still undelivered"
+        await asyncio.to_thread(publish_all, url, messages[cut:], max_inflight=500)
+        await wait_for_count(fresh_db, len(expected))
+        await asyncio.sleep(1.0)
+        assert await stored_set(fresh_db) == expected
+        assert ing.log.read_text().count("session present: True") >= 1, "the session survived the restart"
+    finally:
+        broker.stop()
+
+
+async def test_postgres_restart_mid_stream(mqtt_url: str, topic_prefix: str, private_pg: EmbeddedPostgres,
+                                           ingest_factory: Callable[..., Ingest]) -> None:
+    pg = private_pg
+    dsn = await _create_db(pg.dsn, registry=True)
+    messages, expected = simulated(topic_prefix)
+    ing = ingest_factory(dsn, mqtt_url, topic_prefix)
+    ing.start()
+
+    def restart_pg() -> None:
+        pg.stop("immediate")  # like a crash: in-flight transactions are lost
+        time.sleep(2.0)       # ingest keeps receiving, cannot commit, acks nothing
+        pg.start()
+
+    await asyncio.to_thread(publish_in_background, mqtt_url, messages, 0.4, restart_pg)
+    await wait_for_count(dsn, len(expected))
+    await asyncio.sleep(1.0)
+    assert await stored_set(dsn) == expected
+    assert "retrying" in ing.log.read_text()
+
+
+async def test_two_ingest_processes_share_one_subscription(
+        fresh_db: str, mqtt_url: str, topic_prefix: str, ingest_factory: Callable[..., Ingest]) -> None:
+    """Scale-out: $share/<group>/... splits the stream between processes; every reading is stored once."""
+    messages, expected = simulated(topic_prefix)
+    group = ("--share-group", f"g{topic_prefix.strip('/')}")
+    a = ingest_factory(fresh_db, mqtt_url, topic_prefix, "a", group)
+    b = ingest_factory(fresh_db, mqtt_url, topic_prefix, "b", group)
+    a.start()
+    b.start()
+    await asyncio.to_thread(publish_all, mqtt_url, messages, max_inflight=500)
+    await wait_for_count(fresh_db, len(expected))
+    await asyncio.sleep(1.0)
+    assert await stored_set(fresh_db) == expected
+    a.stop()
+    b.stop()
+    for ing in (a, b):
+        line = [ln for ln in ing.log.read_text().splitlines() if ln.startswith("ingest: ")][-1]
+        assert int(line.split()[1]) > len(messages) // 10, f"{ing.log.stem} took too small a share: {line}"

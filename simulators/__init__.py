@@ -1,0 +1,1 @@
+"""Seeded, deterministic fake mines that speak the MQTT contract (readings, cards, stations)."""

@@ -1,0 +1,264 @@
+"""The streaming rules worker: claim a mine's dirty windows, re-evaluate them, commit the findings with the claim.
+
+`RuleWorker` claims a mine's windows (`rules.store.claim_mine`: a row lock per window and
+an advisory lock per mine, so two workers never evaluate one mine at once), runs
+`rules.backfill.reevaluate` on them and deletes the windows in the same transaction as
+the findings: a crash at any moment leaves either the old state with the windows still
+waiting, or the new one without them. LISTEN wakes it when the ingest commits; a poll is
+the fallback. `run(burst=True)` stops once no window is left (tests, catch-up jobs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import Counter
+from datetime import datetime
+
+import asyncpg
+from prometheus_client import CollectorRegistry
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from minewatch.clock import Clock, SystemClock
+from minewatch.settings import Settings
+from minewatch.timeutil import to_ns
+from rules import store
+from rules.backfill import Tally, reevaluate
+from rules.errors import RulesError
+from rules.evaluate import plan_spans
+from rules.metrics import RulesMetrics
+from rules.packs import RulePack, builtin_pack, load_pack
+
+log = logging.getLogger(__name__)
+# Errors that say the connection (or the server) is gone, not that a mine's data is bad.
+CONNECTION_ERRORS = (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError,
+                     OSError)
+
+class RulesSettings(BaseSettings):
+    """How the rules worker runs (env MINEWATCH_RULES_*), read once where the worker starts."""
+
+    model_config = SettingsConfigDict(env_prefix="MINEWATCH_RULES_", extra="ignore")
+
+    pack: str = "default"  # a shipped pack's name or a pack file's path
+    # Windows claimed per transaction: a backlog after an outage is worked off in large bites.
+    claim_limit: int = Field(default=5_000, ge=1)
+    # Windows of one claim closer than this are evaluated as one span (one pass over a little
+    # more data is cheaper than two passes); longer spans are cut into pieces of a day, and at
+    # most `max_pieces` are evaluated per transaction (the rest is queued again), so that a
+    # threshold correction over months never holds a mine's lock for long.
+    slack_s: float = Field(default=3_600, ge=0)
+    piece_s: float = Field(default=86_400, gt=0)
+    max_pieces: int = Field(default=7, ge=1)
+    # LISTEN wakes the worker at once; the poll is the fallback (a lost notification, a
+    # connection that was down), and also how often threshold changes are looked for.
+    poll_s: float = Field(default=2.0, gt=0)
+    heartbeat_s: float = Field(default=5.0, gt=0)
+    drain_timeout_s: float = Field(default=30.0, ge=0)
+    retry_s: float = Field(default=5.0, gt=0)
+
+
+def resolve_pack(name_or_path: str) -> RulePack:
+    """A shipped pack by name, or a pack file by path."""
+    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
+        return load_pack(name_or_path)
+    return builtin_pack(name_or_path)
+
+
+class RuleWorker:
+    """Claims dirty windows one mine at a time and re-evaluates them; `run(burst=True)` stops
+    once no window is left (deterministic tests, catch-up jobs)."""
+
+    def __init__(self, dsn: str, pack: RulePack, *, settings: RulesSettings | None = None,
+                 metrics: RulesMetrics | None = None, clock: Clock | None = None) -> None:
+        self.dsn = dsn
+        self.pack = pack
+        self.settings = settings or RulesSettings()
+        self.metrics = metrics
+        self.clock = clock or SystemClock()
+        self.tally = Tally()
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._failed: dict[int, float] = {}  # mine id -> monotonic time it may be tried again
+        self._thresholds_at = 0.0
+
+    def stop(self) -> None:
+        """Finish the evaluation in hand, claim nothing more."""
+        self._stop.set()
+        self._wake.set()
+
+    async def run(self, *, burst: bool = False) -> Tally:
+        """Work until stopped (or, in burst mode, until no window is left); returns the tally."""
+        async with asyncio.TaskGroup() as tg:
+            loop = tg.create_task(self._loop(burst))
+            if not burst:
+                side = tg.create_task(self._listen_and_beat())
+                tg.create_task(self._drain(loop, side))
+        return self.tally
+
+    async def _drain(self, loop: asyncio.Task[None], side: asyncio.Task[None]) -> None:
+        await self._stop.wait()
+        try:
+            await asyncio.wait_for(asyncio.shield(loop), self.settings.drain_timeout_s)
+        except TimeoutError:
+            log.warning("rules worker: evaluation still running after %.0f s, abandoned (it rolls back)",
+                        self.settings.drain_timeout_s)
+            loop.cancel()
+        side.cancel()
+
+    async def _loop(self, burst: bool) -> None:
+        conn: asyncpg.Connection | None = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    if conn is None or conn.is_closed():
+                        conn = await asyncpg.connect(self.dsn, server_settings={"application_name": "minewatch-rules"})
+                    if not burst and time.monotonic() >= self._thresholds_at:
+                        self._thresholds_at = time.monotonic() + self.settings.poll_s
+                        await enqueue_threshold_changes(conn)
+                    if await self.step(conn):
+                        continue
+                except RulesError as exc:  # one mine's evaluation failed; it waits, the others go on
+                    if burst:
+                        raise
+                    log.error("rules worker: %s; that mine is retried in %.0f s", exc, self.settings.retry_s,
+                              exc_info=exc.__cause__ or exc)
+                    if self.metrics is not None:
+                        self.metrics.errors.labels(kind="evaluation").inc()
+                    continue
+                except CONNECTION_ERRORS as exc:
+                    if burst:
+                        raise
+                    log.warning("rules worker: database unavailable (%s); retrying in %.0f s", exc, self.settings.retry_s)
+                    if self.metrics is not None:
+                        self.metrics.errors.labels(kind="connection").inc()
+                    if conn is not None and not conn.is_closed():
+                        conn.terminate()
+                    conn = None
+                    await asyncio.sleep(self.settings.retry_s)
+                    continue
+                if burst:
+                    return
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_s)
+        finally:
+            if conn is not None and not conn.is_closed():
+                await conn.close()
+
+    async def step(self, conn: asyncpg.Connection) -> bool:
+        """Claim one mine's windows, re-evaluate, commit; False when there was nothing to claim."""
+        started = time.monotonic()
+        s = self.settings
+        skip = [m for m, until in self._failed.items() if until > started]
+        mine_id: int | None = None
+        before, written = self.tally.readings, Counter(self.tally.findings)
+        try:
+            async with conn.transaction():
+                claim = await store.claim_mine(conn, limit=s.claim_limit, skip=skip)
+                if claim is None:
+                    return False
+                mine_id, windows = claim
+                spans = plan_spans([(w.lo, w.hi) for w in windows], slack_ns=int(s.slack_s * 1e9),
+                                   piece_ns=int(s.piece_s * 1e9))
+                changed = await reevaluate(conn, self.pack, mine_id, spans[:s.max_pieces], tally=self.tally)
+                for lo, hi in spans[s.max_pieces:]:
+                    await store.enqueue_window(conn, mine_id, lo, hi)
+                await store.delete_windows(conn, [w.id for w in windows])
+                if changed:
+                    await store.notify_findings(conn)
+        except CONNECTION_ERRORS:
+            raise
+        except Exception as exc:  # this mine's data or a bug: the other mines must go on meanwhile
+            if mine_id is None:
+                raise
+            self._failed[mine_id] = time.monotonic() + s.retry_s
+            if isinstance(exc, RulesError):
+                raise
+            raise RulesError(f"evaluating mine id {mine_id} failed: {exc!r}") from exc
+        self._failed.pop(mine_id, None)
+        self.tally.windows += len(windows)
+        if self.metrics is not None:
+            self.metrics.windows.inc(len(windows))
+            self.metrics.readings.inc(self.tally.readings - before)
+            for change in ("created", "updated", "superseded"):
+                self.metrics.findings.labels(change=change).inc(self.tally.findings[change] - written[change])
+            self.metrics.evaluation_seconds.observe(time.monotonic() - started)
+        return True
+
+    async def _listen_and_beat(self) -> None:
+        """LISTEN for the ingest's notifications and keep the heartbeat and lag metrics fresh."""
+        conn: asyncpg.Connection | None = None
+        try:
+            while True:
+                try:
+                    if conn is None or conn.is_closed():
+                        conn = await asyncpg.connect(self.dsn, server_settings={"application_name": "minewatch-rules-listen"})
+                        await conn.add_listener(store.DIRTY_CHANNEL, lambda *_: self._wake.set())
+                        self._wake.set()  # whatever was notified while we were not listening
+                    n, age = await store.backlog(conn)
+                    if self.metrics is not None:
+                        self.metrics.heartbeat.set(self.clock.now().timestamp())
+                        self.metrics.backlog.set(n)
+                        self.metrics.lag_seconds.set(age or 0.0)
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                    log.warning("rules worker listener: %s", exc)
+                    conn = None
+                await asyncio.sleep(self.settings.heartbeat_s)
+        finally:
+            if conn is not None and not conn.is_closed():
+                await conn.close()
+
+
+_THRESHOLDS_KEY = "thresholds_recorded_at"
+
+
+async def enqueue_threshold_changes(conn: asyncpg.Connection) -> int:
+    """Queue a re-evaluation of every mine whose threshold versions changed since the last look,
+    from the earliest new ``effective_from`` (clipped to its readings); returns windows queued.
+
+    The first look only records where it stands: history before it is back-fill's business.
+    """
+    async with conn.transaction():
+        newest = await conn.fetchval("SELECT max(recorded_at) FROM point_thresholds")
+        if newest is None:
+            return 0
+        seen_raw = await conn.fetchval("SELECT value->>'at' FROM rule_state WHERE mine_id = 0 AND key = $1 FOR UPDATE",
+                                       _THRESHOLDS_KEY)
+        mark = json.dumps({"at": newest.isoformat()})
+        if seen_raw is None:
+            await conn.execute("INSERT INTO rule_state (mine_id, key, value) VALUES (0, $1, $2::jsonb) "
+                               "ON CONFLICT DO NOTHING", _THRESHOLDS_KEY, mark)
+            return 0
+        seen = datetime.fromisoformat(seen_raw)
+        if newest <= seen:
+            return 0
+        queued = 0
+        for r in await conn.fetch(
+                "SELECT p.mine_id, min(t.effective_from) AS since, array_agg(DISTINCT p.id) AS points "
+                "FROM point_thresholds t JOIN points p ON p.id = t.point_id WHERE t.recorded_at > $1 "
+                "GROUP BY p.mine_id ORDER BY p.mine_id", seen):
+            span = await conn.fetchrow(
+                "SELECT min(f.ts) AS first, max(l.ts) AS last FROM unnest($1::int[]) AS p, "
+                "LATERAL (SELECT ts FROM readings WHERE point_id = p ORDER BY ts LIMIT 1) f, "
+                "LATERAL (SELECT ts FROM readings WHERE point_id = p ORDER BY ts DESC LIMIT 1) l", r["points"])
+            if span is None or span["last"] is None or span["last"] < r["since"]:
+                continue
+            await store.enqueue_window(conn, r["mine_id"], to_ns(max(r["since"], span["first"])), to_ns(span["last"]))
+            queued += 1
+        await conn.execute("UPDATE rule_state SET value = $2::jsonb WHERE mine_id = 0 AND key = $1", _THRESHOLDS_KEY, mark)
+    if queued:
+        log.info("threshold versions changed: %d mine(s) queued for re-evaluation", queued)
+    return queued
+
+
+async def run_worker(settings: Settings, registry: CollectorRegistry) -> None:
+    """The rules worker of `minewatch run`: until cancelled."""
+    if not settings.database_url:
+        raise RulesError("DATABASE_URL is not set")
+    rs = RulesSettings()
+    worker = RuleWorker(settings.database_url, resolve_pack(rs.pack), settings=rs, metrics=RulesMetrics(registry))
+    await worker.run()

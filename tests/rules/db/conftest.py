@@ -1,0 +1,44 @@
+"""Databases for the rules DB tests: the test registry migrated once per session, copied per test."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+
+import asyncpg
+import pytest
+
+from tests.conftest import _drop_db, _with_db
+from tests.rules.db.helpers import new_db
+
+
+@pytest.fixture(scope="session")
+def rules_template(pg_dsn: str) -> Iterator[str]:
+    """A migrated database with the test registry (3 mines x 6 points), never written to."""
+    dsn = asyncio.run(new_db(pg_dsn))
+    try:
+        yield dsn
+    finally:
+        asyncio.run(_drop_db(pg_dsn, dsn))
+
+
+@pytest.fixture
+def make_db(pg_dsn: str, rules_template: str) -> Iterator[Callable[[], Awaitable[str]]]:
+    """Create fresh copies of the template (same point ids), all dropped after the test."""
+    made: list[str] = []
+    template = rules_template.rsplit("/", 1)[-1].split("?")[0]
+
+    async def create() -> str:
+        name = f"mw_rules_{uuid.uuid4().hex[:12]}"
+        admin = await asyncpg.connect(pg_dsn)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')  # names are ours
+        finally:
+            await admin.close()
+        made.append(_with_db(pg_dsn, name))
+        return made[-1]
+
+    yield create
+    for dsn in made:
+        asyncio.run(_drop_db(pg_dsn, dsn))

@@ -1,0 +1,161 @@
+"""Streaming = back-fill = the hand-computed expectations, over two weeks of three mines through MQTT.
+
+The simulator publishes the scenario (scripted exceedances, 5 % of messages late and out
+of order) to the broker as fast as it can; the real ingest process stores it and the worker
+evaluates the dirty windows while data keeps arriving. The same readings are then copied
+into a second database and back-filled. Both must agree on every episode, event, order
+and live finding, and both must match the `expect:` block of the scenario.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from minewatch.registry import load_registry
+from minewatch.timeutil import to_ns
+from rules.backfill import backfill
+from rules.packs import builtin_pack, parse_duration
+from rules.worker import RulesSettings, RuleWorker
+from simulators.publish import MqttSink
+from simulators.run import RunOptions, run_history
+from simulators.scenario import Scenario, load_scenario
+from simulators.world import World
+from tests.conftest import spawn_minewatch
+from tests.rules.db.helpers import REGISTRY, SCENARIO, copy_readings, count, snapshot
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+PACK = builtin_pack("default")
+# Small ingest batches: many dirty windows, late data in separate windows from its neighbours.
+BATCHES = {"MINEWATCH_INGEST_BATCH_MAX_ITEMS": "1000"}
+
+
+def start_ingest(dsn: str, url: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
+    proc = spawn_minewatch(["ingest", "--topic-prefix", prefix, "--client-id", f"rules-{prefix.strip('/')}"],
+                           {"DATABASE_URL": dsn, "MQTT_URL": url, **BATCHES}, log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if log.exists() and "connected to" in log.read_text():
+            time.sleep(0.5)  # SUBACK
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"ingest did not start: {log.read_text()[-2000:] if log.exists() else ''}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+async def wait_until(what: str, probe: Callable[[], Awaitable[bool]], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await probe():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def check_expectations(snap: dict[str, set[tuple[Any, ...]]], expect: dict[str, Any]) -> None:
+    """The snapshot against the scenario's hand-computed `expect:` block."""
+    tolerance = parse_duration(expect["tolerance"])
+
+    def near(actual: str | None, expected: str) -> bool:
+        return actual is not None and 0 <= to_ns(datetime.fromisoformat(actual)) - to_ns(
+            datetime.fromisoformat(expected)) <= tolerance
+
+    got: dict[str, dict[str, int]] = {}
+    for e in snap["events"]:
+        got.setdefault(e[0], {}).setdefault(e[1], 0)
+        got[e[0]][e[1]] += 1
+    assert got == expect["events"]
+    opened: dict[str, int] = {}
+    for e in snap["events"]:
+        if e[5] is None:
+            opened[e[0]] = opened.get(e[0], 0) + 1
+    assert opened == expect["open_events"]
+    orders = sorted(snap["orders"])
+    assert len(orders) == len(expect["orders"]), orders
+    for want in expect["orders"]:
+        match = [o for o in orders if o[0] == want["mine"] and o[1] == want["rule"] and near(o[2], want["start"])]
+        assert len(match) == 1, (want, orders)
+        o = match[0]
+        assert to_ns(datetime.fromisoformat(o[3])) - to_ns(datetime.fromisoformat(o[2])) == parse_duration("72h")
+        assert near(o[3], want["min_end"])
+        assert (len(o[5]), len(o[6])) == (want["triggers"], want["attached"]), o
+    flags = sorted(f for f in snap["findings"] if f[0] in ("frequent_exceedance", "high_value_exceedance"))
+    assert len(flags) == len(expect["flags"]), flags
+    for want in expect["flags"]:
+        match = [f for f in flags if f[0] == want["rule"] and f[1] == want["mine"] and near(f[3], want["start"])]
+        assert len(match) == 1, (want, flags)
+        assert match[0][6] == want.get("tier")
+    order_findings = [f for f in snap["findings"] if f[0] == "shutdown_order"]
+    assert len(order_findings) == len(expect["orders"])
+
+
+def scenario() -> tuple[World, Scenario]:
+    reg, _ = load_registry(REGISTRY)
+    sc = load_scenario(SCENARIO, reg)
+    start, end = (datetime.fromisoformat(sc.expect[k]) for k in ("start", "end"))
+    return World(reg, 5, start, end, sc), sc
+
+
+async def test_streaming_through_mqtt_equals_backfill_and_expectations(
+        make_db: Callable[[], Awaitable[str]], mqtt_url: str, topic_prefix: str, tmp_path: Path) -> None:
+    world, sc = scenario()
+    streamed = await make_db()
+    ingest = start_ingest(streamed, mqtt_url, topic_prefix, tmp_path / "ingest.log")
+    worker = RuleWorker(streamed, PACK, settings=RulesSettings(poll_s=0.5))
+    running = asyncio.create_task(worker.run())
+    try:
+        options = RunOptions(topic_prefix=topic_prefix, items_per_message=50, late_fraction=0.05,
+                             time_format="epoch_ms")
+        stats = await asyncio.to_thread(run_history, world, MqttSink(mqtt_url, max_inflight=2000, threaded=False),
+                                        options)
+        assert stats.held_late > 0, "some messages must arrive late and out of order"
+
+        async def stored() -> bool:
+            return await count(streamed, "SELECT count(*) FROM readings") >= stats.readings
+
+        async def drained() -> bool:
+            return await count(streamed, "SELECT count(*) FROM dirty_windows WHERE kind = 'readings'") == 0
+
+        await wait_until("every reading stored", stored)
+        await wait_until("every dirty window evaluated", drained)
+        assert worker.tally.windows > 50, "the worker evaluated the stream as it arrived, window by window"
+    finally:
+        worker.stop()
+        await running
+        stop(ingest)
+    assert await count(streamed, "SELECT count(*) FROM readings") == stats.readings
+
+    filled = await make_db()
+    assert await copy_readings(streamed, filled) == stats.readings
+    start, end = world.start_ms * 1_000_000, (world.end_ms or 0) * 1_000_000
+    tally = await backfill(filled, PACK, since_ns=start - to_ns_hours(1), until_ns=end + to_ns_hours(1))
+    assert tally.readings >= stats.readings - 1  # every reading of the evaluated points, once or more
+
+    a, b = await snapshot(streamed), await snapshot(filled)
+    for kind in ("episodes", "events", "orders", "findings"):
+        assert a[kind] == b[kind], f"{kind}: streaming-only {a[kind] - b[kind]}, back-fill-only {b[kind] - a[kind]}"
+    check_expectations(a, sc.expect)
+
+
+def to_ns_hours(h: int) -> int:
+    return int(timedelta(hours=h).total_seconds()) * 1_000_000_000

@@ -1,0 +1,88 @@
+"""`minewatch alerting worker|deliver`: the alerting workers as commands (also `python -m alerting.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from minewatch.errors import MinewatchError
+from minewatch.settings import Settings
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `alerting worker` and `alerting deliver` to a `minewatch` subparsers object; each
+    command's `func` takes `(args, settings)` like the other `minewatch` commands."""
+    a = sub.add_parser("alerting", help="alerting workers: cases from findings, escalation, notification delivery")
+    asub = a.add_subparsers(dest="alerting_cmd", required=True, metavar="COMMAND")
+    for name, func, text in (
+        ("worker", cmd_worker, "open and escalate cases from findings and enqueue notifications"),
+        ("deliver", cmd_deliver, "deliver the notification outbox (SMS, webhooks) with retries"),
+    ):
+        p = asub.add_parser(name, help=text)
+        p.add_argument("--burst", action="store_true", help="exit once nothing is left to do now (tests, cron)")
+        p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+        p.set_defaults(func=func)
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """The case side: findings → cases, orders, escalation, effects → outbox."""
+    return _serve(args, settings, cases=True, delivery=False)
+
+
+def cmd_deliver(args: argparse.Namespace, settings: Settings) -> int:
+    """The delivery side: outbox → SMS / webhook."""
+    return _serve(args, settings, cases=False, delivery=True)
+
+
+def _serve(args: argparse.Namespace, settings: Settings, *, cases: bool, delivery: bool) -> int:
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from alerting.settings import load_alerting_settings
+    from alerting.worker import serve
+
+    if not settings.database_url:
+        raise MinewatchError("DATABASE_URL is not set")
+    alerting = load_alerting_settings()
+    registry = CollectorRegistry()
+    if args.metrics_port is not None:
+        start_http_server(args.metrics_port, addr="127.0.0.1", registry=registry)
+    try:
+        done = asyncio.run(serve(settings.database_url, alerting, registry=registry, cases=cases,
+                                 delivery=delivery, burst=args.burst, install_signals=True))
+    except asyncio.CancelledError:  # a second signal: stopped without finishing the drain
+        return 0
+    if args.burst:
+        print(f"alerting {args.alerting_cmd}: {done} unit(s) of work", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m alerting.cli worker|deliver [--burst]`, until `minewatch alerting` is wired."""
+    parser = argparse.ArgumentParser(prog="python -m alerting.cli", description="Minewatch alerting workers.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_commands(sub)
+    # Accept both `alerting worker` and the shorter `worker`.
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = [i for i, a in enumerate(argv) if a in ("worker", "deliver")]
+    if commands and "alerting" not in argv:
+        argv.insert(commands[0], "alerting")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        rc: int = args.func(args, Settings())
+        return rc
+    except MinewatchError as exc:
+        print(f"alerting: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Message templates per language (zh.yaml, en.yaml); a package so wheels ship the YAML."""

@@ -1,0 +1,283 @@
+"""Alerting benchmark: outbox delivery throughput, and latency from a finding's commit to its webhook.
+
+Run: ``python -m bench.alerting.run [throughput|latency|both] [--rows 20000] [--lanes 4]
+[--batch 200] [--concurrency 8] [--samples 30]`` (``--dsn postgresql://...`` for an existing server, else a
+private embedded PostgreSQL; a database ``minewatch_bench_alerting`` is recreated on it).
+
+throughput: ROWS webhook rows due now in the outbox, delivered by `DeliveryWorker` lanes to
+  a local asyncio receiver in its own process (bench/alerting/receiver.py) that checks every
+  signature and counts idempotency keys. Printed next to it, measured in the same run, the
+  machine's ceilings: the receiver's rate with a plain httpx loop at the same concurrency
+  (no database), and the outbox's claim-and-record rate with a notifier that does nothing
+  (no HTTP).
+latency: the case worker and the deliverer running as in production (LISTEN, SystemClock);
+  SAMPLES times, a power-off-level methane finding is committed (with NOTIFY) and the time
+  to its first webhook's arrival at the receiver is taken (wall clock, same machine). Red
+  findings are not held for grouping; a normal-severity one waits its 60 s group window by
+  design, which this does not measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from alerting.delivery import DeliveryWorker, Notifiers
+from alerting.notifiers.base import DeliveryResult, OutboundMessage
+from alerting.notifiers.signing import HEADER, sign
+from alerting.notifiers.sms_log import LogSms
+from alerting.notifiers.webhook import WebhookNotifier, encode_body
+from alerting.routing import parse_routing
+from alerting.settings import AlertingSettings
+from alerting.worker import CaseWorker, Runner, load_all_templates
+from minewatch.clock import SystemClock
+from minewatch.db import create_pool
+from minewatch.embedded import EmbeddedPostgres
+
+DB = "minewatch_bench_alerting"
+SECRET = "bench-secret"
+SECRET_ENV = "BENCH_HOOK_SECRET"
+MINE = "140100000001"
+
+
+class NullNotifier:
+    """Delivers instantly without any IO: the outbox's own ceiling."""
+
+    async def send(self, message: OutboundMessage) -> DeliveryResult:
+        return DeliveryResult(message.id, 200)
+
+
+def start_receiver() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "bench.alerting.receiver", "--secret", SECRET],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    assert line and line[0] == "READY", line
+    return proc, f"http://127.0.0.1:{line[1]}"
+
+
+async def stats(client: httpx.AsyncClient, url: str, *, reset: bool = False) -> dict[str, Any]:
+    r = await client.get(f"{url}/{'reset' if reset else 'stats'}")
+    data: dict[str, Any] = r.json()
+    return data
+
+
+async def prepare(server_dsn: str) -> str:
+    from minewatch.db.migrate import migrate
+    from minewatch.db.registry_store import sync_registry
+    from minewatch.registry import load_registry
+    from minewatch.settings import packaged
+
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{DB}"')
+    finally:
+        await admin.close()
+    dsn = server_dsn.rsplit("/", 1)[0] + "/" + DB
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn, backend="plain")
+        reg, checksum = load_registry(packaged("sample_registry.yaml"))
+        await sync_registry(conn, reg, checksum=checksum, source="bench", now=datetime.now(UTC))
+    finally:
+        await conn.close()
+    return dsn
+
+
+async def fill_outbox(pool: asyncpg.Pool, url: str, rows: int) -> None:
+    """ROWS webhook rows due now, each with its own payload."""
+    await pool.execute("TRUNCATE notification_attempts, notification_members, notifications")
+    body = {"case_ids": ["0"], "lang": "zh", "text": "bench", "secret_env": SECRET_ENV,
+            "payload": {"id": "ID", "reason": "raised", "case": {"id": "0"}, "text": "【矿安督办0】bench"}}
+    await pool.execute(
+        "INSERT INTO notifications (id, reason, level, receiver, channel, target, dedup_key, body, state, "
+        "next_attempt_at, expires_at, created_at) "
+        "SELECT u, 'raised', 'county', 'bench', 'webhook', $1, 'bench:' || u::text, "
+        "jsonb_set($2::jsonb, '{payload,id}', to_jsonb(u::text)), 'pending', now(), now() + interval '1 day', now() "
+        "FROM (SELECT gen_random_uuid() AS u FROM generate_series(1, $3)) g",
+        f"{url}/hook", json.dumps(body), rows)
+
+
+async def deliver_all(pool: asyncpg.Pool, notifiers: Notifiers, *, lanes: int, batch: int, concurrency: int) -> float:
+    settings = AlertingSettings()
+    worker = DeliveryWorker(pool, clock=SystemClock(), notifiers=notifiers, secrets={SECRET_ENV: SECRET},
+                            backoff=settings.backoff, lease=settings.lease, batch=batch,
+                            concurrency=-(-concurrency // lanes),
+                            rng=random.Random(1))
+    started = time.perf_counter()
+    await asyncio.gather(*(worker.run_burst() for _ in range(lanes)))
+    return time.perf_counter() - started
+
+
+async def raw_rate(client: httpx.AsyncClient, url: str, n: int, concurrency: int) -> float:
+    """Plain signed POSTs at the deliverer's concurrency, no database: the receiver's ceiling."""
+    body = encode_body({"id": "x", "reason": "raised", "case": {"id": "0"}})
+    headers = {"Content-Type": "application/json", "Idempotency-Key": "x", HEADER: sign(SECRET.encode(), body)}
+    left = [n]
+
+    async def loop() -> None:
+        while left[0] > 0:
+            left[0] -= 1
+            await client.post(f"{url}/hook", content=body, headers=headers)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(concurrency)))
+    return n / (time.perf_counter() - started)
+
+
+async def throughput(dsn: str, url: str, *, rows: int, lanes: int, batch: int, concurrency: int) -> None:
+    pool = await create_pool(dsn, min_size=lanes + 1, max_size=lanes + 2)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    try:
+        async with httpx.AsyncClient(trust_env=False, limits=limits) as client:
+            await raw_rate(client, url, min(rows, 2000), concurrency)  # warm the connection pool
+            ceiling = await raw_rate(client, url, rows, concurrency)
+            await fill_outbox(pool, url, rows)
+            null = await deliver_all(pool, Notifiers(LogSms(), NullNotifier()), lanes=lanes, batch=batch, concurrency=concurrency)
+            await fill_outbox(pool, url, rows)
+            await stats(client, url, reset=True)
+            took = await deliver_all(pool, Notifiers(LogSms(), WebhookNotifier(client)), lanes=lanes, batch=batch,
+                                     concurrency=concurrency)
+            seen = await stats(client, url)
+        delivered = await pool.fetchval("SELECT count(*) FROM notifications WHERE state = 'delivered'")
+    finally:
+        await pool.close()
+    print(f"outbox delivery, {rows} webhooks, {lanes} lanes x batch {batch}, {concurrency} sends in flight:")
+    print(f"  delivered           {rows / took:8.0f} webhooks/s  ({delivered} delivered, receiver saw "
+          f"{seen['requests']} requests, {seen['unique']} unique keys, {seen['bad']} bad signatures)")
+    print(f"  ceiling, receiver   {ceiling:8.0f} requests/s (plain httpx loop, same concurrency, no database)")
+    print(f"  ceiling, outbox     {rows / null:8.0f} rows/s     (claim + record, notifier does nothing)")
+
+
+async def latency(dsn: str, url: str, *, samples: int) -> None:
+    routing = parse_routing(f"""
+version: 1
+mines:
+  "{MINE}":
+    receivers:
+      - {{id: bench, name: bench, webhook: {{url: "{url}/hook", secret_env: {SECRET_ENV}}}}}
+""", source="bench")
+    settings = AlertingSettings(delivery_lanes=2)
+    clock = SystemClock()
+    pool = await create_pool(dsn, min_size=2, max_size=8)
+    async with httpx.AsyncClient(trust_env=False) as client:
+        notifiers = Notifiers(LogSms(), WebhookNotifier(client))
+        runner = Runner(pool, clock=clock, settings=settings,
+                        cases=CaseWorker(pool, clock=clock, routing=routing, templates=load_all_templates(),
+                                         settings=settings),
+                        delivery=DeliveryWorker(pool, clock=clock, notifiers=notifiers, secrets={SECRET_ENV: SECRET},
+                                                backoff=settings.backoff, lease=settings.lease, batch=100))
+        task = asyncio.create_task(runner.run())
+        mine_id = await pool.fetchval("SELECT id FROM mines WHERE code = $1", MINE)
+        took: list[float] = []
+        try:
+            for i in range(samples):
+                await stats(client, url, reset=True)
+                async with pool.acquire() as conn, conn.transaction():
+                    await conn.execute(
+                        "INSERT INTO findings (rule, mine_id, subject, start_ts, level, tier) "
+                        "VALUES ('methane_exceedance', $1, $2, now(), 'power_off', 'county')", mine_id, f"P{i}")
+                    await conn.execute("SELECT pg_notify('minewatch_findings', '')")
+                committed = time.time()
+                while (seen := await stats(client, url))["first_at"] is None:  # noqa: ASYNC110 (another process)
+                    await asyncio.sleep(0.002)
+                took.append(seen["first_at"] - committed)
+                await asyncio.sleep(0.05)
+        finally:
+            runner.stop()
+            await task
+            await pool.close()
+    floor = await notify_then_post(dsn, url, samples=samples)
+    print(f"finding commit -> first webhook at the receiver, {samples} red findings:")
+    print(f"  alerting            {_percentiles(took)}")
+    print(f"  floor               {_percentiles(floor)}  (commit NOTIFY -> listener -> one plain httpx POST)")
+
+
+def _percentiles(seconds: list[float]) -> str:
+    ms = sorted(t * 1000 for t in seconds)
+    return f"p50 {statistics.median(ms):6.1f} ms   p95 {ms[int(0.95 * (len(ms) - 1))]:6.1f} ms   max {ms[-1]:6.1f} ms"
+
+
+async def notify_then_post(dsn: str, url: str, *, samples: int) -> list[float]:
+    """The least any commit-to-webhook path does: a NOTIFY reaches a listener, which POSTs."""
+    listener = await asyncpg.connect(dsn)
+    sender = await asyncpg.connect(dsn)
+    woke = asyncio.Event()
+    listener_cb: Any = lambda *_: woke.set()  # noqa: E731
+    await listener.add_listener("bench_ping", listener_cb)
+    took: list[float] = []
+    try:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            body = encode_body({"id": "floor"})
+            headers = {HEADER: sign(SECRET.encode(), body), "Idempotency-Key": "floor"}
+            for _ in range(samples):
+                await stats(client, url, reset=True)
+                woke.clear()
+                await sender.execute("SELECT pg_notify('bench_ping', '')")
+                committed = time.time()
+                await woke.wait()
+                await client.post(f"{url}/hook", content=body, headers=headers)
+                took.append((await stats(client, url))["first_at"] - committed)
+    finally:
+        await listener.close()
+        await sender.close()
+    return took
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", nargs="?", choices=("throughput", "latency", "both"), default="both")
+    p.add_argument("--dsn", help="an existing PostgreSQL server (default: a private embedded one)")
+    p.add_argument("--rows", type=int, default=20_000)
+    p.add_argument("--lanes", type=int, default=4)
+    p.add_argument("--batch", type=int, default=200)
+    p.add_argument("--concurrency", type=int, default=8, help="sends in flight (httpx connections)")
+    p.add_argument("--samples", type=int, default=30)
+    p.add_argument("--no-sniffio-probe", action="store_true",
+                   help="make httpcore's per-lock `import sniffio` fail fast, as installing sniffio would "
+                        "(without it every request pays a failed import search; see docs/alerting.md)")
+    args = p.parse_args(argv)
+    if args.no_sniffio_probe and "sniffio" not in sys.modules:
+        try:
+            import sniffio  # type: ignore[import-not-found]  # noqa: F401
+        except ImportError:
+            sys.modules["sniffio"] = None  # type: ignore[assignment]
+    pg: EmbeddedPostgres | None = None
+    receiver, url = start_receiver()
+    try:
+        server = args.dsn
+        if server is None:
+            home = Path(tempfile.mkdtemp(prefix="mw-bench-alerting-"))
+            home.chmod(0o711)  # the server may run as an unprivileged user that must traverse it
+            pg = EmbeddedPostgres(home / "pg", fsync=False)
+            server = pg.start()
+        dsn = asyncio.run(prepare(server))
+        if args.mode in ("throughput", "both"):
+            asyncio.run(throughput(dsn, url, rows=args.rows, lanes=args.lanes, batch=args.batch,
+                                   concurrency=args.concurrency))
+        if args.mode in ("latency", "both"):
+            asyncio.run(latency(dsn, url, samples=args.samples))
+    finally:
+        receiver.terminate()
+        receiver.wait()
+        if pg is not None:
+            pg.stop("immediate")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

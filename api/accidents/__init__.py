@@ -1,0 +1,1 @@
+"""Accident records entered by regulators: the findings the accident count rules count."""

@@ -1,0 +1,88 @@
+"""The FastAPI application: `create_app(settings)` wires routers, errors, metrics and the pool's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import cast
+
+import asyncpg
+from fastapi import Depends, FastAPI
+from prometheus_client import CollectorRegistry
+
+from api.accidents.router import router as accidents_router
+from api.cases.router import router as cases_router
+from api.deadletters.router import router as deadletters_router
+from api.deps import AppState, reject_unknown_query
+from api.errors import ApiError
+from api.exceedances.router import router as exceedances_router
+from api.metrics import ApiMetrics, MetricsMiddleware
+from api.mines.router import router as mines_router
+from api.ops.router import router as ops_router
+from api.orders.router import router as orders_router
+from api.pagination import CursorCodec
+from api.personnel.router import router as personnel_router
+from api.problems import install as install_problems
+from api.readings.router import router as readings_router
+from minewatch.clock import Clock, SystemClock
+from minewatch.db import create_pool
+from minewatch.db.timeseries import current_backend
+from minewatch.settings import Settings
+
+API_VERSION = "1.0.0"
+# Enough for 20+ concurrent clients with a request needing one connection at a time;
+# PostgreSQL's default max_connections (100) leaves room for ingest, rules and alerting.
+POOL_MAX = 20
+
+
+async def _skip_session_reset(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (a round trip per release, several per request).
+
+    The API leaves nothing in the session to reset: no LISTEN, no advisory locks, no cursors
+    outside transactions, and settings only with SET LOCAL; asyncpg still rolls back any open
+    transaction on release.
+    """
+
+
+def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: Clock | None = None,
+               registry: CollectorRegistry | None = None) -> FastAPI:
+    """Build the API. The pool is created in the lifespan from `settings.database_url` unless one is
+    passed (then the caller owns and closes it); `registry` collects the request metrics."""
+    metrics = ApiMetrics(registry or CollectorRegistry())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = pool is None
+        if pool is not None:
+            the_pool = pool
+        else:
+            if not settings.database_url:
+                raise ApiError("DATABASE_URL is not set")
+            the_pool = await create_pool(settings.database_url, min_size=2, max_size=POOL_MAX,
+                                         application_name="minewatch-api", reset=_skip_session_reset)
+        try:
+            async with the_pool.acquire() as conn:
+                # The proxy behaves as the connection it wraps.
+                backend = await current_backend(cast(asyncpg.Connection, conn))
+            app.state.minewatch = AppState(
+                settings=settings, pool=the_pool, clock=clock or SystemClock(),
+                codec=CursorCodec(settings.token_pepper.get_secret_value().encode()),
+                bucket_views=backend == "timescale")
+            yield
+        finally:
+            if own:
+                await the_pool.close()
+
+    app = FastAPI(
+        title="Minewatch API", version=API_VERSION, lifespan=lifespan,
+        description="Mine monitoring and early warning: mines, exceedances, orders, readings, personnel, "
+                    "supervised-rectification cases. Errors are application/problem+json (RFC 9457).",
+    )
+    app.state.metrics = metrics
+    install_problems(app)
+    for router in (mines_router, exceedances_router, orders_router, readings_router, personnel_router,
+                   accidents_router, cases_router, deadletters_router):
+        app.include_router(router, dependencies=[Depends(reject_unknown_query)])
+    app.include_router(ops_router)  # probes and scrapers: no auth, no strictness about extra parameters
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

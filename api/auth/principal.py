@@ -1,0 +1,87 @@
+"""Who is calling: the token's role, its scope, and the mines that scope lets it see."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import cast
+
+import asyncpg
+
+from alerting.lifecycle import Actor, Role
+from api.auth.tokens import REGION_ROLES, TokenRole, hash_token
+
+# last_used_at is bookkeeping, not an audit log: writing it at most once a minute
+# keeps a busy client from turning every read into a write.
+_TOUCH_EVERY = timedelta(minutes=1)
+
+# One round trip: the token and, resolved through the registry, the mines in its scope (an
+# admin sees every mine, so its list is not built: it would be the whole registry each time).
+_LOOKUP = """
+SELECT t.id, t.name, t.role, t.scope_mines, t.scope_region, t.last_used_at, s.ids, s.codes
+FROM api_tokens t
+CROSS JOIN LATERAL (
+    SELECT array_agg(m.id ORDER BY m.id) AS ids, array_agg(m.code ORDER BY m.id) AS codes
+    FROM mines m WHERE CASE t.role
+        WHEN 'mine' THEN m.code = ANY(t.scope_mines)
+        WHEN 'county' THEN m.county = t.scope_region
+        WHEN 'city' THEN m.city = t.scope_region
+        WHEN 'province' THEN m.province = t.scope_region
+        ELSE false END) s
+WHERE t.token_hash = $1 AND t.revoked_at IS NULL
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller. `mines` maps the code of every mine it may see to its registry
+    id (empty for an admin, who sees all)."""
+
+    token_id: int
+    name: str
+    role: TokenRole
+    scope: frozenset[str]  # mine codes (role mine) or the one region code (regulators)
+    mines: Mapping[str, int] = field(default_factory=dict)
+    _ids: frozenset[int] = field(default=frozenset(), repr=False)
+
+    @classmethod
+    def of(cls, token_id: int, name: str, role: TokenRole, scope: frozenset[str],
+           mines: Mapping[str, int]) -> Principal:
+        return cls(token_id, name, role, scope, dict(mines), frozenset(mines.values()))
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def is_regulator(self) -> bool:
+        return self.role in REGION_ROLES
+
+    @property
+    def mine_ids(self) -> list[int]:
+        """Registry ids of the mines in scope (meaningless for an admin: check `is_admin`)."""
+        return sorted(self._ids)
+
+    def sees(self, mine_id: int) -> bool:
+        """Whether this caller may see anything of the mine with this registry id."""
+        return self.is_admin or mine_id in self._ids
+
+    def actor(self) -> Actor:
+        """The lifecycle's view of this caller (who, role, scope) for case actions."""
+        return Actor(who=self.name, role=Role(self.role), scope=self.scope)
+
+
+async def authenticate(pool: asyncpg.Pool, token: str, *, pepper: str, now: datetime) -> Principal | None:
+    """The principal of a bearer token, or None when it is unknown or revoked."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(_LOOKUP, hash_token(token, pepper))
+        if row is None:
+            return None
+        last = row["last_used_at"]
+        if last is None or now - last >= _TOUCH_EVERY:
+            await conn.execute("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1", row["id"], now)
+    role = cast(TokenRole, row["role"])
+    scope = frozenset(row["scope_mines"]) if role == "mine" else (
+        frozenset({row["scope_region"]}) if row["scope_region"] else frozenset())
+    return Principal.of(row["id"], row["name"], role, scope, dict(zip(row["codes"] or (), row["ids"] or (), strict=True)))

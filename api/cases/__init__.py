@@ -1,0 +1,1 @@
+"""Supervised-rectification cases: list, detail with findings/checklist/notifications/history, actions."""

@@ -1,0 +1,96 @@
+"""`minewatch api` (serve the HTTP API) and `minewatch tokens` (create, revoke, list API tokens)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from minewatch.clock import SystemClock
+from minewatch.errors import MinewatchError
+from minewatch.settings import Settings
+
+
+def _dsn(settings: Settings) -> str:
+    if not settings.database_url:
+        raise MinewatchError("DATABASE_URL is not set")
+    return settings.database_url
+
+
+def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve the API with uvicorn until SIGINT / SIGTERM."""
+    import uvicorn
+
+    from api.app import create_app
+
+    _dsn(settings)
+    host = args.host or settings.api_host
+    port = args.port if args.port is not None else settings.api_port
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=args.access_log,
+                proxy_headers=False)
+    return 0
+
+
+def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
+    """Create (printing the token once), revoke or list API tokens."""
+    import asyncpg
+
+    from api.auth.tokens import create_token, list_tokens, revoke_token
+    from api.errors import ApiError
+
+    dsn = _dsn(settings)
+    now = SystemClock().now()
+
+    async def go() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            if args.tokens_cmd == "create":
+                scope = [s for part in args.scope for s in part.split(",") if s]
+                try:
+                    token_id, token = await create_token(
+                        conn, name=args.name, role=args.role, scope=scope,
+                        pepper=settings.token_pepper.get_secret_value(), now=now)
+                except ApiError as exc:
+                    raise MinewatchError(str(exc)) from exc
+                print(f"token {token_id} ({args.role}, {', '.join(scope) or 'all mines'}) for {args.name}:")
+                print(token)
+                print("Store it now: it is not stored and cannot be shown again.")
+                return 0
+            if args.tokens_cmd == "revoke":
+                if not await revoke_token(conn, token_id=args.id, now=now):
+                    raise MinewatchError(f"no active token with id {args.id}")
+                print(f"token {args.id} revoked")
+                return 0
+            for t in await list_tokens(conn):
+                state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+                used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never"
+                print(f"{t.id:>5}  {t.role:<8}  {','.join(t.scope) or '*':<28}  {state:<24}  last used {used}  "
+                      f"{t.name}")
+            return 0
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the `api` and `tokens` subcommands to the `minewatch` parser."""
+    a = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
+    a.add_argument("--host", default=None, help="listen address (default MINEWATCH_API_HOST, 127.0.0.1)")
+    a.add_argument("--port", type=int, default=None, help="listen port (default MINEWATCH_API_PORT, 8080)")
+    a.add_argument("--access-log", action="store_true", help="log every request")
+    a.set_defaults(func=cmd_api)
+
+    t = sub.add_parser("tokens", help="API tokens: create, revoke, list")
+    ts = t.add_subparsers(dest="tokens_cmd", required=True)
+    c = ts.add_parser("create", help="create a token and print it once")
+    c.add_argument("--role", required=True, choices=["mine", "county", "city", "province", "admin"])
+    c.add_argument("--scope", action="append", default=[],
+                   help="mine code(s) for role mine (repeat or comma-separate), the region code for "
+                        "county / city / province; none for admin")
+    c.add_argument("--name", required=True, help="who or what uses the token")
+    c.set_defaults(func=cmd_tokens)
+    r = ts.add_parser("revoke", help="revoke a token by id")
+    r.add_argument("id", type=int)
+    r.set_defaults(func=cmd_tokens)
+    lst = ts.add_parser("list", help="list tokens (never the tokens themselves)")
+    lst.set_defaults(func=cmd_tokens)

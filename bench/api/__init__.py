@@ -1,0 +1,1 @@
+"""Benchmark of the HTTP API on a realistically filled database (run on demand, not in tests)."""

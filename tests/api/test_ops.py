@@ -1,0 +1,88 @@
+"""/healthz, /readyz (database and broker reachable) and /metrics labelled by route template."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from api.app import create_app
+from minewatch.embedded import free_port
+from tests.api.conftest import auth, settings_for
+from tests.api.scenario import M1, T0_POINT, World
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def listener() -> AsyncIterator[int]:
+    """A real TCP listener standing in for the broker (readiness only opens a TCP connection)."""
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _client_for(db: str, pool: asyncpg.Pool, mqtt_url: str | None,
+                      registry: CollectorRegistry | None = None) -> tuple[object, httpx.AsyncClient]:
+    app = create_app(settings_for(db, mqtt_url), pool=pool, registry=registry)
+    return app, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test")
+
+
+async def test_healthz_and_ready(db: str, pool: asyncpg.Pool, listener: int) -> None:
+    app, client = await _client_for(db, pool, f"mqtt://127.0.0.1:{listener}")
+    async with app.router.lifespan_context(app), client:  # type: ignore[attr-defined]
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        r = await client.get("/readyz")
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "ready" and r.json()["database"]["ok"] and r.json()["broker"]["ok"]
+
+
+async def test_not_ready_without_broker(db: str, pool: asyncpg.Pool) -> None:
+    app, client = await _client_for(db, pool, f"mqtt://127.0.0.1:{free_port()}")
+    async with app.router.lifespan_context(app), client:  # type: ignore[attr-defined]
+        r = await client.get("/readyz")
+        assert r.status_code == 503
+        body = r.json()
+        assert body["status"] == "not_ready" and body["database"]["ok"] and not body["broker"]["ok"]
+
+
+async def test_not_ready_without_database(db: str, listener: int) -> None:
+    dead = await asyncpg.create_pool(db, min_size=0, max_size=1)
+    app, client = await _client_for(db, dead, f"mqtt://127.0.0.1:{listener}")
+    async with app.router.lifespan_context(app), client:  # type: ignore[attr-defined]
+        await dead.close()
+        r = await client.get("/readyz")
+        assert r.status_code == 503 and not r.json()["database"]["ok"] and r.json()["broker"]["ok"]
+
+
+async def test_metrics_by_route_template(db: str, pool: asyncpg.Pool, world: World) -> None:
+    registry = CollectorRegistry()
+    app, client = await _client_for(db, pool, None, registry)
+    async with app.router.lifespan_context(app), client:  # type: ignore[attr-defined]
+        h = auth(world, "admin")
+        await client.get(f"/v1/mines/{M1}", headers=h)
+        await client.get("/v1/mines/140100000002", headers=h)
+        await client.get(f"/v1/mines/{M1}/points/{T0_POINT}/readings", headers=h)
+        await client.get("/v1/nothing/here", headers=h)
+        r = await client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert M1 not in text and "140100000002" not in text and "/v1/nothing" not in text
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(text) for s in fam.samples}
+    key = ("minewatch_api_requests_total", (("method", "GET"), ("route", "/v1/mines/{mine}"), ("status", "200")))
+    assert samples[key] == 2
+    readings = ("minewatch_api_request_seconds_count",
+                (("method", "GET"), ("route", "/v1/mines/{mine}/points/{point}/readings")))
+    assert samples[readings] == 1
+    assert samples[("minewatch_api_requests_total",
+                    (("method", "GET"), ("route", "<unmatched>"), ("status", "404")))] == 1

@@ -1,0 +1,97 @@
+"""GET /v1/mines/{mine}/personnel: who counts as underground, counts by area against limits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.api.conftest import NOW, auth
+from tests.api.scenario import M2, World
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+MIN = timedelta(minutes=1)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def crew(db: str, world: World) -> dict[str, str]:
+    """Card reads of mine 2 for each case of the definition; returns label -> card code."""
+    conn = await asyncpg.connect(db)
+    try:
+        mine_id = world.mine_ids[M2]
+        cards = await conn.fetch("SELECT id, code FROM cards WHERE mine_id = $1 ORDER BY code LIMIT 11", mine_id)
+        st = {r["code"][-5:]: r["id"] for r in await conn.fetch("SELECT id, code FROM stations WHERE mine_id = $1",
+                                                                  mine_id)}
+        shaft, a01, a02, a05 = st["S0001"], st["S0002"], st["S0003"], st["S0006"]
+        labels = ["in_a01", "entering", "leaving", "stale", "r1", "r2", "r3", "r4", "r5", "reentered", "gone"]
+        rows: list[tuple[int, object, int, int]] = []
+
+        def reads(card: int, station: int, start: timedelta, end: timedelta) -> None:
+            t = start
+            while t >= end:
+                rows.append((card, NOW - t, station, mine_id))
+                t -= MIN
+
+        c = {label: cards[i]["id"] for i, label in enumerate(labels)}
+        reads(c["in_a01"], shaft, 120 * MIN, 116 * MIN)
+        reads(c["in_a01"], a01, 115 * MIN, 1 * MIN)
+        reads(c["entering"], shaft, 3 * MIN, 1 * MIN)
+        reads(c["leaving"], a02, 60 * MIN, 10 * MIN)
+        reads(c["leaving"], shaft, 8 * MIN, 6 * MIN)
+        reads(c["stale"], a01, 14 * 60 * MIN, 13 * 60 * MIN)
+        for r in ("r1", "r2", "r3", "r4", "r5"):
+            reads(c[r], a05, 30 * MIN, 2 * MIN)
+        reads(c["reentered"], a01, 10 * 60 * MIN, 9 * 60 * MIN)
+        reads(c["reentered"], shaft, 9 * 60 * MIN - MIN, 9 * 60 * MIN - 3 * MIN)  # out yesterday evening
+        reads(c["reentered"], shaft, 2 * MIN, 1 * MIN)  # and in again now
+        reads(c["gone"], a01, 200 * MIN, 30 * MIN)
+        reads(c["gone"], shaft, 29 * MIN, 27 * MIN)  # left half an hour ago
+        await conn.copy_records_to_table("card_reads", records=rows, columns=["card_id", "ts", "station_id", "mine_id"])
+        return {label: cards[i]["code"] for i, label in enumerate(labels)}
+    finally:
+        await conn.close()
+
+
+async def test_who_is_underground(client: httpx.AsyncClient, world: World, crew: dict[str, str]) -> None:
+    r = await client.get(f"/v1/mines/{M2}/personnel", headers=auth(world, "mine2"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    inside = {"in_a01", "entering", "r1", "r2", "r3", "r4", "r5", "reentered"}
+    assert {p["card"] for p in body["items"]} == {crew[x] for x in inside}
+    assert body["underground"] == len(inside) and body["approved"] == 450 and body["over"] is False
+    areas = {a["area"]: a for a in body["areas"]}
+    assert {k: a["count"] for k, a in areas.items()} == {"A00": 2, "A01": 1, "A02": 0, "A03": 0, "A04": 0, "A05": 5}
+    assert areas["A05"]["over"] is True and areas["A05"]["restricted"] is True and areas["A05"]["approved"] == 4
+    assert areas["A01"]["over"] is False and areas["A00"]["shaft"] is True
+    by_card = {p["card"]: p for p in body["items"]}
+    assert by_card[crew["in_a01"]]["area"] == "A01"
+    assert by_card[crew["in_a01"]]["last_seen"] == (NOW - MIN).isoformat().replace("+00:00", "Z")
+    assert body["window_hours"] == 12 and body["unassigned"] == 0
+
+
+async def test_pages_list_people_once_and_keep_totals(client: httpx.AsyncClient, world: World,
+                                                      crew: dict[str, str]) -> None:
+    cards: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"limit": 3}
+        if cursor:
+            params["cursor"] = cursor
+        body = (await client.get(f"/v1/mines/{M2}/personnel", params=params, headers=auth(world, "admin"))).json()
+        assert body["underground"] == 8
+        cards += [p["card"] for p in body["items"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert cards == sorted(cards) and len(cards) == len(set(cards)) == 8
+
+
+async def test_other_mines_see_nothing(client: httpx.AsyncClient, world: World, crew: dict[str, str]) -> None:
+    assert (await client.get(f"/v1/mines/{M2}/personnel", headers=auth(world, "mine1"))).status_code == 404
+    assert (await client.get(f"/v1/mines/{M2}/personnel", headers=auth(world, "county_gj"))).status_code == 404
+    empty = (await client.get("/v1/mines/140100000003/personnel", headers=auth(world, "admin"))).json()
+    assert empty["underground"] == 0 and empty["items"] == []

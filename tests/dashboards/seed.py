@@ -1,0 +1,133 @@
+"""A small, known state of one mine for the dashboard queries to find: readings, an open event, an order, cases, people."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from minewatch.db import timeseries
+
+MINE = "140100000001"          # the sample registry's first coal mine (county 140121)
+QUIET_MINE = "140100000002"    # same county, nothing happening
+COUNTY = "140121"
+HOT_POINT = "140100000001_01MN0001_T0003"    # upper corner of face F11301: in alarm
+CALM_POINTS = ("140100000001_01MN0001_T0004", "140100000001_01MN0001_T0005")
+SILENT_POINT = "140100000001_01MN0001_T0027"  # no readings at all
+AREA_STATION = "140100000001S0002"           # area A01 (11301 face)
+SHAFT_STATION = "140100000001S0001"          # area A00, the shaft
+WORKINGS_STATION = "140100000001S0005"       # area A04
+PEOPLE_IN_A01 = 3
+RECENT = timedelta(hours=6)                  # readings every 30 s over the last 6 h
+OLD_AT = timedelta(hours=50)                 # and an hour of readings 50 h ago (for the 1 h buckets)
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """What was written, for the assertions."""
+
+    now: datetime
+    open_event: int
+    closed_event: int
+    order: int
+    overdue_case: int
+    unacknowledged_case: int
+    closed_case: int
+
+
+async def _ids(conn: asyncpg.Connection, table: str, codes: list[str]) -> dict[str, int]:
+    rows = await conn.fetch(f"SELECT code, id FROM {table} WHERE code = ANY($1::text[])", codes)
+    return {r["code"]: r["id"] for r in rows}
+
+
+async def seed(conn: asyncpg.Connection, now: datetime) -> Seeded:
+    """Write the state; `now` is the database's clock (the panels of current state use now())."""
+    mine_id = await conn.fetchval("SELECT id FROM mines WHERE code = $1", MINE)
+    points = await _ids(conn, "points", [HOT_POINT, *CALM_POINTS])
+    stations = await _ids(conn, "stations", [AREA_STATION, SHAFT_STATION, WORKINGS_STATION])
+    keeper = timeseries.PartitionKeeper(await timeseries.current_backend(conn))
+    for table in ("readings", "card_reads", "station_states"):
+        await keeper.ensure_range(conn, table, now - OLD_AT - timedelta(hours=1), now + timedelta(minutes=5))
+
+    rows: list[tuple[int, datetime, float, int]] = []
+    steps = int(RECENT / timedelta(seconds=30))
+    for i in range(steps):
+        ts = now - RECENT + timedelta(seconds=30 * (i + 1))
+        left = steps - 1 - i  # 0 for the newest reading
+        rows.append((points[HOT_POINT], ts, 1.2 if left < 16 else 0.3, 0))  # above 1.0 for the last 8 min
+        rows.append((points[CALM_POINTS[0]], ts, 0.4, 0))
+        rows.append((points[CALM_POINTS[1]], ts, 0.6, 4 if left == 0 else 0))  # calibrating right now
+    for i in range(120):
+        rows.append((points[HOT_POINT], now - OLD_AT + timedelta(seconds=30 * i), 2.1 if i < 20 else 0.2, 0))
+    await conn.copy_records_to_table("readings", records=rows, columns=["point_id", "ts", "value", "status"])
+
+    start = now - timedelta(minutes=8)
+    order = await conn.fetchval(
+        "INSERT INTO orders(mine_id, rule, pack, start_ts, min_end_ts) VALUES ($1, 'repeat_exceedance', 'default', "
+        "$2, $3) RETURNING id", mine_id, now - OLD_AT, now - OLD_AT + timedelta(hours=72))
+    closed_event = await conn.fetchval(
+        "INSERT INTO exceedance_events(mine_id, gas, scope, scope_key, start_ts, end_ts, peak, peak_ts, level, tier, "
+        "order_id) VALUES ($1, 'methane', 'face', 'F11301', $2, $3, 2.1, $2, 'power_off', 'city', $4) RETURNING id",
+        mine_id, now - OLD_AT, now - OLD_AT + timedelta(minutes=10), order)
+    open_event = await conn.fetchval(
+        "INSERT INTO exceedance_events(mine_id, gas, scope, scope_key, start_ts, peak, peak_ts, level, tier, order_id) "
+        "VALUES ($1, 'methane', 'face', 'F11301', $2, 1.2, $2, 'alarm', 'county', $3) RETURNING id",
+        mine_id, start, order)
+    thresholds = json.dumps({"alarm_hi": 1.0, "clear_hi": 1.0, "poweroff_hi": 1.5, "restore_hi": 1.0})
+    for event, (s, e, peak, level) in ((closed_event, (now - OLD_AT, now - OLD_AT + timedelta(minutes=10), 2.1,
+                                                       "power_off")),
+                                       (open_event, (start, None, 1.2, "alarm"))):
+        await conn.execute(
+            "INSERT INTO episodes(mine_id, point_id, start_ts, end_ts, end_reason, peak, peak_ts, level, thresholds, "
+            "threshold_from, event_id) VALUES ($1, $2, $3, $4, $5, $6, $3, $7, $8::jsonb, 'epoch', $9)",
+            mine_id, points[HOT_POINT], s, e, "cleared" if e else None, peak, level, thresholds, event)
+    await conn.executemany("INSERT INTO order_events(order_id, event_id, role) VALUES ($1, $2, $3)",
+                           [(order, closed_event, "trigger"), (order, open_event, "attached")])
+
+    async def case(identity: str, **cols: object) -> int:
+        base: dict[str, object] = {"mine_id": mine_id, "rule": "methane_exceedance", "level": "county",
+                                   "title": identity, "identity": identity}
+        base.update(cols)
+        names = ", ".join(base)
+        marks = ", ".join(f"${i}" for i in range(1, len(base) + 1))
+        value: int = await conn.fetchval(f"INSERT INTO cases({names}) VALUES ({marks}) RETURNING id",
+                                         *base.values())
+        return value
+
+    unacknowledged = await case("open-unacked", state="open", opened_at=now - timedelta(hours=2),
+                                level_since=now - timedelta(hours=1))
+    overdue = await case("rectifying-late", state="rectifying", severity="red", level="city",
+                         opened_at=now - OLD_AT, level_since=now - OLD_AT, acknowledged_at=now - OLD_AT,
+                         deadline=now - timedelta(hours=1), order_id=order)
+    closed = await case("closed", state="closed", opened_at=now - OLD_AT, level_since=now - OLD_AT,
+                        closed_at=now - timedelta(hours=20))
+
+    cards = [r["id"] for r in await conn.fetch("SELECT id FROM cards WHERE mine_id = $1 ORDER BY code LIMIT 5", mine_id)]
+    reads = [(c, now - timedelta(minutes=5), stations[AREA_STATION], mine_id) for c in cards[:PEOPLE_IN_A01]]
+    # one card came up from the workings and left through the shaft: not underground
+    reads += [(cards[3], now - timedelta(minutes=6), stations[WORKINGS_STATION], mine_id),
+              (cards[3], now - timedelta(minutes=1), stations[SHAFT_STATION], mine_id)]
+    # one card has just gone in at the shaft: underground, in the shaft area
+    reads += [(cards[4], now - timedelta(minutes=2), stations[SHAFT_STATION], mine_id)]
+    await conn.copy_records_to_table("card_reads", records=reads, columns=["card_id", "ts", "station_id", "mine_id"])
+    await conn.copy_records_to_table(
+        "station_states", columns=["station_id", "ts", "state", "power"],
+        records=[(stations[SHAFT_STATION], now - timedelta(minutes=1), 0, 1),
+                 (stations[AREA_STATION], now - timedelta(minutes=2), 1, 1)])
+
+    await conn.executemany(
+        "INSERT INTO dead_letters(received_at, source, topic, mine_code, reason, detail, payload) "
+        "VALUES ($1, 'mqtt', $2, $3, $4, '', $5)",
+        [(now - timedelta(minutes=10), f"mines/{MINE}/safety", MINE, "unknown_point", '{"point": "X"}'),
+         (now - timedelta(minutes=9), f"mines/{MINE}/safety", MINE, "naive_time", '{"ts": "2026-01-01T00:00"}')])
+    await conn.execute(
+        "INSERT INTO dirty_windows(mine_id, kind, min_ts, max_ts, n_rows, created_at) "
+        "VALUES ($1, 'readings', $2, $3, 10, $3)", mine_id, now - timedelta(minutes=1), now - timedelta(seconds=30))
+
+    if keeper.backend == "timescale":  # continuous aggregates see new rows only when refreshed
+        for view in ("readings_1m", "readings_1h"):
+            await conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
+    return Seeded(now=now, open_event=open_event, closed_event=closed_event, order=order, overdue_case=overdue,
+                  unacknowledged_case=unacknowledged, closed_case=closed)

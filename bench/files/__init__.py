@@ -1,0 +1,1 @@
+"""Benchmarks of the upload-file source (run on demand: `python -m bench.files`)."""

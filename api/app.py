@@ -10,6 +10,7 @@ import asyncpg
 from fastapi import Depends, FastAPI
 from prometheus_client import CollectorRegistry
 
+from alerting.inbound import router as sms_reply_router
 from api.accidents.router import router as accidents_router
 from api.cases.router import router as cases_router
 from api.deadletters.router import router as deadletters_router
@@ -22,6 +23,7 @@ from api.ops.router import router as ops_router
 from api.orders.router import router as orders_router
 from api.pagination import CursorCodec
 from api.personnel.router import router as personnel_router
+from api.problems import error_responses
 from api.problems import install as install_problems
 from api.readings.router import router as readings_router
 from minewatch.clock import Clock, SystemClock
@@ -83,6 +85,8 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: C
     for router in (mines_router, exceedances_router, orders_router, readings_router, personnel_router,
                    accidents_router, cases_router, deadletters_router):
         app.include_router(router, dependencies=[Depends(reject_unknown_query)])
+    # the SMS provider's reply webhook: its own shared-secret auth, not an API token
+    app.include_router(sms_reply_router, responses=error_responses(401, 403, 404, 422, 503))
     app.include_router(ops_router)  # probes and scrapers: no auth, no strictness about extra parameters
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

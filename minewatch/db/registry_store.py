@@ -67,13 +67,14 @@ async def sync_registry(conn: asyncpg.Connection, reg: Registry, *, checksum: st
                 point_ids[p.code] = await conn.fetchval(
                     "INSERT INTO points(mine_id, station_id, code, sensor_type, value_type, gas, unit, range_low, "
                     "range_high, location_type, location, face_id, expected_period_s, max_gap_s, levels, slope_height_m, "
-                    "active, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15::jsonb,$16,true,$17) "
+                    "active, updated_at, defined_by) "
+                    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15::jsonb,$16,true,$17,'registry') "
                     "ON CONFLICT (code) DO UPDATE SET mine_id=EXCLUDED.mine_id, station_id=EXCLUDED.station_id, "
                     "sensor_type=EXCLUDED.sensor_type, value_type=EXCLUDED.value_type, gas=EXCLUDED.gas, unit=EXCLUDED.unit, "
                     "range_low=EXCLUDED.range_low, range_high=EXCLUDED.range_high, location_type=EXCLUDED.location_type, "
                     "location=EXCLUDED.location, face_id=EXCLUDED.face_id, expected_period_s=EXCLUDED.expected_period_s, "
                     "max_gap_s=EXCLUDED.max_gap_s, levels=EXCLUDED.levels, slope_height_m=EXCLUDED.slope_height_m, "
-                    "active=true, updated_at=EXCLUDED.updated_at RETURNING id",
+                    "active=true, updated_at=EXCLUDED.updated_at, defined_by='registry' RETURNING id",
                     mine_id, station_ids[p.station], p.code, p.sensor_type, p.value_type, p.gas, p.unit, p.range_low,
                     p.range_high, p.location_type, p.location, face_ids.get(p.face) if p.face else None,
                     p.expected_period_s, p.max_gap_s, json.dumps(p.levels.model_dump()) if p.levels else None,
@@ -103,8 +104,10 @@ async def sync_registry(conn: asyncpg.Connection, reg: Registry, *, checksum: st
                 "DO UPDATE SET mine_id=EXCLUDED.mine_id, role=EXCLUDED.role, name=EXCLUDED.name, active=true",
                 [(mine_id, c.code, c.role, c.name) for c in m.cards])
         # Points that left the registry stay (their history must stay readable) but stop being accepted.
+        # Points a mine defined itself in its upload files (CDDY) are not the registry's to retire.
         deactivated = await conn.fetchval(
-            "WITH d AS (UPDATE points SET active=false, updated_at=$2 WHERE active AND NOT (code = ANY($1::text[])) "
+            "WITH d AS (UPDATE points SET active=false, updated_at=$2 WHERE active AND defined_by = 'registry' "
+            "AND NOT (code = ANY($1::text[])) "
             "RETURNING 1) SELECT count(*) FROM d", seen_points, now)
         await conn.execute(
             "INSERT INTO registry_loads(loaded_at, source, checksum, summary) VALUES ($1,$2,$3,$4::jsonb)",
@@ -128,6 +131,7 @@ async def _version_thresholds(conn: asyncpg.Connection, point_id: int, t: Thresh
         "clear_lo, poweroff_lo, restore_lo, source) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,'registry') "
         "ON CONFLICT (point_id, effective_from) DO UPDATE SET alarm_hi=EXCLUDED.alarm_hi, clear_hi=EXCLUDED.clear_hi, "
         "poweroff_hi=EXCLUDED.poweroff_hi, restore_hi=EXCLUDED.restore_hi, alarm_lo=EXCLUDED.alarm_lo, "
-        "clear_lo=EXCLUDED.clear_lo, poweroff_lo=EXCLUDED.poweroff_lo, restore_lo=EXCLUDED.restore_lo",
+        "clear_lo=EXCLUDED.clear_lo, poweroff_lo=EXCLUDED.poweroff_lo, restore_lo=EXCLUDED.restore_lo, "
+        "source=EXCLUDED.source, recorded_at=now()",
         point_id, when, *_thr_row(t))
     return 1

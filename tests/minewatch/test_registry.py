@@ -115,3 +115,34 @@ def test_reload_is_idempotent_and_threshold_changes_are_versioned(fresh_db: str,
         finally:
             await conn.close()
     asyncio.run(go())
+
+
+@pytest.mark.integration
+def test_reload_retires_only_the_registrys_own_points(fresh_db: str) -> None:
+    """A point a mine defined in its upload files (CDDY) is not in the YAML; reloading the
+    registry must leave it accepted. The upload path's upsert (ingest/files/registry_update)
+    does not name `defined_by`, so its rows take the column's default."""
+    from ingest.files.registry_update import _UPSERT_POINT
+
+    async def go() -> None:
+        conn = await asyncpg.connect(fresh_db)
+        try:
+            reg, checksum = load_registry(SAMPLE_REGISTRY)
+            mine = reg.mines[0]
+            mine_id, station_id = await conn.fetchrow(
+                "SELECT m.id, s.id FROM mines m JOIN stations s ON s.mine_id = m.id WHERE m.code = $1 "
+                "ORDER BY s.id LIMIT 1", mine.code)
+            t = datetime(2026, 11, 20, tzinfo=UTC)
+            code = f"{mine.code}_99MN9001"
+            row = await conn.fetchrow(_UPSERT_POINT, mine_id, station_id, code, "CH4", "MN", "methane", "%CH4",
+                                      0.0, 40.0, "uploaded heading", None, None, None, t)
+            assert row["created"]
+            assert await conn.fetchval("SELECT defined_by FROM points WHERE code = $1", code) == "upload"
+            summary = await sync_registry(conn, reg, checksum=checksum, source="test", now=t)
+            assert summary.points_deactivated == 0
+            assert await conn.fetchval("SELECT active FROM points WHERE code = $1", code) is True
+            # and the reload did not claim it for the registry
+            assert await conn.fetchval("SELECT count(*) FROM points WHERE defined_by = 'upload'") == 1
+        finally:
+            await conn.close()
+    asyncio.run(go())

@@ -193,8 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Each package adds its own commands (rules, alerting, api, tokens, files).
     for module in PLUGIN_MODULES:
-        if importlib.util.find_spec(module) is not None:  # TODO(before release): require all
-            importlib.import_module(module).add_commands(sub)
+        importlib.import_module(module).add_commands(sub)
     return p
 
 

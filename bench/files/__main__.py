@@ -52,8 +52,22 @@ def cdss_file(rows: int, end: datetime) -> tuple[str, bytes]:
     return write_file("CDSS", header, records)
 
 
+async def drop_db(server_dsn: str, dsn: str) -> None:
+    # Each run's database is dropped: on a shared server (DATABASE_URL) they would pile up.
+    from tests.conftest import _drop_db
+
+    await _drop_db(server_dsn, dsn)
+
+
 async def one_run(server_dsn: str, name: str, data: bytes, rows: int) -> tuple[float, float, float]:
     dsn = await fresh_db(server_dsn)
+    try:
+        return await _measure(dsn, name, data, rows)
+    finally:
+        await drop_db(server_dsn, dsn)
+
+
+async def _measure(dsn: str, name: str, data: bytes, rows: int) -> tuple[float, float, float]:
     t = time.process_time()
     parse_file(name, data)
     parse_s = time.process_time() - t
@@ -93,6 +107,7 @@ async def many_files(server_dsn: str, hours: float) -> tuple[int, int, float]:
         return n, rows, wall
     finally:
         shutil.rmtree(drop, ignore_errors=True)
+        await drop_db(server_dsn, dsn)
 
 
 async def main() -> None:

@@ -293,6 +293,12 @@ class FileIngester:
         after = resume.done_ordinal if resume is not None else 0
         parts = list(chunks(parsed.records, parsed.errors, self.settings.chunk_rows, after=after))
         raw: dict[int, str] | None = None
+
+        def texts() -> dict[int, str]:
+            nonlocal raw
+            raw = raw if raw is not None else raw_records(data, parsed.encoding)
+            return raw
+
         refreshed = False
         for i, chunk in enumerate(parts):
             conv = convert(key.kind, chunk.records, lookup, mine.code, now=now, future_tolerance=self._tolerance)
@@ -305,12 +311,11 @@ class FileIngester:
                     conv = convert(key.kind, chunk.records, lookup, mine.code, now=now, future_tolerance=self._tolerance)
             dead = [record_dead_letter(e, name=key.name, mine=mine.code, now=now) for e in chunk.errors]
             if conv.rejects:
-                raw = raw if raw is not None else raw_records(data, parsed.encoding)
-                dead += [reject_dead_letter(r, raw.get(r.ordinal, ""), name=key.name, mine=mine.code, now=now)
+                dead += [reject_dead_letter(r, texts().get(r.ordinal, ""), name=key.name, mine=mine.code, now=now)
                          for r in conv.rejects]
             async with conn.transaction():
                 done = await store_chunk(conn, store, conv, dead, name=key.name, mine_id=mine.id,
-                                         mine_code=mine.code, now=now)
+                                         mine_code=mine.code, now=now, records=chunk.records, texts=texts)
                 rejected = _tally(dead)
                 if done.conflicts:
                     rejected[DUPLICATE_CONFLICT] = done.conflicts

@@ -11,14 +11,15 @@ from `source.convert`, one tuple per record in the column order below (data time
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 import asyncpg
 
-from ingest.files.source import Converted
+from ingest.files.records import Record
+from ingest.files.source import Converted, text_safe
 from ingest.store import KINDS, BatchStore, DeadLetter, TableBatch
 from ingest.validate import DUPLICATE_CONFLICT
 
@@ -133,12 +134,20 @@ class Committed:
     conflicts: int
 
 
+# A chunk's records (those `conv` was built from) and, on demand, the file's record texts by
+# ordinal: what a conflict dead letter needs to carry the record's line and text.
+Texts = Callable[[], Mapping[int, str]]
+
+
 async def store_chunk(conn: asyncpg.Connection, store: BatchStore, conv: Converted, dead: list[DeadLetter], *,
-                      name: str, mine_id: int, mine_code: str, now: datetime) -> Committed:
+                      name: str, mine_id: int, mine_code: str, now: datetime,
+                      records: Sequence[Record] = (), texts: Texts | None = None) -> Committed:
     """One chunk's rows and dead letters, inside the caller's transaction.
 
     Readings and station states go through the MQTT ingest's `BatchStore` (COPY, staging
-    on duplicates, conflicts to dead letters); TJSJ / YCBJ rows are upserted here.
+    on duplicates, conflicts to dead letters); TJSJ / YCBJ rows are upserted here. Given the
+    chunk's `records` and the file's `texts`, a conflict dead letter gets the record's text as
+    its payload, as every other dead letter of a file has.
     """
     if conv.table in _CONFLICT_SQL:
         tables: dict[str, TableBatch] = {}
@@ -148,7 +157,7 @@ async def store_chunk(conn: asyncpg.Connection, store: BatchStore, conv: Convert
         result = await store.write(tables, dead, now=now)
         conflicts = sum(result.conflicts.values())
         if conflicts:
-            await _conflict_lines(conn, conv, name, now)
+            await _conflict_lines(conn, conv, name, now, records, texts)
         return Committed(sum(result.stored.values()), sum(result.duplicates.values()), conflicts)
     reports = await store_reports(conn, conv.table, conv.rows, file=name, now=now)
     if dead:
@@ -156,9 +165,11 @@ async def store_chunk(conn: asyncpg.Connection, store: BatchStore, conv: Convert
     return Committed(reports.inserted + reports.updated, reports.unchanged, 0)
 
 
-async def _conflict_lines(conn: asyncpg.Connection, conv: Converted, name: str, now: datetime) -> None:
-    # BatchStore's conflict dead letters name the file but not the line: find which rows
-    # conflicted (in chunk order, as BatchStore wrote them) and give each letter its line.
+async def _conflict_lines(conn: asyncpg.Connection, conv: Converted, name: str, now: datetime,
+                          records: Sequence[Record], texts: Texts | None) -> None:
+    # BatchStore's conflict dead letters name the file but not the line, and hold the row it
+    # tried to store: find which rows conflicted (in chunk order, as BatchStore wrote them)
+    # and give each letter its line and, when known, the record's text.
     columns = [list(c) for c in zip(*conv.rows, strict=True)]
     seqs = [r["seq"] for r in await conn.fetch(_CONFLICT_SQL[conv.table], *columns)]
     ids = [r["id"] for r in await conn.fetch(
@@ -169,3 +180,16 @@ async def _conflict_lines(conn: asyncpg.Connection, conv: Converted, name: str, 
         return
     await conn.execute("UPDATE dead_letters d SET line = u.line FROM unnest($1::bigint[], $2::int[]) AS u(id, line) "
                        "WHERE d.id = u.id", ids, [conv.lines[s - 1] for s in seqs])
+    if texts is None or not records:
+        return
+    # Rows were built from the records the checks did not refuse, in order (source.convert);
+    # done here, on the rare conflict, so that the hot path keeps no ordinal per row.
+    refused = {r.ordinal for r in conv.rejects}
+    ordinals = [r.ordinal for r in records if r.ordinal not in refused]
+    if len(ordinals) != len(conv.rows):
+        log.warning("%s: %d rows from %d records; conflict payloads stay as rows", name, len(conv.rows), len(ordinals))
+        return
+    raw = texts()
+    payloads = [text_safe(raw.get(ordinals[s - 1], "")) for s in seqs]
+    await conn.execute("UPDATE dead_letters d SET payload = u.payload FROM unnest($1::bigint[], $2::text[]) "
+                       "AS u(id, payload) WHERE d.id = u.id", ids, payloads)

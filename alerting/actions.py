@@ -57,18 +57,26 @@ class ActionOutcome:
         return isinstance(self.result, Allowed)
 
 
+# A case is withdrawn when it has findings and every one of them was superseded with no
+# successor (rules marks a finding so when re-evaluation shows it no longer holds).
+WITHDRAWN_SQL = """(EXISTS (SELECT 1 FROM case_findings wf WHERE wf.case_id = c.id)
+        AND NOT EXISTS (SELECT 1 FROM case_findings wf JOIN findings w ON w.id = wf.finding_id
+                        WHERE wf.case_id = c.id AND (w.state <> 'superseded' OR w.superseded_by IS NOT NULL)))
+       AS withdrawn"""
+
 _LOCK = """
 SELECT c.id, c.rule, c.level, c.severity, c.state, c.opened_at, c.level_since, c.deadline,
        c.last_reminder_at, c.checklist, c.order_id, COALESCE(c.order_min_end, o.min_end_ts) AS order_min_end,
        m.code AS mine, m.county, m.city, m.province,
        COALESCE((SELECT max(h.at) FROM case_history h WHERE h.case_id = c.id AND h.to_state = c.state),
-                c.opened_at) AS state_since
+                c.opened_at) AS state_since,
+       {WITHDRAWN}
 FROM cases c
 JOIN mines m ON m.id = c.mine_id
 LEFT JOIN orders o ON o.id = c.order_id
 WHERE c.id = $1
 FOR UPDATE OF c
-"""
+""".replace("{WITHDRAWN}", WITHDRAWN_SQL)
 
 
 async def apply_action(
@@ -138,7 +146,7 @@ def case_view(row: asyncpg.Record | dict[str, Any]) -> CaseView:
         rule=row["rule"], kind=kind, severity=Severity(row["severity"]), state=CaseState(row["state"]),
         level=Level(row["level"]), opened_at=row["opened_at"], level_since=row["level_since"],
         state_since=row["state_since"], deadline=row["deadline"], last_reminded_at=row["last_reminder_at"],
-        checklist=checklist, order=order,
+        checklist=checklist, order=order, withdrawn=bool(row.get("withdrawn", False)),
     )
 
 

@@ -55,7 +55,7 @@ _CLAIM = """
 SELECT f.id, f.rule, f.mine_id, m.code AS mine, m.county, m.city, m.province, f.subject, f.start_ts,
        f.level, f.tier, f.state, f.superseded_by, f.ref_table, f.ref_id, f.updated_at,
        e.tier AS event_tier, e.gas AS event_gas, o.min_end_ts AS order_min_end,
-       p.location AS label
+       p.location AS point_label, f.evidence->>'label' AS evidence_label, {POINTS_LABEL} AS points_label
 FROM findings f
 JOIN mines m ON m.id = f.mine_id
 LEFT JOIN exceedance_events e ON f.ref_table = 'exceedance_events' AND e.id = f.ref_id
@@ -65,7 +65,7 @@ WHERE f.case_synced_at IS NULL OR f.case_synced_at < f.updated_at
 ORDER BY f.updated_at, f.id
 LIMIT $1
 FOR UPDATE OF f SKIP LOCKED
-"""
+""".replace("{POINTS_LABEL}", store.POINTS_LABEL_SQL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,7 @@ class FindingRow:
     event_tier: str | None
     event_gas: str | None
     order_min_end: datetime | None
-    label: str | None
+    label: str | None  # how messages name the subject (`alerting.store.label_of`)
 
     @classmethod
     def of(cls, r: asyncpg.Record) -> FindingRow:
@@ -99,7 +99,9 @@ class FindingRow:
             subject=r["subject"], start_ts=r["start_ts"], level=r["level"], tier=r["tier"], state=r["state"],
             superseded_by=r["superseded_by"], ref_table=r["ref_table"], ref_id=r["ref_id"],
             event_tier=r["event_tier"], event_gas=r["event_gas"], order_min_end=r["order_min_end"],
-            label=r["label"],
+            label=store.label_of(point_label=r["point_label"], evidence_label=r["evidence_label"],
+                                 points_label=r["points_label"], subject=r["subject"], mine=r["mine"],
+                                 ref_table=r["ref_table"]),
         )
 
     @property
@@ -174,12 +176,42 @@ async def _sync_one(
     if f.state == "superseded":
         if case_id is not None and f.superseded_by is not None:
             await _move_link(conn, case_id, f, now=now)
+        elif case_id is not None:
+            await _withdraw(conn, case_id, f, now=now)
         return
     if case_id is None:
         await _open_case(conn, f, now=now, routing=routing, templates=templates, metrics=metrics)
         return
     await store.link_finding(conn, case_id, f.id)
+    if await _last_withdrawal_note(conn, case_id, f.id) == "finding_withdrawn":
+        await store.note_on_case(conn, case_id=case_id, at=now, action="finding_restored",
+                                 comment=f"finding {f.id} holds again after re-evaluation",
+                                 detail={"finding_id": f.id})
     await _update_case(conn, case_id, f, now=now, metrics=metrics)
+
+
+async def _last_withdrawal_note(conn: Conn, case_id: int, finding_id: int) -> str | None:
+    action: str | None = await conn.fetchval(
+        "SELECT action FROM case_history WHERE case_id = $1 AND action IN ('finding_withdrawn', 'finding_restored') "
+        "AND (detail->>'finding_id')::bigint = $2 ORDER BY id DESC LIMIT 1", case_id, finding_id)
+    return action
+
+
+async def _withdraw(conn: Conn, case_id: int, f: FindingRow, *, now: datetime) -> None:
+    """A finding superseded with no successor: re-evaluation (late data, a threshold
+    correction, readings re-flagged as calibration) shows it no longer holds. The case is
+    neither deleted nor closed by the machine — people were told, may have acted, and a
+    vanished alarm is itself something a regulator looks at (§6: falsified data). It records
+    the withdrawal; once every finding of the case is withdrawn its timers stop and the
+    supervising regulator may close it from any state with a reason (`alerting.lifecycle`)."""
+    if await _last_withdrawal_note(conn, case_id, f.id) == "finding_withdrawn":
+        return
+    await store.note_on_case(
+        conn, case_id=case_id, at=now, action="finding_withdrawn",
+        comment=f"finding {f.id} withdrawn: re-evaluation of the data no longer shows it "
+                f"(late data or corrected thresholds); escalation stops once no finding of the case holds, "
+                f"and the supervising regulator may close the case with a reason",
+        detail={"finding_id": f.id, "withdrawn": True})
 
 
 async def _open_case(
@@ -189,8 +221,7 @@ async def _open_case(
     level = start_level(f, routing)
     severity = f.severity()
     checklist = Checklist.new() if f.is_methane else None
-    subject = f.label or (store.WHOLE_MINE if f.subject == f.mine else f.subject)
-    title = f"{subject}{templates.rule_name(f.rule)}"
+    title = f"{f.label or f.subject}{templates.rule_name(f.rule)}"
     case_id = await store.insert_case(
         conn, mine_id=f.mine_id, rule=f.rule, level=level.value, severity=severity.value, title=title, now=now,
         order_id=f.order_id, order_min_end=f.order_min_end,

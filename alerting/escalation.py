@@ -139,7 +139,10 @@ def decision_effects(case: CaseView, decision: Decision) -> tuple[Effect, ...]:
 
 
 def _timers(case: CaseView, policy: EscalationPolicy) -> list[Decision]:
-    """Every decision the case's current state can lead to, each with the time it falls due."""
+    """Every decision the case's current state can lead to, each with the time it falls due
+    (none for a withdrawn case: there is nothing left to escalate or remind of)."""
+    if case.withdrawn:
+        return []
     timers = (_escalation(case, policy), _reminder(case, policy))
     return [t for t in timers if t is not None]
 

@@ -141,6 +141,10 @@ class CaseView:
     last_reminded_at: datetime | None = None
     checklist: Checklist | None = None  # methane cases only
     order: OrderRef | None = None  # shutdown-order cases only
+    # Every finding of the case was withdrawn by re-evaluation (late data or a threshold
+    # correction shows no exceedance / no count any more): nothing is left to rectify, so its
+    # timers stop and the supervising regulator may close it from any state, with a reason.
+    withdrawn: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,14 +276,18 @@ def transition(
     if denied is not None:
         return Refused("forbidden", denied)
     sources, target = _EDGES[action]
+    if action is Action.CLOSE and case.withdrawn:
+        sources = frozenset(CaseState) - {CaseState.CLOSED}
     if case.state not in sources:
         allowed = ", ".join(sorted(s.value for s in sources))
         detail = f"cannot {action.value} a case that is {case.state.value} (only {allowed})"
         return Refused("conflict", detail)
     problem = _invalid(action, now=now, comment=comment, deadline=deadline)
+    if problem is None and action is Action.CLOSE and case.withdrawn and not (comment and comment.strip()):
+        problem = "closing a case whose findings were withdrawn needs a comment with the reason"
     if problem is not None:
         return Refused("invalid", problem)
-    if action is Action.CLOSE and case.kind is CaseKind.METHANE:
+    if action is Action.CLOSE and case.kind is CaseKind.METHANE and not case.withdrawn:
         missing = case.checklist.missing() if case.checklist else tuple(Measure)
         if missing:
             names = ", ".join(m.value for m in missing)

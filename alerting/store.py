@@ -17,7 +17,7 @@ from typing import Any, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from alerting.actions import case_view, effects_to_json
+from alerting.actions import WITHDRAWN_SQL, case_view, effects_to_json
 from alerting.lifecycle import CaseView, Effect
 from alerting.pipeline.types import FindingRef
 
@@ -31,10 +31,31 @@ SYSTEM_ROLE = "system"
 # by an exceedance event of gas `methane` is one too.
 METHANE_RULES = frozenset({"methane_exceedance", "methane_event"})
 METHANE_GAS = "methane"
+# The rule engine's flags for root-cause measures (rules.md §5; rules/evaluate.py).
+FLAG_RULES = frozenset({"high_value_exceedance", "frequent_exceedance"})
 METHANE_UNIT = "%CH4"
 # How a finding on a whole mine (an order, a seal breach) is named in a message: "全矿" reads
-# "the whole mine"; the mine's own name already opens the message.
+# "the whole mine"; the mine's own name already opens the message. An order's subject is its
+# count rule's id (e.g. `methane_repeat`), which names no place: it is on the whole mine too.
 WHOLE_MINE = "全矿"
+
+# The locations of the points an event finding lists in `evidence.points`, for findings whose
+# subject is a face or a mine (the default pack merges by face: subject `F11301`, points
+# `…T0003`, `…T0004`), so that a message names where the gas was, not a code.
+POINTS_LABEL_SQL = """(SELECT string_agg(pl.location, '、' ORDER BY pl.code) FROM points pl
+        WHERE pl.mine_id = f.mine_id AND jsonb_typeof(f.evidence->'points') = 'array'
+          AND pl.code IN (SELECT jsonb_array_elements_text(f.evidence->'points')))"""
+
+
+def label_of(*, point_label: str | None, evidence_label: str | None, points_label: str | None,
+             subject: str, mine: str, ref_table: str | None) -> str | None:
+    """How a message names a finding's subject: the point's location, the evidence's label, the
+    locations of the event's points, the whole mine (a mine-wide finding or an order), else
+    None (the caller shows the subject)."""
+    label = point_label or evidence_label or points_label
+    if label is None and (subject == mine or ref_table == "orders"):
+        label = WHOLE_MINE
+    return label
 
 # The kind (rule family) of findings an order stands for: inhibition mutes new findings of
 # this kind while the mine is stopped for exactly that.
@@ -50,11 +71,12 @@ SELECT c.id, c.rule, c.level, c.severity, c.state, c.title, c.opened_at, c.level
        m.id AS mine_id, m.code AS mine, m.name AS mine_name, m.county, m.city, m.province,
        COALESCE((SELECT max(h.at) FROM case_history h
                  WHERE h.case_id = c.id AND h.to_state = c.state
-                   AND h.from_state IS DISTINCT FROM h.to_state), c.opened_at) AS state_since
+                   AND h.from_state IS DISTINCT FROM h.to_state), c.opened_at) AS state_since,
+       {WITHDRAWN}
 FROM cases c
 JOIN mines m ON m.id = c.mine_id
 LEFT JOIN orders o ON o.id = c.order_id
-"""
+""".replace("{WITHDRAWN}", WITHDRAWN_SQL)
 
 # Cases in these states have timers (ack window, deadline, reminders); verified and closed do not.
 _TIMED_STATES = ("open", "acknowledged", "rectifying", "rectified")
@@ -103,7 +125,11 @@ async def timed_cases(conn: Conn) -> list[CaseRow]:
 
 def finding_kind(rule: str, ref_table: str | None, gas: str | None) -> str:
     """The rule family of a finding: `methane` for methane exceedance events, `order` for
-    shutdown orders, else the rule id itself."""
+    shutdown orders, else the rule id itself. The rule engine's flags for root-cause measures
+    (high value, frequent) point at methane events too but are cases of their own kind: the
+    event's own case carries the four measures, once."""
+    if rule in FLAG_RULES:
+        return rule
     if rule in METHANE_RULES or (ref_table == "exceedance_events" and gas == METHANE_GAS):
         return METHANE_KIND
     if ref_table == "orders":
@@ -113,7 +139,8 @@ def finding_kind(rule: str, ref_table: str | None, gas: str | None) -> str:
 
 _REFS = """
 SELECT cf.case_id, f.id, f.rule, f.subject, m.code AS mine, f.start_ts, f.ref_table, f.evidence,
-       e.gas, e.peak AS event_peak, p.location AS point_label, p.unit AS point_unit
+       e.gas, e.peak AS event_peak, p.location AS point_label, p.unit AS point_unit,
+       {POINTS_LABEL} AS points_label
 FROM case_findings cf
 JOIN findings f ON f.id = cf.finding_id
 JOIN mines m ON m.id = f.mine_id
@@ -121,7 +148,7 @@ LEFT JOIN exceedance_events e ON f.ref_table = 'exceedance_events' AND e.id = f.
 LEFT JOIN points p ON p.code = f.subject AND p.mine_id = f.mine_id
 WHERE cf.case_id = ANY($1::bigint[])
 ORDER BY cf.case_id, f.start_ts, f.id
-"""
+""".replace("{POINTS_LABEL}", POINTS_LABEL_SQL)
 
 
 async def finding_refs(conn: Conn, case_ids: Sequence[int]) -> dict[int, list[FindingRef]]:
@@ -135,12 +162,14 @@ async def finding_refs(conn: Conn, case_ids: Sequence[int]) -> dict[int, list[Fi
         unit = r["point_unit"] or _text(evidence.get("unit"))
         if unit is None and kind == METHANE_KIND:
             unit = METHANE_UNIT
-        label = r["point_label"] or _text(evidence.get("label"))
-        if label is None and r["subject"] == r["mine"]:
-            label = WHOLE_MINE
+        label = label_of(point_label=r["point_label"], evidence_label=_text(evidence.get("label")),
+                         points_label=r["points_label"], subject=r["subject"], mine=r["mine"],
+                         ref_table=r["ref_table"])
         out.setdefault(int(r["case_id"]), []).append(FindingRef(
             id=str(r["id"]), case_id=str(r["case_id"]), rule=r["rule"], kind=kind, subject=r["subject"],
             started_at=r["start_ts"], label=label, value=value, unit=unit if value is not None else None,
+            points=tuple(p for p in evidence.get("points", ()) if isinstance(p, str))
+            if isinstance(evidence.get("points"), list) else (),
         ))
     return out
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from alerting.pipeline.types import Notification, StageContext
+from alerting.pipeline.types import FindingRef, Notification, Silence, StageContext
 
 
 def silence(notifications: Sequence[Notification], ctx: StageContext) -> list[Notification]:
@@ -16,11 +17,22 @@ def silence(notifications: Sequence[Notification], ctx: StageContext) -> list[No
         return list(notifications)
     kept: list[Notification] = []
     for note in notifications:
-        findings = tuple(
-            f for f in note.findings if not any(s.matches(note.mine, f, ctx.now) for s in active)
-        )
+        findings = tuple(f for f in note.findings if not _covered(note.mine, f, active, ctx.now))
         if len(findings) == len(note.findings):
             kept.append(note)
         elif findings:
             kept.append(note.narrowed(findings))
     return kept
+
+
+def _covered(mine: str, f: FindingRef, active: Sequence[Silence], now: datetime) -> bool:
+    """A finding is silenced by a silence matching its subject, or, when it lists the points
+    behind it (an event merged over a face), when silences cover every one of those points:
+    calibrating one sensor must not mute a neighbour that really reads gas."""
+    if any(s.matches(mine, f, now) for s in active):
+        return True
+    if not f.points:
+        return False
+    covered = {s.point for s in active if s.point is not None
+               and s.matches(mine, FindingRef(f.id, f.case_id, f.rule, f.kind, s.point, f.started_at), now)}
+    return set(f.points) <= covered

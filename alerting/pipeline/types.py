@@ -33,6 +33,9 @@ class FindingRef:
     label: str | None = None  # a short human name for `subject`, shown in messages
     value: float | None = None  # the peak, when the finding has one
     unit: str | None = None
+    # The points behind the finding when its subject is a face or mine (an exceedance event's
+    # `evidence.points`): a silence on points covers it only when it covers all of them.
+    points: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

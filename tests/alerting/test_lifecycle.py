@@ -304,3 +304,18 @@ def test_record_measure_refusals(case_changes: dict[str, object], actor: Actor,
     case = methane_case(**case_changes)
     result = record_measure(case, Measure.STOP_RECTIFY, actor, now=T0, note=None)
     assert isinstance(result, Refused) and result.reason == reason
+
+
+def test_a_withdrawn_case_may_be_closed_by_its_regulator_from_any_state_with_a_reason() -> None:
+    case = methane_case(withdrawn=True)  # four measures not recorded
+    county = ACTORS[Role.COUNTY]
+    refused = transition(case, Action.CLOSE, county, now=T0, comment=None, deadline=None)
+    assert isinstance(refused, Refused) and refused.reason == "invalid"
+    done = transition(case, Action.CLOSE, county, now=T0, comment="标校气体，非超限", deadline=None)
+    assert isinstance(done, Allowed) and done.new_state is CaseState.CLOSED
+    # Still the regulator's decision, never the mine's.
+    mine = transition(case, Action.CLOSE, ACTORS[Role.MINE], now=T0, comment="x", deadline=None)
+    assert isinstance(mine, Refused) and mine.reason == "forbidden"
+    # Without the withdrawal, the usual rule holds: only from verified.
+    kept = transition(methane_case(), Action.CLOSE, county, now=T0, comment="x", deadline=None)
+    assert isinstance(kept, Refused) and kept.reason == "conflict"

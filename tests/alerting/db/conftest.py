@@ -59,7 +59,8 @@ def routing_yaml(url: str) -> str:
 version: 1
 start_levels:
   default: county
-  rules: {{offline: mine, work_continued: city, seal_breach: county}}
+  rules: {{offline: mine, work_continued: city, seal_breach: county, shutdown_order: county,
+          frequent_exceedance: county, high_value_exceedance: province}}
 mines:
   "{MINE1}":
     receivers:
@@ -204,18 +205,34 @@ async def mine_id(conn: asyncpg.Connection | Any, code: str) -> int:
 
 async def insert_methane(
     pool: asyncpg.Pool, *, start: datetime, point: str = POINT, mine: str = MINE1, peak: float = 1.6,
-    level: str = "alarm", tier: str = "county", rule: str = "methane_exceedance",
+    level: str = "alarm", tier: str = "county", rule: str = "methane_exceedance", scope: str = "face",
 ) -> int:
-    """An exceedance event and its finding, as the rules worker writes them; the finding id."""
+    """An exceedance event and its finding, shaped as the rules worker writes them
+    (`rules.evaluate.event_findings`): under the default pack's `face` scope the subject is the
+    point's face code (the point's own code when it has no face, or under `scope="point"`),
+    the evidence lists the points; a methane peak of 3 % or more also gets its
+    `high_value_exceedance` flag, as rules does. Returns the exceedance finding's id."""
     async with pool.acquire() as conn, conn.transaction():
         mid = await mine_id(conn, mine)
+        face = await conn.fetchval("SELECT f.code FROM points p JOIN faces f ON f.id = p.face_id WHERE p.code = $1",
+                                   point)
+        scope, key = ("face", face) if scope == "face" and face is not None else ("point", point)
         event = await conn.fetchval(
             "INSERT INTO exceedance_events (mine_id, gas, scope, scope_key, start_ts, peak, peak_ts, level, tier) "
-            "VALUES ($1, 'methane', 'point', $2, $3, $4, $3, $5, $6) RETURNING id", mid, point, start, peak, level, tier)
+            "VALUES ($1, 'methane', $2, $3, $4, $5, $4, $6, $7) RETURNING id", mid, scope, key, start, peak, level,
+            tier)
+        evidence = {"gas": "methane", "scope": scope, "scope_key": key, "peak": peak,
+                    "peak_ts": start.isoformat(), "level": level, "points": [point], "episodes": 1, "tier": tier}
         fid: int = await conn.fetchval(
-            "INSERT INTO findings (rule, mine_id, subject, start_ts, level, tier, ref_table, ref_id, evidence) "
-            "VALUES ($1, $2, $3, $4, $5, $6, 'exceedance_events', $7, $8::jsonb) RETURNING id",
-            rule, mid, point, start, level, tier, event, json.dumps({"peak": peak}))
+            "INSERT INTO findings (rule, mine_id, subject, start_ts, level, tier, state, ref_table, ref_id, evidence) "
+            "VALUES ($1, $2, $3, $4, $5, $6, 'open', 'exceedance_events', $7, $8::jsonb) RETURNING id",
+            rule, mid, key, start, level, tier, event, json.dumps(evidence))
+        if peak >= 3.0:
+            await conn.execute(
+                "INSERT INTO findings (rule, mine_id, subject, start_ts, level, tier, state, ref_table, ref_id, "
+                "evidence) VALUES ('high_value_exceedance', $1, $2, $3, 'warning', $4, 'open', 'exceedance_events', "
+                "$5, $6::jsonb)", mid, key, start, tier, event,
+                json.dumps({"peak": peak, "peak_at_least": 3.0, "points": [point], "event_id": event}))
         await conn.execute("SELECT pg_notify('minewatch_findings', '')")
     return fid
 
@@ -236,7 +253,9 @@ async def insert_finding(
 async def insert_order(
     pool: asyncpg.Pool, *, start: datetime, min_end: datetime, events: list[int], mine: str = MINE1,
 ) -> tuple[int, int]:
-    """A shutdown order with its trigger events and its finding; (order id, finding id)."""
+    """A shutdown order with its trigger events and its finding, as the rules worker writes them
+    (`rules.evaluate.order_finding`): rule `shutdown_order`, subject the count rule's id
+    `methane_repeat`, level `order`, ref `orders`. Returns (order id, finding id)."""
     async with pool.acquire() as conn, conn.transaction():
         mid = await mine_id(conn, mine)
         order = await conn.fetchval(
@@ -244,9 +263,14 @@ async def insert_order(
             "$2, $3) RETURNING id", mid, start, min_end)
         await conn.executemany("INSERT INTO order_events (order_id, event_id, role) VALUES ($1, $2, 'trigger')",
                                [(order, e) for e in events])
+        starts = [r["start_ts"].isoformat() for r in await conn.fetch(
+            "SELECT start_ts FROM exceedance_events WHERE id = ANY($1::bigint[]) ORDER BY id", events)]
+        evidence = {"pack": "default", "rule": "methane_repeat", "min_end": min_end.isoformat(), "ladder_step": 0,
+                    "trigger_event_ids": events, "trigger_starts": starts, "attached_event_ids": []}
         fid: int = await conn.fetchval(
-            "INSERT INTO findings (rule, mine_id, subject, start_ts, level, ref_table, ref_id) "
-            "VALUES ('methane_repeat', $1, $2, $3, 'order', 'orders', $4) RETURNING id", mid, mine, start, order)
+            "INSERT INTO findings (rule, mine_id, subject, start_ts, level, state, ref_table, ref_id, evidence) "
+            "VALUES ('shutdown_order', $1, 'methane_repeat', $2, 'order', 'open', 'orders', $3, $4::jsonb) "
+            "RETURNING id", mid, start, order, json.dumps(evidence))
     return order, fid
 
 

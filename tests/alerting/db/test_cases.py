@@ -82,14 +82,19 @@ async def test_methane_above_three_percent_is_urgent_at_province_level(harness: 
     h = harness
     await insert_methane(h.pool, start=T0, peak=3.4, level="power_off", tier="province")
     await h.tick()
-    case = await h.pool.fetchrow("SELECT level, severity FROM cases")
-    assert tuple(case) == ("province", "red")
-    # Red goes at once, to the mine and the province (English-speaking receiver).
+    cases = {r["rule"]: tuple(r)[1:] for r in await h.pool.fetch(
+        "SELECT rule, level, severity, checklist::text FROM cases ORDER BY id")}
+    # The event's case carries the four measures; rules' high-value flag (peak >= 3 %) is a case
+    # of its own for root-cause measures (rules.md §5), raised where routing says, no checklist.
+    assert cases["methane_exceedance"][:2] == ("province", "red")
+    assert cases["high_value_exceedance"] == ("province", "normal", "[]")
+    # Red goes at once, to the mine and the province (English-speaking receiver), and takes the
+    # flag's pending notification along in the same message.
     raised = await outbox(h.pool, reason="raised")
     assert {r["receiver"] for r in raised} == {"m1-dispatch", "m1-scada", "sx-province"}
     province_sms = [sms_text(r) for r in raised if r["receiver"] == "sx-province" and r["channel"] == "sms"]
-    assert province_sms == ["(1/2)[Minewatch case 1] 清徐县东于煤业有限公司: methane exceedance at 11301回风隅角,"
-                            "(2/2)peak 3.4%CH4. Reported to province level."]
+    assert province_sms == ["(1/2)[Minewatch case 1 +1] 清徐县东于煤业有限公司: methane exceedance at"
+                            "(2/2)11301回风隅角, peak 3.4%CH4 and 1 more. Reported to province level."]
 
 
 async def test_order_lifts_only_once_its_minimum_end_passed_and_it_is_verified(harness: Harness) -> None:
@@ -101,12 +106,12 @@ async def test_order_lifts_only_once_its_minimum_end_passed_and_it_is_verified(h
                                      events=events)
     await h.tick()
     case = await h.pool.fetchrow("SELECT id, rule, severity, order_id, order_min_end FROM cases WHERE order_id IS NOT NULL")
-    assert (case["rule"], case["severity"], case["order_id"]) == ("methane_repeat", "red", order_id)
+    assert (case["rule"], case["severity"], case["order_id"]) == ("shutdown_order", "red", order_id)
     assert case["order_min_end"] == T0 + timedelta(hours=71)
     cid = case["id"]
     # The order's red notification goes at once; the methane alarms it was ordered for are inhibited.
     order_sms = [sms_text(r) for r in await outbox(h.pool) if r["case_id"] == cid and r["receiver"] == "m1-dispatch"]
-    assert order_sms == [f"【矿安督办{cid}】清徐县东于煤业有限公司：全矿一周多次超限停产整顿，已报县级督办。回复“1 {cid}”确认收到。"]
+    assert order_sms == [f"【矿安督办{cid}】清徐县东于煤业有限公司：全矿多次瓦斯超限停产整顿，已报县级督办。回复“1 {cid}”确认收到。"]
     muted = await h.pool.fetch("SELECT DISTINCT case_id, last_error FROM notifications WHERE state = 'suppressed' "
                                "ORDER BY case_id")
     assert [tuple(r) for r in muted] == [(cid - 2, "inhibited"), (cid - 1, "inhibited")]
@@ -150,3 +155,51 @@ async def test_a_case_nobody_is_configured_to_hear_about_says_so(harness: Harnes
     assert {r["receiver"] for r in await outbox(h.pool)} == {"m3-dispatch"}
     assert (await history(h, cid))[-1][:4] == (
         "notification_unrouted", "open", "open", "no receiver is configured for mine 140100000003 at level(s) county")
+
+
+async def test_a_withdrawn_finding_is_recorded_stops_escalation_and_lets_the_regulator_close(harness: Harness) -> None:
+    from alerting.actions import apply_action
+    from rules import store as rules_store
+
+    h = harness
+    fid = await insert_methane(h.pool, start=T0 - timedelta(minutes=1))
+    await h.tick()
+    cid = await h.pool.fetchval("SELECT id FROM cases")
+    # Late data (the readings were calibration gas) or a threshold correction: rules withdraws
+    # the finding — superseded with no successor — with its own code.
+    async with h.pool.acquire() as conn, conn.transaction():
+        await rules_store.supersede(conn, fid, None)
+    await h.advance(timedelta(seconds=5))
+    hist = await history(h, cid)
+    assert hist[-1][:3] == ("finding_withdrawn", "open", "open")
+    assert await h.pool.fetchval("SELECT state FROM cases WHERE id = $1", cid) == "open"  # not closed by the machine
+    # Nothing left to rectify: no reminder, no escalation, however long it waits.
+    await h.advance(timedelta(hours=3))
+    assert [r[0] for r in await history(h, cid)] == ["open", "finding_withdrawn"]
+    assert await h.pool.fetchval("SELECT level FROM cases WHERE id = $1", cid) == "county"
+    # The supervising regulator closes it, with a reason, without the four measures.
+    async with h.pool.acquire() as conn:
+        refused = await apply_action(conn, case_id=cid, action="close", actor="county.user", role="county",
+                                     scope=frozenset({"140121"}), comment=None, deadline=None, now=h.clock.now())
+        assert not refused.applied
+    await act(h, cid, "close", role="county", comment="迟到数据表明为标校气体，非超限")
+    assert await h.pool.fetchval("SELECT state FROM cases WHERE id = $1", cid) == "closed"
+
+
+async def test_a_withdrawn_finding_that_holds_again_resumes_its_case(harness: Harness) -> None:
+    from rules import store as rules_store
+
+    h = harness
+    fid = await insert_methane(h.pool, start=T0 - timedelta(minutes=1))
+    await h.tick()
+    cid = await h.pool.fetchval("SELECT id FROM cases")
+    async with h.pool.acquire() as conn, conn.transaction():
+        await rules_store.supersede(conn, fid, None)
+    await h.advance(timedelta(seconds=5))
+    # The identity comes back (rules' upsert makes it live again): the case says so and its timers run.
+    await h.pool.execute("UPDATE findings SET state = 'open', superseded_by = NULL, updated_at = now() WHERE id = $1",
+                         fid)
+    await h.advance(timedelta(seconds=5))
+    assert [r[0] for r in await history(h, cid)] == ["open", "finding_withdrawn", "finding_restored"]
+    await h.advance(timedelta(minutes=61))
+    assert await h.pool.fetchval("SELECT level FROM cases WHERE id = $1", cid) == "city"

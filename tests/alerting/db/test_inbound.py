@@ -70,12 +70,13 @@ async def test_only_numbers_registered_for_the_case_acknowledge_it(harness: Harn
 
 async def test_a_grouped_reply_acknowledges_only_the_cases_of_that_message(harness: Harness) -> None:
     h = harness
-    await insert_methane(h.pool, start=T0, level="power_off", point="140100000001_01MN0001_T0003")
-    await insert_methane(h.pool, start=T0, level="power_off", point="140100000001_01MN0001_T0004")
+    # Under a point-scope pack (rules.md §2: configurable), two points of one face are two events.
+    await insert_methane(h.pool, start=T0, level="power_off", point="140100000001_01MN0001_T0003", scope="point")
+    await insert_methane(h.pool, start=T0, level="power_off", point="140100000001_01MN0001_T0004", scope="point")
     await insert_methane(h.pool, start=T0, level="power_off", mine=MINE2, point=f"{MINE2}_01MN0001_T0003")
     await h.tick()
     await h.advance(timedelta(minutes=1))
-    await insert_methane(h.pool, start=T0, level="power_off", point="140100000001_01MN0001_T0005")
+    await insert_methane(h.pool, start=T0, level="power_off", point="140100000001_01MN0001_T0005", scope="point")
     await h.advance(timedelta(minutes=1))  # a later case, in a later message
     ids = [r["id"] for r in await h.pool.fetch("SELECT id FROM cases ORDER BY id")]
     first_message_cases = await h.pool.fetch(

@@ -107,8 +107,9 @@ async def test_a_silence_suppresses_the_messages_of_its_point_not_the_case(harne
             "INSERT INTO silences (point_id, starts_at, ends_at, created_by, comment) "
             "SELECT id, $2, $3, 'county.user', '标校' FROM points WHERE code = $1",
             point, T0 - timedelta(minutes=5), T0 + timedelta(minutes=30))
-    await insert_methane(h.pool, start=T0, point=point, level="power_off")
-    await insert_methane(h.pool, start=T0, point="140100000001_01MN0001_T0004", level="power_off")
+    # Point scope (rules.md §2): two events, one per point.
+    await insert_methane(h.pool, start=T0, point=point, level="power_off", scope="point")
+    await insert_methane(h.pool, start=T0, point="140100000001_01MN0001_T0004", level="power_off", scope="point")
     await h.tick()
     assert await h.pool.fetchval("SELECT count(*) FROM cases") == 2
     sent = await outbox(h.pool)

@@ -72,6 +72,7 @@ class Tally:
 
     readings: int = 0
     windows: int = 0
+    cleared: int = 0  # dirty windows of kinds no rule evaluates, deleted (the worker's)
     episodes: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
     orders: Counter[str] = field(default_factory=Counter)

@@ -26,6 +26,11 @@ MINE_LOCK_CLASS = 0x4D57  # "MW"
 DIRTY_CHANNEL = "minewatch_dirty"
 FINDINGS_CHANNEL = "minewatch_findings"
 READINGS_KIND = "readings"
+# The kinds of dirty window this worker derives findings from. The ingest records a window
+# for every committed batch of every table (readings, card_reads, station_states); the
+# rules of the catalogue that read card reads and station states (rules.md §6-7) are not
+# built, so windows of those kinds are cleared, not left to pile up (`clear_unevaluated`).
+EVALUATED_KINDS: tuple[str, ...] = (READINGS_KIND,)
 
 
 def _ts(ns: int | None) -> datetime | None:
@@ -88,11 +93,26 @@ async def enqueue_window(conn: Conn, mine_id: int, lo_ns: int, hi_ns: int) -> No
     await conn.execute("SELECT pg_notify($1, '')", DIRTY_CHANNEL)
 
 
+async def clear_unevaluated(conn: Conn, *, limit: int) -> int:
+    """Delete up to ``limit`` of the oldest windows of kinds no rule here evaluates; returns how many.
+
+    Nothing is derived from them, so there is nothing to roll back with them: the delete
+    commits on its own. SKIP LOCKED keeps two workers from queueing behind each other.
+    """
+    deleted: int = await conn.fetchval(
+        "WITH gone AS (DELETE FROM dirty_windows WHERE id IN (SELECT id FROM dirty_windows "
+        "WHERE kind <> ALL($1::text[]) ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1) "
+        "SELECT count(*) FROM gone", list(EVALUATED_KINDS), limit)
+    return deleted
+
+
 async def backlog(conn: Conn) -> tuple[int, float | None]:
-    """(windows waiting, age in seconds of the oldest by the database clock) for the lag metric."""
+    """(windows waiting, age in seconds of the oldest by the database clock) for the lag metric.
+
+    Every kind counts: the worker consumes them all (evaluating or clearing them).
+    """
     row = await conn.fetchrow(
-        "SELECT count(*) AS n, extract(epoch FROM now() - min(created_at))::float8 AS age "
-        "FROM dirty_windows WHERE kind = $1", READINGS_KIND)
+        "SELECT count(*) AS n, extract(epoch FROM now() - min(created_at))::float8 AS age FROM dirty_windows")
     assert row is not None
     return int(row["n"]), row["age"]
 

@@ -150,9 +150,12 @@ class RuleWorker:
                 await conn.close()
 
     async def step(self, conn: asyncpg.Connection) -> bool:
-        """Claim one mine's windows, re-evaluate, commit; False when there was nothing to claim."""
+        """Clear windows of kinds nothing here evaluates, then claim one mine's windows,
+        re-evaluate, commit; False when there was nothing to clear or claim."""
         started = time.monotonic()
         s = self.settings
+        cleared = await store.clear_unevaluated(conn, limit=s.claim_limit)
+        self.tally.cleared += cleared
         skip = [m for m, until in self._failed.items() if until > started]
         mine_id: int | None = None
         before, written = self.tally.readings, Counter(self.tally.findings)
@@ -160,7 +163,7 @@ class RuleWorker:
             async with conn.transaction():
                 claim = await store.claim_mine(conn, limit=s.claim_limit, skip=skip)
                 if claim is None:
-                    return False
+                    return cleared > 0
                 mine_id, windows = claim
                 spans = plan_spans([(w.lo, w.hi) for w in windows], slack_ns=int(s.slack_s * 1e9),
                                    piece_ns=int(s.piece_s * 1e9))

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
 
+from minewatch.timeutil import from_ns
 from rules.metrics import RulesMetrics
 from rules.packs import builtin_pack
 from rules.worker import RulesSettings, RuleWorker
@@ -57,3 +58,28 @@ async def test_notify_wakes_the_worker_and_the_metrics_follow(make_db: Callable[
         worker.stop()
         tally = await asyncio.wait_for(running, 10)  # an idle worker stops at once
     assert tally.windows == 1 and tally.findings["created"] == 1
+
+
+async def test_windows_of_kinds_no_rule_reads_are_cleared_not_left_to_pile_up(
+        make_db: Callable[[], Awaitable[str]]) -> None:
+    """The ingest records card_reads and station_states windows too; nothing the worker derives
+    reads them, so it deletes them (and the readings windows it evaluates) until none is left."""
+    dsn = await make_db()
+    conn = await asyncpg.connect(dsn)
+    try:
+        mine = await conn.fetchval("SELECT id FROM mines ORDER BY id LIMIT 1")
+        e = T + DAY + 120 * MIN
+        await insert_readings(conn, series(A, e - 10 * MIN, [0.4] * 20 + [1.3] * 10 + [0.4] * 10))
+        # As the ingest writes them: one window per committed batch and mine, of each table.
+        await conn.executemany(
+            "INSERT INTO dirty_windows (mine_id, kind, min_ts, max_ts, n_rows) VALUES ($1, $2, $3, $3, 1)",
+            [(mine, kind, from_ns(e + k * MIN)) for kind in ("card_reads", "station_states") for k in range(3)])
+        tally = await RuleWorker(dsn, builtin_pack("default"), settings=RulesSettings(claim_limit=4)).run(burst=True)
+        assert await conn.fetchval("SELECT count(*) FROM dirty_windows") == 0
+        assert (tally.windows, tally.cleared) == (1, 6), tally
+        assert await conn.fetchval("SELECT count(*) FROM findings WHERE rule = 'methane_exceedance'") == 1
+        # Nothing was derived from the cleared windows: a second pass finds nothing to do.
+        again = await RuleWorker(dsn, builtin_pack("default")).run(burst=True)
+        assert (again.windows, again.cleared, again.changes()) == (0, 0, 0)
+    finally:
+        await conn.close()

@@ -238,27 +238,63 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return _run(main)
 
 
+_TYPES = "CDDY, CDSS, FZDY, FZSS, TJSJ, YCBJ"
+
+_WATCH_EPILOG = """\
+Takes the top-level files named {mine}_{TYPE}_{yyyyMMddHHmmss}.txt in the order of
+the time in their names, definitions (FZDY, CDDY) first. A file without its closing ||
+is left alone until it is complete, and quarantined as 'incomplete' if it stays so for
+--incomplete-timeout-s. Other names (x.txt.part, hidden files) are ignored.
+
+Ingested files move to ARCHIVE/YYYY/MM/DD/, refused ones to QUARANTINE/ next to a
+NAME.reason file (move a file back into DIR to retry it). Rejected records go to dead
+letters (GET /v1/dead-letters) with the file name, line and reason. Content already
+ingested is never ingested twice; a stopped or killed run resumes where it left off.
+
+Prints one line per file, and a total when stopped (SIGTERM, Ctrl-C).
+Needs DATABASE_URL and a migrated database (minewatch migrate). See docs/files.md.
+"""
+
+_IMPORT_EPILOG = """\
+Each FILE (named {mine}_{TYPE}_{yyyyMMddHHmmss}.txt) is ingested where it is: nothing
+is moved. A progress bar on stderr, then one line per file: records, stored,
+duplicates, rejected by reason. Content already ingested is reported and skipped.
+
+Exit status: 0 every file ingested; 1 a file was refused, incomplete or unreadable;
+2 a configuration error (DATABASE_URL not set, a bad option) or the database is down.
+Needs DATABASE_URL and a migrated database (minewatch migrate). See docs/files.md.
+"""
+
+
 def add_commands(sub: Any) -> None:
     """Add `ingest-files` and `import` to the `minewatch` command line (each takes (args, settings))."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--chunk-rows", type=int, default=None, help="records per transaction (default 20000)")
+    common.add_argument("--chunk-rows", type=int, default=None, metavar="N",
+                        help="records stored per transaction (default 20000)")
     common.add_argument("--lang", choices=("zh", "en"), default="zh", help="language of the messages (default zh)")
 
     w = sub.add_parser("ingest-files", parents=[common],
-                       help="watch a drop directory for national upload files (CDDY, CDSS, FZDY, FZSS, TJSJ, YCBJ)")
+                       help=f"watch a drop directory for national upload files ({_TYPES})",
+                       description="Watch a drop directory (where the mines' uploads arrive) and ingest each "
+                                   "complete upload file.",
+                       epilog=_WATCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     w.add_argument("--watch", type=Path, required=True, metavar="DIR", help="the drop directory")
-    w.add_argument("--archive", type=Path, default=None, metavar="DIR", help="where ingested files go (default DIR/archive)")
-    w.add_argument("--quarantine", type=Path, default=None, metavar="DIR",
+    w.add_argument("--archive", type=Path, default=None, metavar="ARCHIVE",
+                   help="where ingested files go (default DIR/archive)")
+    w.add_argument("--quarantine", type=Path, default=None, metavar="QUARANTINE",
                    help="where refused files go (default DIR/quarantine)")
     w.add_argument("--once", action="store_true", help="one pass over the directory, then exit")
-    w.add_argument("--poll-s", type=float, default=None, help="seconds between scans (default 1)")
-    w.add_argument("--incomplete-timeout-s", type=float, default=None,
+    w.add_argument("--poll-s", type=float, default=None, metavar="SECONDS", help="seconds between scans (default 1)")
+    w.add_argument("--incomplete-timeout-s", type=float, default=None, metavar="SECONDS",
                    help="quarantine a file still without || this long after it last changed (default 600)")
-    w.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    w.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                   help="serve Prometheus metrics on 127.0.0.1:PORT")
     w.set_defaults(func=cmd_ingest_files)
 
-    i = sub.add_parser("import", parents=[common], help="ingest upload files once, in place, with a progress bar")
-    i.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    i = sub.add_parser("import", parents=[common], help="ingest upload files once, in place, with a progress bar",
+                       description="Ingest the named upload files once, where they are.",
+                       epilog=_IMPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    i.add_argument("files", nargs="+", type=Path, metavar="FILE", help="upload files to ingest")
     i.set_defaults(func=cmd_import)
 
 

@@ -57,3 +57,25 @@ def test_bad_options_are_named(tmp_path: Path) -> None:
     done = run(["ingest-files", "--watch", str(tmp_path), "--chunk-rows", "0"], "postgresql://unused/x")
     assert done.returncode == 2
     assert "--chunk-rows" in done.stderr and "greater than or equal to 1" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["ingest-files", "import"])
+def test_help_tells_an_operator_what_to_expect(command: str) -> None:
+    # What an operator needs before running it: what files, where they go, what it needs, exit codes.
+    done = run([command, "--help"], "postgresql://unused/x", module="minewatch")
+    assert done.returncode == 0
+    text = done.stdout
+    assert "{mine}_{TYPE}_{yyyyMMddHHmmss}.txt" in text and "DATABASE_URL" in text and "docs/files.md" in text
+    if command == "import":
+        assert "Exit status: 0" in text and "FILE" in text
+    else:
+        assert "ARCHIVE/YYYY/MM/DD/" in text and "NAME.reason" in text and "--incomplete-timeout-s SECONDS" in text
+
+
+def test_a_missing_directory_or_database_is_exit_status_2(tmp_path: Path) -> None:
+    missing = run(["ingest-files", "--watch", str(tmp_path / "nope"), "--once"], "postgresql://unused/x")
+    assert missing.returncode == 2 and "not a directory" in missing.stderr
+    file = tmp_path / name("CDSS", stamp="20240514132200")
+    file.write_bytes(body(f"{P_T0};甲烷;x;0.71;%CH4;0;2024-05-14 13:22:00"))
+    down = run(["import", str(file)], "postgresql://postgres@127.0.0.1:1/none")  # nothing listens on port 1
+    assert down.returncode == 2 and "database" in down.stderr, down.stderr

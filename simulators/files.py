@@ -1,7 +1,9 @@
 """File mode of the simulators: a mine's output as national upload files (CDDY, FZDY, CDSS, FZSS, TJSJ, YCBJ).
 
 What a real safety-monitoring system uploads: the point and station definitions when it
-starts (from the registry), then every `cdss_every_s` of simulated time a CDSS snapshot with
+starts (from the registry) and a CDDY again whenever a point's definition changes (a
+`Redefinition`: new thresholds from a given instant), then every `cdss_every_s` of simulated
+time a CDSS snapshot with
 the latest value and status of every point (a point silent for longer than its `max_gap_s`
 is left out), every `fzss_every_s` an FZSS with each station's latest state, every
 `tjsj_every_s` a TJSJ with each analog point's max / min / average over the interval, and
@@ -19,7 +21,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,11 +29,11 @@ from typing import Literal
 
 import msgspec
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from ingest.files.records import CddyRecord, CdssRecord, FzdyRecord, FzssRecord, Header, Relation, TjsjRecord, YcbjRecord
 from ingest.files.write import write_file
-from minewatch.registry import Mine, Registry, load_registry
+from minewatch.registry import Mine, Registry, Thresholds, load_registry
 from minewatch.settings import packaged
 from minewatch.timeutil import zone
 from simulators.errors import SimulatorError
@@ -72,6 +74,34 @@ class FileOptions(BaseModel):
     manufacturer: str = "Minewatch 模拟器"
     # A station reports its power code as mains (AC) in the dc0 scheme (0 DC, 1 AC, 2 fault).
     power_code: int = Field(default=1, ge=0, le=255)
+
+
+class Redefinition(BaseModel):
+    """An operator changes a point's thresholds at `at`: the system uploads a CDDY with the new definitions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: AwareDatetime
+    point: str
+    thresholds: Thresholds
+
+    @property
+    def at_ms(self) -> int:
+        return int(self.at.timestamp()) * 1000  # file times are whole seconds
+
+
+def parse_redefinition(text: str) -> Redefinition:
+    """`AT POINT key=value,...` (the command line's `--redefine`), e.g.
+    `2024-05-14T09:00:00+08:00 140100000001_01MN0001_T0003 alarm_hi=0.8,poweroff_hi=1.2`."""
+    parts = text.split()
+    if len(parts) != 3:
+        raise SimulatorError(f"--redefine {text!r}: expected 'AT POINT key=value,...'")
+    at, point, pairs = parts
+    try:
+        values = dict(kv.split("=", 1) for kv in pairs.split(","))
+        return Redefinition.model_validate({"at": at, "point": point, "thresholds": values})
+    except (ValueError, ValidationError) as exc:
+        raise SimulatorError(f"--redefine {text!r}: {exc}") from None
 
 
 @dataclass
@@ -119,12 +149,17 @@ def single_mine(registry: Registry, code: str) -> Registry:
     return registry.model_copy(update={"mines": (mine,)})
 
 
-def definitions(mine: Mine, at_ms: int) -> tuple[list[CddyRecord], list[FzdyRecord]]:
-    """The registry's points and stations of `mine` as CDDY / FZDY records with data time `at_ms`."""
+def definitions(mine: Mine, at_ms: int, thresholds: Mapping[str, Thresholds] | None = None
+                ) -> tuple[list[CddyRecord], list[FzdyRecord]]:
+    """The registry's points and stations of `mine` as CDDY / FZDY records with data time `at_ms`.
+
+    `thresholds` overrides the registry's for the points it names (changed definitions).
+    """
     when = _dt(at_ms)
+    changed = thresholds or {}
     cddy: list[CddyRecord] = []
     for p in mine.points:
-        t = p.effective_thresholds()
+        t = changed.get(p.code) or p.effective_thresholds()
         system = p.code[len(mine.code):].lstrip("_")[:2] or "01"
         relations = tuple(Relation(r.kind, p.code, r.name, r.target, "K") for r in p.relations)
         on_off = ("开", "关") if p.value_type == "KG" else (None, None)
@@ -139,10 +174,16 @@ def definitions(mine: Mine, at_ms: int) -> tuple[list[CddyRecord], list[FzdyReco
 class MineFiles:
     """The uploads of one mine of `world` (build the World on `single_mine(...)` to spare the others)."""
 
-    def __init__(self, world: World, mine_code: str, options: FileOptions | None = None) -> None:
+    def __init__(self, world: World, mine_code: str, options: FileOptions | None = None,
+                 redefinitions: Sequence[Redefinition] = ()) -> None:
         self.world = world
         self.mine = world.registry.mine(mine_code)
         self.options = options or FileOptions()
+        known = {p.code for p in self.mine.points}
+        for r in redefinitions:
+            if r.point not in known:
+                raise SimulatorError(f"redefinition of {r.point!r}: not a point of mine {mine_code}")
+        self.redefinitions = sorted(redefinitions, key=lambda r: r.at)
         self.tz = zone(self.mine.timezone)
         points = self.mine.points
         self.analog = np.array([p.value_type == "MN" for p in points], np.bool_)
@@ -270,13 +311,32 @@ class MineFiles:
         self._reports.append((ep.start if end is None else end, record))
 
     def files(self) -> Iterator[tuple[str, bytes, int]]:
-        """(file name, bytes, epoch ms) of every upload: definitions first, then tick by tick."""
+        """(file name, bytes, epoch ms) of every upload: definitions first, then tick by tick.
+
+        A redefinition is uploaded at the first tick at or after its time, before that tick's
+        data, as a CDDY of all the mine's points (the changed thresholds in place) whose data
+        time is the change's own: the instant from which the new thresholds apply.
+        """
         o = self.options
         start = -(-self.world.start_ms // 1000) * 1000
         cddy, fzdy = definitions(self.mine, start)
         for kind, records in (("FZDY", fzdy), ("CDDY", cddy)):
             yield (*write_file(kind, self.header(start), records, tz=self.tz, newline=o.newline, encoding=o.encoding), start)
+        waiting = [r for r in self.redefinitions if r.at_ms >= start]
+        current: dict[str, Thresholds] = {r.point: r.thresholds for r in self.redefinitions if r.at_ms < start}
         for tick in self.ticks():
+            due: dict[str, int] = {}  # point -> time of its (latest) change since the last tick
+            while waiting and waiting[0].at_ms <= tick.ts_ms:
+                change = waiting.pop(0)
+                current[change.point] = change.thresholds
+                due[change.point] = change.at_ms
+            if due:
+                # One file per upload instant (its name holds the instant); each changed point
+                # carries its own change time, the others the latest one (they did not change).
+                cddy, _ = definitions(self.mine, max(due.values()), current)
+                cddy = [msgspec.structs.replace(r, data_time=_dt(due[r.point])) if r.point in due else r for r in cddy]
+                yield (*write_file("CDDY", self.header(tick.ts_ms), cddy, tz=self.tz, newline=o.newline,
+                                   encoding=o.encoding), tick.ts_ms)
             for kind, items in (("CDSS", tick.cdss), ("FZSS", tick.fzss), ("TJSJ", tick.tjsj), ("YCBJ", tick.ycbj)):
                 if items:
                     name, data = write_file(kind, self.header(tick.ts_ms), items, tz=self.tz, newline=o.newline,
@@ -359,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=1.0)
     parser.add_argument("--speed", type=float, default=1.0, help="live: simulated seconds per real second")
     parser.add_argument("--encoding", choices=("utf-8", "gbk"), default="utf-8")
+    parser.add_argument("--redefine", action="append", default=[], metavar="'AT POINT key=value,...'",
+                        help="change a point's thresholds at AT (RFC 3339): a CDDY is uploaded then (repeatable)")
     args = parser.parse_args(argv)
     try:
         registry, _ = load_registry(args.registry or packaged("sample_registry.yaml"))
@@ -374,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             start = (now - span) if args.mode == "history" else now
         world = World(registry, args.seed, start, start + span, scenario)
-        files = MineFiles(world, code, FileOptions(encoding=args.encoding))
+        changes = [parse_redefinition(text) for text in args.redefine]
+        files = MineFiles(world, code, FileOptions(encoding=args.encoding), changes)
         t0 = time.monotonic()
         stats = write_history(files, args.out_dir) if args.mode == "history" else run_live(files, args.out_dir, speed=args.speed)
     except (SimulatorError, ValueError) as exc:

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ingest.files import parse_file
-from minewatch.registry import Registry, load_registry
-from simulators.files import FileOptions, MineFiles, single_mine, snapshot_messages
+from minewatch.registry import Registry, Thresholds, load_registry
+from simulators.errors import SimulatorError
+from simulators.files import FileOptions, MineFiles, Redefinition, parse_redefinition, single_mine, snapshot_messages
 from simulators.model import generate
 from simulators.scenario import Scenario, parse_scenario
 from simulators.world import World
@@ -104,3 +105,50 @@ def test_mqtt_snapshots_carry_the_same_readings(registry: Registry) -> None:
     from_mqtt = {(i["point"], i["ts"], i["value"], i["status"]) for m in snapshot_messages(MineFiles(w, MINE), "p/")
                  if not m.topic.endswith("/stations") for i in msgspec.json.decode(m.payload)}
     assert from_files == from_mqtt and len(from_files) > 5_000
+
+
+def test_a_redefinition_is_uploaded_as_a_cddy_at_the_next_tick(registry: Registry) -> None:
+    point, other = f"{MINE}_01MN0001_T0003", f"{MINE}_01MN0001_T0004"
+    changes = [
+        Redefinition(at=START + timedelta(minutes=5, seconds=2), point=point,
+                     thresholds=Thresholds(alarm_hi=0.8, clear_hi=0.7, poweroff_hi=1.2, restore_hi=0.8)),
+        # Two changes between the same two uploads: one CDDY, each point with its own time.
+        Redefinition(at=START + timedelta(minutes=9, seconds=51), point=point, thresholds=Thresholds(alarm_hi=0.9)),
+        Redefinition(at=START + timedelta(minutes=9, seconds=55), point=other, thresholds=Thresholds(alarm_hi=0.7)),
+    ]
+    w = World(registry, 3, START, START + timedelta(minutes=15))
+    cddy = [(name, ts, parse_file(name, data)) for name, data, ts in MineFiles(w, MINE, redefinitions=changes).files()
+            if "_CDDY_" in name]
+    # At the start (00:00:03), then at the first ticks after the changes: 00:05:10 and 00:10:00.
+    day = START.replace(second=0)
+    assert [ts for _, ts, _ in cddy] == [int(t.timestamp() * 1000) for t in (
+        START, day + timedelta(minutes=5, seconds=10), day + timedelta(minutes=10))]
+    first, changed, both = (p for _, _, p in cddy)
+    assert all(p.errors == [] for p in (first, changed, both))
+    assert len(first.records) == len(changed.records) == len(both.records) == len(registry.mines[0].points)
+
+    def of(parsed: object, code: str) -> tuple[object, ...]:
+        r = next(x for x in parsed.records if x.point == code)  # type: ignore[attr-defined]
+        return (r.alarm_upper, r.clear_upper, r.power_off_upper, r.restore_upper, r.data_time)
+
+    base = registry.mines[0].points
+    t0 = next(p for p in base if p.code == point).effective_thresholds()
+    assert of(first, point) == (t0.alarm_hi, t0.clear_hi, t0.poweroff_hi, t0.restore_hi, START)
+    assert of(changed, point) == (0.8, 0.7, 1.2, 0.8, START + timedelta(minutes=5, seconds=2))
+    assert of(both, point) == (0.9, None, None, None, START + timedelta(minutes=9, seconds=51))
+    assert of(both, other)[0] == 0.7 and of(both, other)[4] == START + timedelta(minutes=9, seconds=55)
+    # The unchanged points are restated as they were.
+    third = f"{MINE}_01MN0001_T0005"
+    assert of(changed, third)[:4] == of(first, third)[:4]
+
+
+def test_redefinitions_are_checked() -> None:
+    reg, _ = load_registry(SAMPLE_REGISTRY)
+    w = World(single_mine(reg, MINE), 3, START, START + timedelta(minutes=1))
+    with pytest.raises(SimulatorError, match="not a point of mine"):
+        MineFiles(w, MINE, redefinitions=[Redefinition(at=START, point="nope", thresholds=Thresholds())])
+    r = parse_redefinition(f"2024-05-14T09:00:00+08:00 {MINE}_01MN0001_T0003 alarm_hi=0.8,poweroff_hi=1.2")
+    assert (r.at, r.thresholds.alarm_hi, r.thresholds.poweroff_hi) == (datetime(2024, 5, 14, 1, tzinfo=UTC), 0.8, 1.2)
+    for bad in ("2024-05-14T09:00:00 p alarm_hi=1", "2024-05-14T09:00:00+08:00 p alarm=1", "just two"):
+        with pytest.raises(SimulatorError, match="--redefine"):
+            parse_redefinition(bad)

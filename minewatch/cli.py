@@ -149,10 +149,11 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from minewatch.runall import run_all
+    from minewatch.runall import demo_scenario, run_all
 
+    scenario = demo_scenario(settings, args.scenario)
     return _run_async(lambda: run_all(settings, speed=args.speed, with_simulators=not args.no_simulators,
-                                      seconds=args.seconds))
+                                      seconds=args.seconds, scenario=scenario))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default 1)")
     r.add_argument("--no-simulators", action="store_true", help="do not start the fake mines")
     r.add_argument("--seconds", type=float, default=None, help="stop after this many seconds (demo / CI)")
+    r.add_argument("--scenario", default=None, metavar="FILE|none",
+                   help="scripted events for the simulators (default with the sample registry: "
+                        "simulators/demo_scenario.yaml, two methane exceedances and a shutdown order)")
     r.set_defaults(func=cmd_run)
 
     m = sub.add_parser("migrate", help="apply database migrations (idempotent)")

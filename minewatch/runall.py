@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
+import functools
+import importlib
 import logging
 import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Coroutine
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import yaml
 from prometheus_client import CollectorRegistry
 
 from minewatch.clock import SystemClock
@@ -25,11 +29,16 @@ from minewatch.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def _has(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
+DEMO_SCENARIO = Path(str(resources.files("simulators") / "demo_scenario.yaml"))
+
+
+def demo_scenario(settings: Settings, choice: str | None) -> Path | None:
+    """The scenario the simulators play: `choice` when given (`none` for none), else the demo
+    scenario when the registry is the shipped sample (its points are the sample's)."""
+    if choice is not None:
+        return None if choice.lower() == "none" else Path(choice)
+    sample = Path(str(resources.files("minewatch") / "data" / "sample_registry.yaml"))
+    return DEMO_SCENARIO if settings.registry_path.resolve() == sample.resolve() else None
 
 
 async def _status(dsn: str, every: float) -> None:
@@ -43,12 +52,13 @@ async def _status(dsn: str, every: float) -> None:
                 "(SELECT count(*) FROM card_reads WHERE ts > now() - interval '1 hour') AS cards, "
                 "(SELECT count(*) FROM dead_letters) AS dead, "
                 "(SELECT count(*) FROM exceedance_events WHERE end_ts IS NULL) AS open_events, "
-                "(SELECT count(*) FROM cases WHERE state <> 'closed') AS open_cases")
+                "(SELECT count(*) FROM cases WHERE state <> 'closed') AS open_cases, "
+                "(SELECT count(*) FROM orders) AS orders")
             assert row is not None
             rate = "" if last is None else f" (+{(row['readings'] - last) / every:.0f}/s)"
             print(f"[minewatch] readings last hour: {row['readings']}{rate}, card reads: {row['cards']}, "
                   f"dead letters: {row['dead']}, open exceedances: {row['open_events']}, "
-                  f"open cases: {row['open_cases']}", flush=True)
+                  f"open cases: {row['open_cases']}, shutdown orders: {row['orders']}", flush=True)
             last = row["readings"]
             await asyncio.sleep(every)
     finally:
@@ -56,7 +66,7 @@ async def _status(dsn: str, every: float) -> None:
 
 
 async def run_all(settings: Settings, *, speed: float = 1.0, with_simulators: bool = True,
-                  seconds: float | None = None) -> int:
+                  seconds: float | None = None, scenario: Path | None = None) -> int:
     """Start servers (embedded if needed), migrate, load the registry, run every worker and the API."""
     from minewatch.cli import _prepare_db
 
@@ -86,13 +96,11 @@ async def run_all(settings: Settings, *, speed: float = 1.0, with_simulators: bo
             for name, factory in _workers(settings, registry):
                 log.info("starting %s", name)
                 tasks.append(tg.create_task(factory()))
-            api_url = None
-            if _has("api.app"):
-                api_url = f"http://{settings.api_host}:{settings.api_port}"
-                tasks.append(tg.create_task(_api(settings, registry)))
+            api_url = f"http://{settings.api_host}:{settings.api_port}"
+            tasks.append(tg.create_task(_api(settings, registry)))
             if with_simulators:
-                sim = _start_simulators(settings, url, speed, data)
-            print(_banner(settings, dsn, url, api_url, data), flush=True)
+                sim = _start_simulators(settings, url, speed, data, scenario)
+            print(_banner(settings, dsn, url, api_url, data, scenario if with_simulators else None), flush=True)
             tasks.append(tg.create_task(_status(dsn, 10.0)))
             if seconds is not None:
                 await asyncio.sleep(seconds)
@@ -113,7 +121,7 @@ async def run_all(settings: Settings, *, speed: float = 1.0, with_simulators: bo
     return 0
 
 
-def _banner(settings: Settings, dsn: str, url: str, api_url: str | None, data: Path) -> str:
+def _banner(settings: Settings, dsn: str, url: str, api_url: str, data: Path, scenario: Path | None) -> str:
     lines = [
         "",
         "=" * 72,
@@ -121,18 +129,33 @@ def _banner(settings: Settings, dsn: str, url: str, api_url: str | None, data: P
         f"   database : {dsn}",
         f"   broker   : {url}  (topics mines/<mine>/safety|geotech|personnel|stations)",
     ]
-    if api_url:
-        lines += [f"   API      : {api_url}/v1/mines   (docs {api_url}/docs; create a token with",
-                  "              `minewatch tokens create --role admin --name me`)",
-                  f"   metrics  : {api_url}/metrics", f"   health   : {api_url}/readyz"]
+    lines += [f"   API      : {api_url}/v1/mines   (docs {api_url}/docs; create a token with",
+              "              `minewatch tokens create --role admin --name me`)",
+              f"   metrics  : {api_url}/metrics", f"   health   : {api_url}/readyz"]
     lines += [
         f"   data dir : {data}",
         " Watch readings arrive:",
         f"   psql '{dsn}' -c 'SELECT count(*), max(ts) FROM readings'",
+    ]
+    if scenario is not None:
+        lines += [f" Scripted events: {scenario}", *(f"   {line}" for line in _describe(scenario)),
+                  " Watch the findings and cases they make:",
+                  f"   psql '{dsn}' -c 'SELECT rule, subject, start_ts, state FROM findings ORDER BY id'"]
+    lines += [
         " A status line follows every 10 s. Ctrl-C stops everything.",
         "=" * 72,
     ]
     return "\n".join(lines)
+
+
+def _describe(scenario: Path) -> list[str]:
+    """The scenario's own description, wrapped for the banner."""
+    try:
+        data = yaml.safe_load(scenario.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []
+    text = data.get("description") if isinstance(data, dict) else None
+    return textwrap.wrap(str(text), 66) if text else []
 
 
 async def _ingest(settings: Settings, registry: CollectorRegistry, *, shared: bool) -> None:
@@ -151,14 +174,11 @@ async def _ingest(settings: Settings, registry: CollectorRegistry, *, shared: bo
 
 def _workers(settings: Settings, registry: CollectorRegistry
              ) -> list[tuple[str, Callable[[], Coroutine[Any, Any, object]]]]:
-    """Rule and alerting workers, when their packages provide `run_worker(settings, registry)`."""
+    """The rule and alerting workers (`run_worker(settings, registry)` of each package)."""
     found: list[tuple[str, Callable[[], Coroutine[Any, Any, object]]]] = []
     for name in ("rules.worker", "alerting.worker"):
-        if _has(name):
-            module = importlib.import_module(name)
-            runner = getattr(module, "run_worker", None)
-            if runner is not None:
-                found.append((name, lambda r=runner: r(settings, registry)))  # type: ignore[misc]
+        runner = importlib.import_module(name).run_worker
+        found.append((name, functools.partial(runner, settings, registry)))
     return found
 
 
@@ -169,14 +189,26 @@ async def _api(settings: Settings, registry: CollectorRegistry) -> None:
 
     app = create_app(settings, registry=registry)
     server = uvicorn.Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="warning"))
-    await server.serve()
+    serving = asyncio.ensure_future(server.serve())
+    try:
+        await asyncio.shield(serving)
+    except asyncio.CancelledError:
+        # stop as on SIGTERM: finish requests in flight, run the lifespan's shutdown (closes the pool)
+        server.should_exit = True
+        await serving
+        raise
 
 
-def _start_simulators(settings: Settings, url: str, speed: float, data: Path) -> subprocess.Popen[bytes]:
+def _start_simulators(settings: Settings, url: str, speed: float, data: Path,
+                      scenario: Path | None) -> subprocess.Popen[bytes]:
     log_path = data / "simulators.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "minewatch", "simulate", "live", "--mqtt-url", url,
            "--registry", str(settings.registry_path), "--speed", str(speed)]
+    if scenario is not None:
+        cmd += ["--scenario", str(scenario)]
+    if settings.ingest.topic_prefix:
+        cmd += ["--topic-prefix", settings.ingest.topic_prefix]
     print(f"[minewatch] simulators publishing (log: {log_path})", flush=True)
     with log_path.open("ab") as out:
         out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())

@@ -4,12 +4,16 @@
 
 (a) compares equal data on purpose: the simulator's file mode samples each point every 10 s
 (what a CDSS carries), and the MQTT side publishes exactly those snapshots (`snapshot_messages`),
-so any difference is the ingest's. See docs/files.md.
+so any difference is the ingest's. The day includes a threshold change (the file path learns it
+from the CDDY the simulator uploads on change, the MQTT path from a registry load with the same
+effective time), so equal findings also show that a CDDY versions thresholds as the registry does.
+See docs/files.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -27,8 +31,9 @@ from ingest.files import CdssRecord, Header, write_file
 from ingest.files.ledger import FileIngester
 from ingest.files.watch import DropWatcher
 from minewatch.clock import SystemClock
-from minewatch.registry import load_registry
-from simulators.files import FileOptions, MineFiles, single_mine, snapshot_messages, write_history
+from minewatch.db.registry_store import sync_registry
+from minewatch.registry import Registry, Thresholds, load_registry
+from simulators.files import FileOptions, MineFiles, Redefinition, single_mine, snapshot_messages, write_history
 from simulators.publish import MqttSink
 from simulators.scenario import parse_scenario
 from simulators.world import World
@@ -39,6 +44,23 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 Rows = set[tuple[object, ...]]
 
+RISE = f"{MINE}_01MN0001_T0003"  # upper corner methane: alarm 1.0, power-off 1.5 in the registry
+LOWERED = Thresholds(alarm_hi=0.8, clear_hi=0.7, poweroff_hi=1.2, restore_hi=0.8)
+
+
+def redefinition(end: datetime) -> Redefinition:
+    """Six hours into the day (between two uploads), the upper corner's thresholds are lowered."""
+    return Redefinition(at=end - timedelta(hours=18) + timedelta(seconds=4), point=RISE, thresholds=LOWERED)
+
+
+def with_redefinition(reg: Registry, change: Redefinition) -> Registry:
+    """The registry as an operator would load it after the change: new thresholds from `change.at`."""
+    mine = reg.mine(MINE)
+    points = tuple(p.model_copy(update={"thresholds": change.thresholds, "thresholds_effective_from": change.at})
+                   if p.code == change.point else p for p in mine.points)
+    mines = tuple(m.model_copy(update={"points": points}) if m.code == MINE else m for m in reg.mines)
+    return reg.model_copy(update={"mines": mines})
+
 
 def world(end: datetime) -> World:
     reg, _ = load_registry(SAMPLE_REGISTRY)
@@ -46,7 +68,7 @@ def world(end: datetime) -> World:
     start = end - timedelta(days=1)
     # A methane rise (alarm, then power-off) and a station fault, so the rules have work too.
     scenario = parse_scenario({"events": [
-        {"at": (start + timedelta(hours=9)).isoformat(), "point": f"{MINE}_01MN0001_T0003", "kind": "methane_rise",
+        {"at": (start + timedelta(hours=9)).isoformat(), "point": RISE, "kind": "methane_rise",
          "to": 1.8, "duration": "6m", "ramp": "1m"},
         {"at": (start + timedelta(hours=15)).isoformat(), "station": f"{MINE}S0003", "kind": "station_down",
          "duration": "12m", "state": 2},
@@ -66,9 +88,12 @@ async def stored(dsn: str) -> tuple[Rows, Rows, int]:
         await conn.close()
 
 
-async def through_files(dsn: str, drop: Path, w: World) -> None:
-    stats = await asyncio.to_thread(write_history, MineFiles(w, MINE, FileOptions()), drop)
+async def through_files(dsn: str, drop: Path, w: World, change: Redefinition) -> None:
+    stats = await asyncio.to_thread(write_history, MineFiles(w, MINE, FileOptions(), [change]), drop)
     assert stats.files > 10_000
+    assert stats.by_kind["CDDY"] == 2 and stats.by_kind["FZDY"] == 1  # on start, and on the change
+    # A TJSJ every 5 min of the day (287 when the day does not start on a 5-minute mark).
+    assert stats.by_kind["TJSJ"] in (287, 288) and stats.by_kind["YCBJ"] > 0
     ing = FileIngester(dsn, clock=SystemClock())
     try:
         done = await DropWatcher(ing, drop, clock=SystemClock()).scan()
@@ -89,7 +114,14 @@ def wait_connected(proc: subprocess.Popen[bytes], log: Path) -> None:
     time.sleep(0.5)  # SUBACK
 
 
-async def through_mqtt(dsn: str, url: str, prefix: str, w: World, log: Path) -> int:
+async def through_mqtt(dsn: str, url: str, prefix: str, w: World, log: Path, change: Redefinition) -> int:
+    conn = await asyncpg.connect(dsn)  # the change, as a registry load with its effective time
+    try:
+        reg, _ = load_registry(SAMPLE_REGISTRY)
+        await sync_registry(conn, with_redefinition(reg, change), checksum="acceptance", source="acceptance",
+                            now=datetime.now(UTC))
+    finally:
+        await conn.close()
     proc = spawn_minewatch(["ingest", "--topic-prefix", prefix, "--client-id", f"accept-{prefix.strip('/')}",
                             "--burst", "4"], {"DATABASE_URL": dsn, "MQTT_URL": url}, log)
     try:
@@ -120,8 +152,9 @@ def two_paths(pg_dsn: str, mqtt_url: str, tmp_path_factory: pytest.TempPathFacto
     end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
     files_db, mqtt_db = asyncio.run(_create_db(pg_dsn, registry=True)), asyncio.run(_create_db(pg_dsn, registry=True))
     try:
-        asyncio.run(through_files(files_db, tmp / "drop", world(end)))
-        items = asyncio.run(through_mqtt(mqtt_db, mqtt_url, f"acc{os.getpid()}/", world(end), tmp / "ingest.log"))
+        asyncio.run(through_files(files_db, tmp / "drop", world(end), redefinition(end)))
+        items = asyncio.run(through_mqtt(mqtt_db, mqtt_url, f"acc{os.getpid()}/", world(end), tmp / "ingest.log",
+                                         redefinition(end)))
         yield files_db, mqtt_db, items
     finally:
         for dsn in (files_db, mqtt_db):
@@ -137,7 +170,32 @@ async def test_a_simulated_day_through_files_and_mqtt_stores_the_same_rows(two_p
     assert by_file[1] == by_mqtt[1]
     assert by_file[2] == by_mqtt[2] == 0  # nothing refused on either path
     # The scenario is in the data: the alarm and power-off bits of the methane rise.
-    assert any(status & 3 == 3 for code, _, _, status in by_file[0] if code == f"{MINE}_01MN0001_T0003")
+    assert any(status & 3 == 3 for code, _, _, status in by_file[0] if code == RISE)
+
+
+VERSIONS = ("SELECT t.effective_from, t.alarm_hi, t.clear_hi, t.poweroff_hi, t.restore_hi FROM point_thresholds t "
+            "JOIN points p ON p.id = t.point_id WHERE p.code = $1 ORDER BY t.effective_from")
+
+
+async def test_the_file_path_also_keeps_what_the_mine_reported_and_its_definitions(
+        two_paths: tuple[str, str, int]) -> None:
+    files_db, mqtt_db, _ = two_paths
+    # TJSJ every 5 min for each analog point; YCBJ for the methane rise (over-limit 001), with its end.
+    assert (await fetch(files_db, "SELECT count(DISTINCT period_end) AS n FROM reported_stats"))[0]["n"] in (287, 288)
+    abnormal = await fetch(files_db, "SELECT a.abnormal_code, a.ended_at FROM reported_abnormal a "
+                                     "JOIN points p ON p.id = a.point_id WHERE p.code = $1", RISE)
+    assert any(r["abnormal_code"] == "001" and r["ended_at"] is not None for r in abnormal)
+    # The CDDY uploaded on the change versioned the thresholds exactly as the registry load did.
+    by_file = [tuple(r) for r in await fetch(files_db, VERSIONS, RISE)]
+    assert by_file == [tuple(r) for r in await fetch(mqtt_db, VERSIONS, RISE)]
+    reg, _ = load_registry(SAMPLE_REGISTRY)
+    before = next(p for p in reg.mine(MINE).points if p.code == RISE).effective_thresholds()
+    assert [v[1:] for v in by_file] == [(before.alarm_hi, before.clear_hi, before.poweroff_hi, before.restore_hi),
+                                        (0.8, 0.7, 1.2, 0.8)]
+    assert by_file[1][0].second == 4  # from the change's own time (hh:mm:04), not the upload's (hh:mm:10)
+    every = ("SELECT p.code, t.effective_from, t.alarm_hi, t.clear_hi, t.poweroff_hi, t.restore_hi, t.alarm_lo, "
+             "t.clear_lo, t.poweroff_lo, t.restore_lo FROM point_thresholds t JOIN points p ON p.id = t.point_id")
+    assert {tuple(r) for r in await fetch(files_db, every)} == {tuple(r) for r in await fetch(mqtt_db, every)}
 
 
 def _rules_worker(dsn: str, log: Path) -> None:
@@ -156,14 +214,24 @@ async def test_rules_findings_agree_between_file_and_mqtt_paths(two_paths: tuple
     files_db, mqtt_db, _ = two_paths
     for dsn, label in ((files_db, "files"), (mqtt_db, "mqtt")):
         await asyncio.to_thread(_rules_worker, dsn, tmp_path / f"rules-{label}.log")
-    query = ("SELECT f.rule, m.code, f.subject, f.start_ts, f.end_ts, f.level, f.state FROM findings f "
-             "JOIN mines m ON m.id = f.mine_id")
-    by_file = {tuple(r) for r in await fetch(files_db, query)}
-    by_mqtt = {tuple(r) for r in await fetch(mqtt_db, query)}
-    assert by_file, "the scenario's methane rise must give findings"
-    assert by_file == by_mqtt
-    episodes = ("SELECT p.code, e.start_ts, e.end_ts, e.peak, e.level FROM episodes e JOIN points p ON p.id = e.point_id")
-    assert {tuple(r) for r in await fetch(files_db, episodes)} == {tuple(r) for r in await fetch(mqtt_db, episodes)}
+    # Everything the rule engine wrote, by content (ids differ between the two databases).
+    queries = {
+        "findings": "SELECT f.rule, m.code, f.subject, f.start_ts, f.end_ts, f.level, f.tier, f.state, f.ref_table "
+                    "FROM findings f JOIN mines m ON m.id = f.mine_id",
+        "episodes": "SELECT p.code, e.start_ts, e.end_ts, e.end_reason, e.peak, e.peak_ts, e.level, e.thresholds::text, "
+                    "e.threshold_from FROM episodes e JOIN points p ON p.id = e.point_id",
+        "events": "SELECT gas, scope, scope_key, start_ts, end_ts, peak, peak_ts, level, tier FROM exceedance_events",
+        "orders": "SELECT rule, pack, start_ts, min_end_ts, ladder_step, state FROM orders",
+    }
+    found: dict[str, Rows] = {}
+    for what, query in queries.items():
+        found[what] = {tuple(r) for r in await fetch(files_db, query)}
+        assert found[what] == {tuple(r) for r in await fetch(mqtt_db, query)}, what
+    assert found["findings"] and found["events"], "the scenario's methane rise must give findings"
+    # The rise came after the change: judged by the lowered thresholds, in effect from the change.
+    changed_at = [v[0] for v in await fetch(files_db, VERSIONS, RISE)][-1]
+    rise = [e for e in found["episodes"] if e[0] == RISE]
+    assert rise and all(e[8] == changed_at and json.loads(str(e[7]))["alarm_hi"] == 0.8 for e in rise), rise
 
 
 def big_cdss(rows: int, end: datetime, unknown_every: int) -> tuple[str, bytes, set[tuple[object, ...]], list[int]]:
@@ -215,8 +283,10 @@ async def test_sigkill_in_the_middle_of_a_big_file_then_restart_stores_every_row
         assert await conn.fetchval("SELECT count(*) FROM readings") == len(expected)  # nothing twice
         lines = [r["line"] for r in await conn.fetch("SELECT line FROM dead_letters WHERE file = $1 ORDER BY line", name)]
         assert lines == unknown_lines  # each refused record once, across both runs
-        row = await conn.fetchrow("SELECT state, attempts, stored, records FROM file_ledger WHERE name = $1", name)
-        assert tuple(row) == ("done", 2, len(expected), 100_000)
+        # Resumed after the last committed chunk, not restarted: no row met twice (duplicates 0).
+        row = await conn.fetchrow("SELECT state, attempts, stored, duplicates, records, done_ordinal FROM file_ledger "
+                                  "WHERE name = $1", name)
+        assert tuple(row) == ("done", 2, len(expected), 0, 100_000, 100_000)
         day = end.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y/%m/%d")
         assert (drop / "archive" / day / name).exists()
     finally:

@@ -198,3 +198,153 @@ async def maintain(conn: asyncpg.Connection, *, now: datetime, ahead_days: int, 
                     dropped += 1
     return {"created": created, "dropped": dropped}
 
+
+
+# --- The hourly rollup of readings, read through readings_1h_parts(point, lo, hi) on both paths. ---
+#
+# readings_1h_parts(point, lo, hi) answers, for one point, one row per hour that has readings in
+# [lo, hi): bucket (the hour), min, max, sum, n, last. `lo` is an hour start; `hi` may fall inside
+# an hour, whose partial row then covers [that hour, hi) only. Readers combine the rows into any
+# step that is a whole number of hours. The result is always what aggregating `readings` gives.
+#
+# TimescaleDB: the readings_1h continuous aggregate, real-time (materialised buckets below its
+# watermark, raw readings above), plus the raw readings of the partial last hour.
+#
+# Plain PostgreSQL: `readings_1h_rollup` holds materialised hours for [lo, hi) of
+# `readings_1h_state`, kept by minewatch.db.rollup's refresher. Writers do no per-row work: one
+# statement-level trigger per INSERT / UPDATE / DELETE logs the statement's (ts, point_id) box in
+# `readings_1h_invalid` (min/max over the transition table). The function reads materialised
+# hours only inside the state's range and outside every logged box, and aggregates raw readings
+# for the rest (the hours above the watermark, below the back-fill, and those a late or
+# back-filled statement invalidated but the refresher has not yet recomputed). A box is
+# committed with its rows, so any snapshot that sees the rows also sees the box.
+
+_HOUR_ORIGIN = "timestamptz '2000-01-01'"
+
+_PLAIN_ROLLUP = f"""
+CREATE TABLE IF NOT EXISTS readings_1h_rollup (
+    point_id integer NOT NULL, bucket timestamptz NOT NULL, min double precision NOT NULL,
+    max double precision NOT NULL, sum double precision NOT NULL, n integer NOT NULL,
+    last double precision NOT NULL, PRIMARY KEY (point_id, bucket));
+CREATE TABLE IF NOT EXISTS readings_1h_state (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one), lo timestamptz NOT NULL, hi timestamptz NOT NULL,
+    CHECK (lo <= hi));
+INSERT INTO readings_1h_state (lo, hi)
+    SELECT date_bin('1 hour', now(), {_HOUR_ORIGIN}), date_bin('1 hour', now(), {_HOUR_ORIGIN})
+    ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS readings_1h_invalid (
+    id bigserial PRIMARY KEY, lo timestamptz NOT NULL, hi timestamptz NOT NULL,
+    lo_point integer NOT NULL, hi_point integer NOT NULL);
+
+CREATE OR REPLACE FUNCTION readings_1h_log_new() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO readings_1h_invalid (lo, hi, lo_point, hi_point)
+    SELECT min(ts), max(ts), min(point_id), max(point_id) FROM new_rows HAVING count(*) > 0;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION readings_1h_log_old() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO readings_1h_invalid (lo, hi, lo_point, hi_point)
+    SELECT min(ts), max(ts), min(point_id), max(point_id) FROM old_rows HAVING count(*) > 0;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION readings_1h_log_all() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO readings_1h_invalid (lo, hi, lo_point, hi_point)
+    VALUES ('-infinity', 'infinity', -2147483648, 2147483647);
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS readings_1h_insert ON readings;
+CREATE TRIGGER readings_1h_insert AFTER INSERT ON readings REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION readings_1h_log_new();
+-- Readings are never updated or deleted by the product; these keep the rollup honest if an operator does.
+DROP TRIGGER IF EXISTS readings_1h_update_new ON readings;
+CREATE TRIGGER readings_1h_update_new AFTER UPDATE ON readings REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION readings_1h_log_new();
+DROP TRIGGER IF EXISTS readings_1h_update_old ON readings;
+CREATE TRIGGER readings_1h_update_old AFTER UPDATE ON readings REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION readings_1h_log_old();
+DROP TRIGGER IF EXISTS readings_1h_delete ON readings;
+CREATE TRIGGER readings_1h_delete AFTER DELETE ON readings REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION readings_1h_log_old();
+DROP TRIGGER IF EXISTS readings_1h_truncate ON readings;
+CREATE TRIGGER readings_1h_truncate AFTER TRUNCATE ON readings
+    FOR EACH STATEMENT EXECUTE FUNCTION readings_1h_log_all();
+
+CREATE OR REPLACE FUNCTION readings_1h_parts(_point integer, _lo timestamptz, _hi timestamptz)
+RETURNS TABLE (bucket timestamptz, min double precision, max double precision, sum double precision,
+               n bigint, last double precision)
+LANGUAGE sql STABLE AS $$
+WITH s AS (
+    SELECT CASE WHEN a < b THEN tstzmultirange(tstzrange(a, b)) ELSE '{{}}'::tstzmultirange END
+           - coalesce((SELECT range_agg(tstzrange(date_bin('1 hour', i.lo, {_HOUR_ORIGIN}),
+                                                  date_bin('1 hour', i.hi, {_HOUR_ORIGIN}) + interval '1 hour'))
+                       FROM readings_1h_invalid i
+                       WHERE _point BETWEEN i.lo_point AND i.hi_point AND i.lo < b AND i.hi >= a),
+                      '{{}}'::tstzmultirange) AS done
+    FROM readings_1h_state st
+    CROSS JOIN LATERAL (SELECT greatest(st.lo, date_bin('1 hour', _lo - interval '1 microsecond', {_HOUR_ORIGIN})
+                                                  + interval '1 hour') AS a,
+                               least(st.hi, date_bin('1 hour', _hi, {_HOUR_ORIGIN})) AS b) w
+)
+SELECT r.bucket, r.min, r.max, r.sum, r.n::bigint, r.last
+FROM s CROSS JOIN LATERAL unnest(s.done) d
+JOIN readings_1h_rollup r ON r.point_id = _point AND r.bucket >= lower(d) AND r.bucket < upper(d)
+UNION ALL
+SELECT date_bin('1 hour', x.ts, {_HOUR_ORIGIN}), min(x.value), max(x.value), sum(x.value), count(*),
+       (array_agg(x.value ORDER BY x.ts DESC))[1]
+FROM s CROSS JOIN LATERAL unnest(tstzmultirange(tstzrange(_lo, _hi)) - s.done) g
+JOIN readings x ON x.point_id = _point AND x.ts >= lower(g) AND x.ts < upper(g)
+GROUP BY 1
+$$;
+"""
+
+_TIMESCALE_ROLLUP = f"""
+-- Real-time: since TimescaleDB 2.13 new continuous aggregates are materialised-only by default,
+-- which would hide everything above the last refresh.
+ALTER MATERIALIZED VIEW readings_1h SET (timescaledb.materialized_only = false);
+CREATE OR REPLACE FUNCTION readings_1h_parts(_point integer, _lo timestamptz, _hi timestamptz)
+RETURNS TABLE (bucket timestamptz, min double precision, max double precision, sum double precision,
+               n bigint, last double precision)
+LANGUAGE sql STABLE AS $$
+SELECT v.bucket, v.min, v.max, v.avg * v.n, v.n::bigint, v.last FROM readings_1h v
+WHERE v.point_id = _point AND v.bucket >= _lo AND v.bucket < date_bin('1 hour', _hi, {_HOUR_ORIGIN})
+UNION ALL
+SELECT date_bin('1 hour', x.ts, {_HOUR_ORIGIN}), min(x.value), max(x.value), sum(x.value), count(*),
+       (array_agg(x.value ORDER BY x.ts DESC))[1]
+FROM readings x
+WHERE x.point_id = _point AND x.ts >= greatest(_lo, date_bin('1 hour', _hi, {_HOUR_ORIGIN})) AND x.ts < _hi
+GROUP BY 1
+$$;
+"""
+
+
+async def create_hourly_rollup(conn: asyncpg.Connection, backend: Backend) -> None:
+    """Create `readings_1h_parts(point, lo, hi)` and what it reads on this backend (see above)."""
+    if backend == "plain":
+        await conn.execute(_PLAIN_ROLLUP)
+        return
+    await conn.execute(_TIMESCALE_ROLLUP)
+    # The policy of _create_bucket_views refreshes only the last 3 days, so late data older
+    # than that would never reach the aggregate; from the start (NULL) each run still only
+    # recomputes the ranges its invalidation log names.
+    await conn.execute("SELECT remove_continuous_aggregate_policy('readings_1h'::regclass, if_exists => true)")
+    await conn.execute(
+        "SELECT add_continuous_aggregate_policy('readings_1h'::regclass, start_offset => NULL, "
+        "end_offset => interval '1 minute', schedule_interval => interval '1 minute')")
+
+
+async def oldest_partition_start(conn: asyncpg.Connection, table: str) -> datetime | None:
+    """Start of the oldest daily partition of `table` on plain PostgreSQL (None without any)."""
+    rows = await conn.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = $1", table)
+    days = []
+    for r in rows:
+        suffix = str(r["relname"]).rsplit("_p", 1)[-1]
+        if len(suffix) == 8 and suffix.isdigit():
+            days.append(date(int(suffix[:4]), int(suffix[4:6]), int(suffix[6:])))
+    if not days:
+        return None
+    d = min(days)
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)

@@ -1,7 +1,9 @@
 """Streaming = back-fill = the hand-computed expectations, over two weeks of three mines through MQTT.
 
-The simulator publishes the scenario (scripted exceedances, 5 % of messages late and out
-of order) to the broker as fast as it can; the real ingest process stores it and the worker
+The simulator publishes the scenario (scripted exceedances; 5 % of the readings late and
+out of order, among them the opening readings of two orders' triggers) to the broker in
+accelerated real time: each message when its simulated time comes, two weeks in about 8 s
+of sleeps plus the publishing itself. The real ingest process stores it and the worker
 evaluates the dirty windows while data keeps arriving. The same readings are then copied
 into a second database and back-filled. Both must agree on every episode, event, order
 and live finding, and both must match the `expect:` block of the scenario.
@@ -15,19 +17,21 @@ import signal
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
+from minewatch.clock import FrozenClock
 from minewatch.registry import load_registry
 from minewatch.timeutil import to_ns
 from rules.backfill import backfill
 from rules.packs import builtin_pack, parse_duration
 from rules.worker import RulesSettings, RuleWorker
 from simulators.publish import MqttSink
-from simulators.run import RunOptions, run_history
+from simulators.run import RunOptions, run_live
 from simulators.scenario import Scenario, load_scenario
 from simulators.world import World
 from tests.conftest import spawn_minewatch
@@ -37,6 +41,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PACK = builtin_pack("default")
 # Small ingest batches: many dirty windows, late data in separate windows from its neighbours.
 BATCHES = {"MINEWATCH_INGEST_BATCH_MAX_ITEMS": "1000"}
+# Two weeks in about 8 s of sleeps: the stream arrives over time, interleaved with the
+# worker's evaluations, as it would live. (The speed also decides which messages the seeded
+# shuffler holds late; the assertion on them below names what this one gives.)
+SPEED = 150_000
 
 
 def start_ingest(dsn: str, url: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
@@ -116,6 +124,32 @@ def scenario() -> tuple[World, Scenario]:
     return World(reg, 5, start, end, sc), sc
 
 
+class Delivery:
+    """A sink that passes messages on and notes, per safety topic, which readings arrived out of
+    order (a message all of whose readings are older than one already sent on its topic)."""
+
+    def __init__(self, sink: MqttSink) -> None:
+        self.sink = sink
+        self.newest: dict[str, int] = {}
+        self.readings = self.late = 0
+        self.late_exceeding: list[tuple[str, int]] = []  # (point, ts ms) of late readings >= alarm
+
+    def send(self, topic: str, payload: bytes) -> None:
+        if topic.endswith("/safety"):
+            items = msgspec.json.decode(payload)
+            newest = max(it["ts"] for it in items)
+            self.readings += len(items)
+            if newest < self.newest.get(topic, newest):
+                self.late += len(items)
+                self.late_exceeding += [(it["point"], it["ts"]) for it in items  # methane, not calibrating
+                                        if "MN0001" in it["point"] and it["value"] >= 1.0 and not it["status"] & 4]
+            self.newest[topic] = max(newest, self.newest.get(topic, newest))
+        self.sink.send(topic, payload)
+
+    def close(self) -> None:
+        self.sink.close()
+
+
 async def test_streaming_through_mqtt_equals_backfill_and_expectations(
         make_db: Callable[[], Awaitable[str]], mqtt_url: str, topic_prefix: str, tmp_path: Path) -> None:
     world, sc = scenario()
@@ -126,19 +160,41 @@ async def test_streaming_through_mqtt_equals_backfill_and_expectations(
     try:
         options = RunOptions(topic_prefix=topic_prefix, items_per_message=50, late_fraction=0.05,
                              time_format="epoch_ms")
-        stats = await asyncio.to_thread(run_history, world, MqttSink(mqtt_url, max_inflight=2000, threaded=False),
-                                        options)
-        assert stats.held_late > 0, "some messages must arrive late and out of order"
+        delivery = Delivery(MqttSink(mqtt_url, max_inflight=2000, threaded=False))  # pumped by send; sleeps < 0.25 s
+        # Real time, accelerated: each reading is published when its simulated time comes, the
+        # two weeks running SPEED x the wall clock; late ones 1-10 simulated minutes after that.
+        # The simulator's clock moves by exactly what it sleeps (and it really sleeps): the ticks,
+        # hence which messages are held late, do not depend on the machine's speed.
+        clock = FrozenClock(datetime.now(UTC))
+
+        def sleep(seconds: float) -> None:
+            time.sleep(seconds)
+            clock.advance(timedelta(seconds=seconds))
+
+        began = time.monotonic()
+        stats = await asyncio.to_thread(run_live, world, delivery, options, clock=clock, sleep=sleep,
+                                        speed=SPEED, allow_future=True)
+        assert time.monotonic() - began >= 0.8 * ((world.end_ms or 0) - world.start_ms) / 1000 / SPEED, "paced"
+        assert delivery.readings == stats.readings
+        assert 0.04 <= delivery.late / delivery.readings <= 0.065, (delivery.late, delivery.readings)
+        # Late data that moves findings (seed 5, SPEED, deterministic ticks): the opening readings
+        # of the events that complete mine 1's second order (15 Oct 16:00, 3.5 %CH4: high value,
+        # province tier) and mine 3's order (its first trigger, 12 Oct 10:00) arrive
+        # after later readings of their mine.
+        late_points = {(p, datetime.fromtimestamp(ts / 1000, UTC).strftime("%m-%d %H")) for p, ts in
+                       delivery.late_exceeding}
+        assert late_points == {("149900000001_01MN0001_T0001", "10-15 08"), ("149900000003_01MN0001_T0001", "10-12 02")}
 
         async def stored() -> bool:
             return await count(streamed, "SELECT count(*) FROM readings") >= stats.readings
 
-        async def drained() -> bool:
-            return await count(streamed, "SELECT count(*) FROM dirty_windows WHERE kind = 'readings'") == 0
+        async def drained() -> bool:  # every kind: card-read and station-state windows are cleared
+            return await count(streamed, "SELECT count(*) FROM dirty_windows") == 0
 
         await wait_until("every reading stored", stored)
         await wait_until("every dirty window evaluated", drained)
         assert worker.tally.windows > 50, "the worker evaluated the stream as it arrived, window by window"
+        assert worker.tally.cleared > 0, "the card-read and station-state windows were consumed"
     finally:
         worker.stop()
         await running

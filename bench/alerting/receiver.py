@@ -3,7 +3,9 @@ checked, idempotency keys counted, first arrival time recorded.
 
 Run: ``python -m bench.alerting.receiver --port P --secret S`` (prints ``READY <port>``).
 ``GET /stats`` answers ``{"requests", "unique", "bad", "first_at", "last_at"}`` (wall-clock
-seconds); ``GET /reset`` clears them. Any POST is a webhook.
+seconds); ``GET /reset`` clears them. Any POST is a webhook. POSTs to ``/probe`` are also
+parsed: the first arrival time of every finding subject in ``case.findings`` is kept, and
+``GET /subjects`` answers ``{subject: first arrival}`` (the end-to-end latency benchmark).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Stats:
         self.keys: set[str] = set()
         self.first_at: float | None = None
         self.last_at: float | None = None
+        self.subjects: dict[str, float] = {}
 
     def as_json(self) -> bytes:
         return json.dumps({"requests": self.requests, "unique": len(self.keys), "bad": self.bad,
@@ -43,7 +46,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
             if method == "GET":
                 if path == "/reset":
                     stats.reset()
-                out = stats.as_json()
+                out = json.dumps(stats.subjects).encode() if path == "/subjects" else stats.as_json()
             else:
                 now = time.time()
                 stats.requests += 1
@@ -51,6 +54,9 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
                 stats.last_at = now
                 if verify(secret, body, headers.get("x-signature-256")):
                     stats.keys.add(headers.get("idempotency-key", ""))
+                    if path == "/probe":
+                        for f in json.loads(body)["case"]["findings"]:
+                            stats.subjects.setdefault(f["subject"], now)
                 else:
                     stats.bad += 1
                 out = b"ok"

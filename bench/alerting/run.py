@@ -1,7 +1,7 @@
-"""Alerting benchmark: outbox delivery throughput, and latency from a finding's commit to its webhook.
+"""Alerting benchmark: outbox delivery throughput (the end-to-end latency is bench/alerting/latency.py).
 
-Run: ``python -m bench.alerting.run [throughput|latency|both] [--rows 20000] [--lanes 4]
-[--batch 200] [--concurrency 8] [--samples 30]`` (``--dsn postgresql://...`` for an existing server, else a
+Run: ``python -m bench.alerting.run [throughput] [--rows 20000] [--lanes 4]
+[--batch 200] [--concurrency 8]`` (``--dsn postgresql://...`` for an existing server, else a
 private embedded PostgreSQL; a database ``minewatch_bench_alerting`` is recreated on it).
 
 throughput: ROWS webhook rows due now in the outbox, delivered by `DeliveryWorker` lanes to
@@ -10,11 +10,8 @@ throughput: ROWS webhook rows due now in the outbox, delivered by `DeliveryWorke
   machine's ceilings: the receiver's rate with a plain httpx loop at the same concurrency
   (no database), and the outbox's claim-and-record rate with a notifier that does nothing
   (no HTTP).
-latency: the case worker and the deliverer running as in production (LISTEN, SystemClock);
-  SAMPLES times, a power-off-level methane finding is committed (with NOTIFY) and the time
-  to its first webhook's arrival at the receiver is taken (wall clock, same machine). Red
-  findings are not held for grouping; a normal-severity one waits its 60 s group window by
-  design, which this does not measure.
+latency: see ``python -m bench.alerting.latency`` (reading commit -> rules -> case -> outbox ->
+  webhook, under 20 000 readings/s of background ingest).
 """
 
 from __future__ import annotations
@@ -23,7 +20,6 @@ import argparse
 import asyncio
 import json
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,9 +36,7 @@ from alerting.notifiers.base import DeliveryResult, OutboundMessage
 from alerting.notifiers.signing import HEADER, sign
 from alerting.notifiers.sms_log import LogSms
 from alerting.notifiers.webhook import WebhookNotifier, encode_body
-from alerting.routing import parse_routing
 from alerting.settings import AlertingSettings
-from alerting.worker import CaseWorker, Runner, load_all_templates
 from minewatch.clock import SystemClock
 from minewatch.db import create_pool
 from minewatch.embedded import EmbeddedPostgres
@@ -163,97 +157,21 @@ async def throughput(dsn: str, url: str, *, rows: int, lanes: int, batch: int, c
     print(f"  ceiling, outbox     {rows / null:8.0f} rows/s     (claim + record, notifier does nothing)")
 
 
-async def latency(dsn: str, url: str, *, samples: int) -> None:
-    routing = parse_routing(f"""
-version: 1
-mines:
-  "{MINE}":
-    receivers:
-      - {{id: bench, name: bench, webhook: {{url: "{url}/hook", secret_env: {SECRET_ENV}}}}}
-""", source="bench")
-    settings = AlertingSettings(delivery_lanes=2)
-    clock = SystemClock()
-    pool = await create_pool(dsn, min_size=2, max_size=8)
-    async with httpx.AsyncClient(trust_env=False) as client:
-        notifiers = Notifiers(LogSms(), WebhookNotifier(client))
-        runner = Runner(pool, clock=clock, settings=settings,
-                        cases=CaseWorker(pool, clock=clock, routing=routing, templates=load_all_templates(),
-                                         settings=settings),
-                        delivery=DeliveryWorker(pool, clock=clock, notifiers=notifiers, secrets={SECRET_ENV: SECRET},
-                                                backoff=settings.backoff, lease=settings.lease, batch=100))
-        task = asyncio.create_task(runner.run())
-        mine_id = await pool.fetchval("SELECT id FROM mines WHERE code = $1", MINE)
-        took: list[float] = []
-        try:
-            for i in range(samples):
-                await stats(client, url, reset=True)
-                async with pool.acquire() as conn, conn.transaction():
-                    await conn.execute(
-                        "INSERT INTO findings (rule, mine_id, subject, start_ts, level, tier) "
-                        "VALUES ('methane_exceedance', $1, $2, now(), 'power_off', 'county')", mine_id, f"P{i}")
-                    await conn.execute("SELECT pg_notify('minewatch_findings', '')")
-                committed = time.time()
-                while (seen := await stats(client, url))["first_at"] is None:  # noqa: ASYNC110 (another process)
-                    await asyncio.sleep(0.002)
-                took.append(seen["first_at"] - committed)
-                await asyncio.sleep(0.05)
-        finally:
-            runner.stop()
-            await task
-            await pool.close()
-    floor = await notify_then_post(dsn, url, samples=samples)
-    print(f"finding commit -> first webhook at the receiver, {samples} red findings:")
-    print(f"  alerting            {_percentiles(took)}")
-    print(f"  floor               {_percentiles(floor)}  (commit NOTIFY -> listener -> one plain httpx POST)")
-
-
-def _percentiles(seconds: list[float]) -> str:
-    ms = sorted(t * 1000 for t in seconds)
-    return f"p50 {statistics.median(ms):6.1f} ms   p95 {ms[int(0.95 * (len(ms) - 1))]:6.1f} ms   max {ms[-1]:6.1f} ms"
-
-
-async def notify_then_post(dsn: str, url: str, *, samples: int) -> list[float]:
-    """The least any commit-to-webhook path does: a NOTIFY reaches a listener, which POSTs."""
-    listener = await asyncpg.connect(dsn)
-    sender = await asyncpg.connect(dsn)
-    woke = asyncio.Event()
-    listener_cb: Any = lambda *_: woke.set()  # noqa: E731
-    await listener.add_listener("bench_ping", listener_cb)
-    took: list[float] = []
-    try:
-        async with httpx.AsyncClient(trust_env=False) as client:
-            body = encode_body({"id": "floor"})
-            headers = {HEADER: sign(SECRET.encode(), body), "Idempotency-Key": "floor"}
-            for _ in range(samples):
-                await stats(client, url, reset=True)
-                woke.clear()
-                await sender.execute("SELECT pg_notify('bench_ping', '')")
-                committed = time.time()
-                await woke.wait()
-                await client.post(f"{url}/hook", content=body, headers=headers)
-                took.append((await stats(client, url))["first_at"] - committed)
-    finally:
-        await listener.close()
-        await sender.close()
-    return took
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", nargs="?", choices=("throughput", "latency", "both"), default="both")
+    p.add_argument("mode", nargs="?", choices=("throughput",), default="throughput")
     p.add_argument("--dsn", help="an existing PostgreSQL server (default: a private embedded one)")
     p.add_argument("--rows", type=int, default=20_000)
     p.add_argument("--lanes", type=int, default=4)
     p.add_argument("--batch", type=int, default=200)
     p.add_argument("--concurrency", type=int, default=8, help="sends in flight (httpx connections)")
-    p.add_argument("--samples", type=int, default=30)
     p.add_argument("--no-sniffio-probe", action="store_true",
                    help="make httpcore's per-lock `import sniffio` fail fast, as installing sniffio would "
                         "(without it every request pays a failed import search; see docs/alerting.md)")
     args = p.parse_args(argv)
     if args.no_sniffio_probe and "sniffio" not in sys.modules:
         try:
-            import sniffio  # type: ignore[import-not-found]  # noqa: F401
+            import sniffio  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
         except ImportError:
             sys.modules["sniffio"] = None  # type: ignore[assignment]
     pg: EmbeddedPostgres | None = None
@@ -266,11 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             pg = EmbeddedPostgres(home / "pg", fsync=False)
             server = pg.start()
         dsn = asyncio.run(prepare(server))
-        if args.mode in ("throughput", "both"):
-            asyncio.run(throughput(dsn, url, rows=args.rows, lanes=args.lanes, batch=args.batch,
-                                   concurrency=args.concurrency))
-        if args.mode in ("latency", "both"):
-            asyncio.run(latency(dsn, url, samples=args.samples))
+        asyncio.run(throughput(dsn, url, rows=args.rows, lanes=args.lanes, batch=args.batch,
+                               concurrency=args.concurrency))
     finally:
         receiver.terminate()
         receiver.wait()

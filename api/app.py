@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import cast
 
 import asyncpg
 from fastapi import Depends, FastAPI
@@ -28,7 +27,6 @@ from api.problems import install as install_problems
 from api.readings.router import router as readings_router
 from minewatch.clock import Clock, SystemClock
 from minewatch.db import create_pool
-from minewatch.db.timeseries import current_backend
 from minewatch.settings import Settings
 
 API_VERSION = "1.0.0"
@@ -63,13 +61,9 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: C
             the_pool = await create_pool(settings.database_url, min_size=2, max_size=POOL_MAX,
                                          application_name="minewatch-api", reset=_skip_session_reset)
         try:
-            async with the_pool.acquire() as conn:
-                # The proxy behaves as the connection it wraps.
-                backend = await current_backend(cast(asyncpg.Connection, conn))
             app.state.minewatch = AppState(
                 settings=settings, pool=the_pool, clock=clock or SystemClock(),
-                codec=CursorCodec(settings.token_pepper.get_secret_value().encode()),
-                bucket_views=backend == "timescale")
+                codec=CursorCodec(settings.token_pepper.get_secret_value().encode()))
             yield
         finally:
             if own:
@@ -86,7 +80,7 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: C
                    accidents_router, cases_router, deadletters_router):
         app.include_router(router, dependencies=[Depends(reject_unknown_query)])
     # the SMS provider's reply webhook: its own shared-secret auth, not an API token
-    app.include_router(sms_reply_router, responses=error_responses(401, 403, 404, 422, 503))
+    app.include_router(sms_reply_router, responses=error_responses(400, 401, 403, 404, 422, 503))
     app.include_router(ops_router)  # probes and scrapers: no auth, no strictness about extra parameters
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -28,9 +28,6 @@ class AppState:
     pool: asyncpg.Pool
     clock: Clock
     codec: CursorCodec
-    # True where readings_1m / readings_1h are materialised (TimescaleDB continuous
-    # aggregates); on plain PostgreSQL they are views whose bucket filter is not sargable.
-    bucket_views: bool
 
 
 # Dependencies are `async def` even when they do no IO: FastAPI runs plain `def`

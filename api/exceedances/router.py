@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from api.deps import Caller, Codec, PageParams, Pool
 from api.exceedances import service
@@ -23,7 +23,7 @@ Gas = Annotated[str | None, Query(min_length=1, max_length=40, pattern=r"^[a-z0-
             summary="Exceedance events of a mine")
 async def list_exceedances(pool: Pool, codec: Codec, caller: Caller, paging: PageParams, mine: MineCode,
                            since: Since = None, until: Until = None, gas: Gas = None,
-                           level: Annotated[ExceedanceLevel | None, Query()] = None) -> ExceedancePage:
+                           level: Annotated[ExceedanceLevel | None, Query()] = None) -> Response:
     """Events that started in [since, until), newest first, each with its episodes."""
     ref = await visible_mine(pool=pool, principal=caller, code=mine)
     return await service.list_exceedances(pool=pool, codec=codec, mine_id=ref.id, mine=ref.code, since=since,

@@ -1,10 +1,10 @@
-"""Reading series: raw rows from `readings`, or buckets from the 1m/1h views or `date_bin` over `readings`.
+"""Reading series: raw rows from `readings`, or buckets from the hourly rollup or `date_bin` over `readings`.
 
-Where `readings_1m` / `readings_1h` are materialised (TimescaleDB continuous
-aggregates) steps 1m and 1h read them. On plain PostgreSQL those views are
-`GROUP BY date_bin(...)` over all of `readings`, and a filter on their bucket
-column cannot use the (point_id, ts) key, so the same aggregate is run over
-`readings` with a `ts` range instead (docs/query-plans.md shows both plans).
+Steps that are whole hours read `readings_1h_parts(point, lo, hi)` (minewatch/db/timeseries.py):
+per hour, materialised rows where the rollup (plain PostgreSQL) or the continuous aggregate
+(TimescaleDB) holds them and raw readings elsewhere, always equal to aggregating `readings`,
+combined here into the step's buckets. Other steps aggregate `readings` over the `ts` range
+(docs/query-plans.md shows both plans).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+from fastapi import Response
 
 from api.errors import Invalid, NotFound
-from api.pagination import CursorCodec, paginate
-from api.readings.schemas import BucketPage, RawPage
+from api.jsonpage import next_cursor, page_response, page_sql
+from api.pagination import CursorCodec
 
 # Raw pages are capped at a week: a longer look is a job for buckets (a week at 30 s is
 # 20 160 rows, already 21 pages of 1000).
@@ -35,7 +36,9 @@ ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 # Per-statement sort memory for bucketing over readings: 400 days of one point at 30 s is
 # ~1.2 M rows x ~40 bytes; 64 MB keeps typical ranges (up to a few months) off disk.
 SORT_MEM = "64MB"
-_VIEWS = {timedelta(minutes=1): "readings_1m", timedelta(hours=1): "readings_1h"}
+# Steps that are whole hours combine the hourly parts: their buckets (multiples of the step from
+# ORIGIN, itself a whole hour) are unions of whole hours.
+HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +84,8 @@ async def find_point(*, pool: asyncpg.Pool, mine_id: int, code: str) -> PointRef
 
 
 async def raw_series(*, pool: asyncpg.Pool, codec: CursorCodec, mine: str, point: PointRef, since: datetime,
-                     until: datetime, limit: int, cursor: str | None) -> RawPage:
-    """Raw readings in [since, until), oldest first."""
+                     until: datetime, limit: int, cursor: str | None) -> Response:
+    """Raw readings in [since, until), oldest first (a RawPage)."""
     if until - since > RAW_MAX:
         raise Invalid(f"a raw range may span at most {RAW_MAX.days} days; use step for longer ranges")
     lo, kind = since, f"raw:{point.id}"
@@ -90,20 +93,19 @@ async def raw_series(*, pool: asyncpg.Pool, codec: CursorCodec, mine: str, point
         (after,) = codec.decode(cursor, kind, ("time",))
         assert isinstance(after, datetime)
         lo = max(lo, after + timedelta(microseconds=1))
-    rows = await pool.fetch(
-        "SELECT ts, value, status FROM readings WHERE point_id = $1 AND ts >= $2 AND ts < $3 "
-        "ORDER BY ts LIMIT $4", point.id, lo, until, limit + 1)
-    page, nxt = paginate(codec, kind, rows, limit, lambda r: (r["ts"],))
-    # Rows' columns are the item's fields: validated as one page by pydantic-core (fast path).
-    return RawPage.model_validate({"kind": "raw", "mine": mine, "point": point.code, "unit": point.unit,
-                                   "since": since, "until": until, "items": [dict(r) for r in page],
-                                   "next_cursor": nxt})
+    row = await pool.fetchrow(page_sql(
+        "SELECT ts, value, status FROM readings WHERE point_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts LIMIT $4",
+        item="(SELECT o FROM (SELECT api_time(p.ts) AS ts, p.value, p.status) o)", order="ts", key=("ts",),
+        limit="$5"), point.id, lo, until, limit + 1, limit)
+    assert row is not None
+    return page_response(row, next_cursor(codec, kind, row, 1), {
+        "kind": "raw", "mine": mine, "point": point.code, "unit": point.unit, "since": since, "until": until,
+        "step": None})
 
 
 async def bucket_series(*, pool: asyncpg.Pool, codec: CursorCodec, mine: str, point: PointRef, since: datetime,
-                        until: datetime, step: str, limit: int, cursor: str | None,
-                        use_views: bool) -> BucketPage:
-    """Buckets of `step` in [align(since), until), oldest first."""
+                        until: datetime, step: str, limit: int, cursor: str | None) -> Response:
+    """Buckets of `step` in [align(since), until), oldest first (a BucketPage)."""
     width = parse_step(step)
     if until - since > BUCKET_RANGE_MAX:
         raise Invalid(f"a bucketed range may span at most {BUCKET_RANGE_MAX.days} days")
@@ -114,25 +116,30 @@ async def bucket_series(*, pool: asyncpg.Pool, codec: CursorCodec, mine: str, po
         (after,) = codec.decode(cursor, kind, ("time",))
         assert isinstance(after, datetime)
         lo = max(lo, after + width)
-    view = _VIEWS.get(width) if use_views else None
-    if view is not None:
-        rows = await pool.fetch(
-            f"SELECT bucket, min, max, avg, last, n FROM {view} "  # noqa: S608 - view name from _VIEWS
-            "WHERE point_id = $1 AND bucket >= $2 AND bucket < $3 ORDER BY bucket LIMIT $4",
-            point.id, lo, until, limit + 1)
+    if width % HOUR == timedelta(0):
+        # avg = sum / n over the hours: equal to avg(value) up to float summation order.
+        sql = ("SELECT date_bin($2::interval, bucket, $3::timestamptz) AS bucket, min(min) AS min, max(max) AS max, "
+               "sum(sum) / sum(n)::float8 AS avg, (array_agg(last ORDER BY bucket DESC))[1] AS last, "
+               "sum(n)::bigint AS n FROM readings_1h_parts($1, $4, $5) GROUP BY 1 ORDER BY 1 LIMIT $6")
+    else:
+        # The planner cannot know how few buckets date_bin makes (it guesses one per row), so it
+        # sorts every row of the range; 30 days of one point is 86 400 rows, which spill to disk
+        # under the default 4 MB: SORT_MEM below, for this statement only, and no parallel
+        # workers (with many clients they only fight the other requests for cores).
+        sql = ("SELECT date_bin($2::interval, ts, $3::timestamptz) AS bucket, min(value) AS min, "
+               "max(value) AS max, avg(value) AS avg, (array_agg(value ORDER BY ts DESC))[1] AS last, "
+               "count(*) AS n FROM readings WHERE point_id = $1 AND ts >= $4 AND ts < $5 "
+               "GROUP BY 1 ORDER BY 1 LIMIT $6")
+    sql = page_sql(sql, item="(SELECT o FROM (SELECT api_time(p.bucket) AS bucket, p.min, p.max, p.avg, p.last, p.n) o)",
+                   order="bucket", key=("bucket",), limit="$7")
+    args = (point.id, width, ORIGIN, lo, until, limit + 1, limit)
+    if width % HOUR == timedelta(0):
+        row = await pool.fetchrow(sql, *args)
     else:
         async with pool.acquire() as conn, conn.transaction(readonly=True):
-            # The planner cannot know how few buckets date_bin makes (it guesses one per row),
-            # so it sorts every row of the range; 30 days of one point is 86 400 rows, which
-            # spill to disk under the default 4 MB. Enough memory for this statement only, and
-            # no parallel workers: with many clients they only fight the other requests for cores.
             await conn.execute(f"SET LOCAL work_mem = '{SORT_MEM}'; SET LOCAL max_parallel_workers_per_gather = 0")
-            rows = await conn.fetch(
-                "SELECT date_bin($2::interval, ts, $3::timestamptz) AS bucket, min(value) AS min, "
-                "max(value) AS max, avg(value) AS avg, (array_agg(value ORDER BY ts DESC))[1] AS last, "
-                "count(*) AS n FROM readings WHERE point_id = $1 AND ts >= $4 AND ts < $5 "
-                "GROUP BY 1 ORDER BY 1 LIMIT $6", point.id, width, ORIGIN, lo, until, limit + 1)
-    page, nxt = paginate(codec, kind, rows, limit, lambda r: (r["bucket"],))
-    return BucketPage.model_validate({"kind": "buckets", "mine": mine, "point": point.code, "unit": point.unit,
-                                      "since": since, "until": until, "step": step,
-                                      "items": [dict(r) for r in page], "next_cursor": nxt})
+            row = await conn.fetchrow(sql, *args)
+    assert row is not None
+    return page_response(row, next_cursor(codec, kind, row, 1), {
+        "kind": "buckets", "mine": mine, "point": point.code, "unit": point.unit, "since": since, "until": until,
+        "step": step})

@@ -104,13 +104,12 @@ async def run(dsn: str) -> str:
             ("GET .../readings raw (24 h)", lambda: readings.raw_series(
                 pool=pool, codec=codec, mine=mine, point=point, since=end - timedelta(hours=24), until=end,
                 limit=1000, cursor=None)),
-            ("GET .../readings?step=1h (30 days, date_bin over readings)", lambda: readings.bucket_series(
+            ("GET .../readings?step=1h (30 days, hourly parts: rollup + raw)", lambda: readings.bucket_series(
                 pool=pool, codec=codec, mine=mine, point=point, since=month[0], until=month[1], step="1h",
-                limit=1000, cursor=None, use_views=False)),
-            ("the same through the readings_1h view (what TimescaleDB serves; not used on plain)",
-             lambda: readings.bucket_series(
-                 pool=pool, codec=codec, mine=mine, point=point, since=month[0], until=month[1], step="1h",
-                 limit=1000, cursor=None, use_views=True)),
+                limit=1000, cursor=None)),
+            ("GET .../readings?step=5m (1 day, date_bin over readings)", lambda: readings.bucket_series(
+                pool=pool, codec=codec, mine=mine, point=point, since=end - timedelta(days=1), until=end, step="5m",
+                limit=1000, cursor=None)),
             ("GET /v1/mines/{mine}/personnel", lambda: personnel.underground(
                 pool=pool, codec=codec, mine_id=mine_id, mine=mine, now=end, limit=100, cursor=None)),
             ("GET /v1/cases (county token)", lambda: cases.list_cases(

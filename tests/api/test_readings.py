@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import asyncpg
 import httpx
 import pytest
 
-from api.pagination import CursorCodec
 from api.readings import service
+from minewatch.db import rollup
+from minewatch.db.timeseries import current_backend
 from tests.api.conftest import NOW, auth
-from tests.api.scenario import M1, M2, PEPPER, T0_POINT, T1_POINT, World
+from tests.api.scenario import M1, M2, T0_POINT, T1_POINT, World
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -100,18 +101,30 @@ async def test_bucket_pages(client: httpx.AsyncClient, world: World) -> None:
     _close(got, reference_buckets(world.readings, timedelta(minutes=1), NOW - timedelta(hours=24), NOW))
 
 
-@pytest.mark.parametrize("step", ["1m", "1h"])
-async def test_view_path_agrees_with_date_bin_path(pool: asyncpg.Pool, world: World, step: str) -> None:
-    """The readings_1m / readings_1h views (used where they are materialised) give the same buckets."""
-    codec = CursorCodec(PEPPER.encode())
-    point = await service.find_point(pool=pool, mine_id=world.mine_ids[M1], code=T0_POINT)
-    pages = []
-    for use_views in (True, False):
-        page = await service.bucket_series(pool=pool, codec=codec, mine=M1, point=point,
-                                           since=NOW - timedelta(hours=5), until=NOW, step=step, limit=1000,
-                                           cursor=None, use_views=use_views)
-        pages.append(page.model_dump(mode="json")["items"])
-    assert pages[0] and pages[0] == pages[1]
+@pytest.mark.parametrize("step", ["1h", "2h", "3h", "1d"])
+async def test_whole_hour_steps_are_exact_before_and_after_the_rollup_refresh(
+        client: httpx.AsyncClient, world: World, db: str, step: str) -> None:
+    """Whole-hour steps read the hourly parts (rollup or raw): the same buckets either way. Times
+    in the request carry the mines' +08:00 offset; buckets stay aligned to UTC multiples of the step."""
+    shanghai = timezone(timedelta(hours=8))
+    since, until = NOW - timedelta(hours=2, minutes=40), NOW - timedelta(minutes=17)
+    params = {"step": step, "since": since.astimezone(shanghai).isoformat(),
+              "until": until.astimezone(shanghai).isoformat(), "limit": 1000}
+    expected = reference_buckets(world.readings, service.parse_step(step), since, until)
+    assert expected
+    before = (await client.get(URL, params=params, headers=auth(world, "admin"))).json()["items"]
+    _close(before, expected)
+    conn = await asyncpg.connect(db)
+    try:
+        await rollup.refresh_until_idle(conn, now=NOW)
+        if await current_backend(conn) == "plain":
+            assert await conn.fetchval("SELECT count(*) FROM readings_1h_rollup") > 0
+    finally:
+        await conn.close()
+    after = (await client.get(URL, params=params, headers=auth(world, "admin"))).json()["items"]
+    _close(after, expected)
+    width = service.parse_step(step)
+    assert all((datetime.fromisoformat(i["bucket"]) - service.ORIGIN) % width == timedelta(0) for i in after)
 
 
 @pytest.mark.parametrize("params", [

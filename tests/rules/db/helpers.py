@@ -149,10 +149,11 @@ async def count(dsn: str, sql: str, *args: Any) -> int:
         await conn.close()
 
 
-def run_rules_cli(args: list[str], dsn: str, *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`python -m rules.cli ...` as a real process."""
+def run_rules_cli(args: list[str], dsn: str, *, timeout: float = 120,
+                  module: str = "rules.cli") -> subprocess.CompletedProcess[str]:
+    """`python -m rules.cli ...` (or ``module="minewatch"``: the `minewatch` command) as a real process."""
     env = {**os.environ, "DATABASE_URL": dsn, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "rules.cli", *args], env=env, cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", module, *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, check=False)
 
 

@@ -75,9 +75,14 @@ async def test_backfill_cli_twice_changes_nothing_the_second_time(make_db: Calla
     assert await count(dsn, "SELECT count(*) FROM findings") == rows
     assert await count(dsn, LAST_WRITE) == stamp, "no finding was rewritten (alerting's watermark did not move)"
 
-    # The person-facing form: a progress bar on stderr, a Chinese summary on stdout.
-    human = run_rules_cli(["rules", "backfill", "--since", SINCE, "--until", UNTIL, "--mine", "149900000002"], dsn)
-    assert human.returncode == 0 and "条/秒" in human.stderr and human.stdout.startswith("完成")
+    # The person-facing form, through the `minewatch` command: a progress bar on stderr, a
+    # Chinese summary on stdout; one mine only, and still nothing to change.
+    human = run_rules_cli(["rules", "backfill", "--since", SINCE, "--until", UNTIL, "--mine", "149900000002"], dsn,
+                          module="minewatch")
+    assert human.returncode == 0, human.stderr
+    assert "回算 149900000002 [########################] 100%" in human.stderr and "条/秒" in human.stderr
+    assert human.stdout.startswith("完成") and "新增 0 / 更新 0 / 删除 0 / 被取代 0" in human.stdout, human.stdout
+    assert "149900000001" not in human.stderr, "--mine limits the back-fill to that mine"
     bad = run_rules_cli(["rules", "backfill", "--since", SINCE, "--mine", "nope", "--lang", "en"], dsn)
     assert bad.returncode == 2 and "unknown mine code(s): nope" in bad.stderr
 

@@ -29,6 +29,7 @@ from alerting.delivery import DeliveryWorker, Notifiers
 from alerting.messages import Templates, load_templates
 from alerting.metrics import AlertingMetrics
 from alerting.notifiers.base import Notifier
+from alerting.notifiers.h1 import H1Client
 from alerting.notifiers.sms_gateway import HttpSmsGateway
 from alerting.notifiers.sms_log import LogSms
 from alerting.notifiers.webhook import WebhookNotifier
@@ -208,7 +209,8 @@ class Runner:
                 await conn.remove_listener(channel, self._on_notify)
 
 
-def build_notifiers(client: httpx.AsyncClient, settings: AlertingSettings, environ: Mapping[str, str]) -> Notifiers:
+def build_notifiers(client: httpx.AsyncClient | H1Client, settings: AlertingSettings,
+                    environ: Mapping[str, str]) -> Notifiers:
     """The webhook notifier and the configured SMS adapter (the log adapter when none)."""
     timeout = httpx.Timeout(settings.http_timeout_s, connect=min(5.0, settings.http_timeout_s))
     sms: Notifier = LogSms()
@@ -243,9 +245,9 @@ async def serve(
     pool = await create_pool(dsn, min_size=1, max_size=settings.delivery_lanes + 3,
                              application_name="minewatch-alerting")
     try:
-        limits = httpx.Limits(max_connections=settings.delivery_concurrency,
-                              max_keepalive_connections=settings.delivery_concurrency)
-        async with httpx.AsyncClient(limits=limits) as client:
+        # The lean HTTP/1.1 client (alerting/notifiers/h1.py): httpx's per-request CPU cost,
+        # not the database, bounded the delivery rate.
+        async with H1Client(max_connections=settings.delivery_concurrency) as client:
             runner = Runner(
                 pool, clock=clock, settings=settings, metrics=metrics,
                 cases=CaseWorker(pool, clock=clock, routing=routing, templates=templates, settings=settings,

@@ -13,6 +13,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from alerting.errors import PermanentDeliveryError, RetryableDeliveryError
+from alerting.notifiers.h1 import H1Client, H1Error, H1InvalidURL, H1Timeout
 
 # Explicit, short: a receiver that has not answered in 10 s is treated as down and retried
 # later, rather than holding an outbox slot; connecting gets 5 s.
@@ -22,7 +23,7 @@ _RETRYABLE_4XX = frozenset({408, 429})
 
 
 async def post(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient | H1Client,
     url: str,
     *,
     content: bytes,
@@ -32,6 +33,10 @@ async def post(
 ) -> httpx.Response:
     """POST once and return the response if it is 2xx; otherwise raise the delivery error the
     status or the failure calls for. `what` names the attempt in error messages."""
+    if isinstance(client, H1Client):
+        response = await _post_h1(client, url, content=content, headers=headers, limits=limits, what=what)
+        classify(response, what=what)
+        return response
     try:
         response = await client.post(url, content=content, headers=dict(headers), timeout=limits)
     except httpx.TimeoutException as exc:
@@ -42,6 +47,23 @@ async def post(
         raise RetryableDeliveryError(f"{what}: {type(exc).__name__}: {exc}") from exc
     classify(response, what=what)
     return response
+
+
+async def _post_h1(client: H1Client, url: str, *, content: bytes, headers: Mapping[str, str],
+                   limits: httpx.Timeout, what: str) -> httpx.Response:
+    """The same attempt through the lean client, its errors classified as httpx's are."""
+    total = limits.read if limits.read is not None else DEFAULT_TIMEOUT.read
+    connect = limits.connect if limits.connect is not None else DEFAULT_TIMEOUT.connect
+    try:
+        r = await client.post(url, content=content, headers=headers, read_timeout=total or 10.0,
+                              connect_timeout=connect or 5.0)
+    except H1InvalidURL as exc:
+        raise PermanentDeliveryError(f"{what}: {exc}") from exc
+    except H1Timeout as exc:
+        raise RetryableDeliveryError(f"{what}: timed out ({exc})") from exc
+    except H1Error as exc:
+        raise RetryableDeliveryError(f"{what}: {exc}") from exc
+    return httpx.Response(r.status_code, headers=r.headers, content=r.content)
 
 
 def classify(response: httpx.Response, *, what: str) -> None:

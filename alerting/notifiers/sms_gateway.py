@@ -12,6 +12,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, StringConstraints, field
 
 from alerting.errors import PermanentDeliveryError
 from alerting.notifiers.base import DeliveryResult, OutboundMessage, SmsMessage
+from alerting.notifiers.h1 import H1Client
 from alerting.notifiers.http_post import DEFAULT_TIMEOUT, post
 
 _PLACEHOLDER = re.compile(r"\{(to|text|id)\}")
@@ -63,7 +64,7 @@ class HttpSmsGateway:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | H1Client,
         config: SmsGatewayConfig,
         *,
         auth_value: str | None = None,

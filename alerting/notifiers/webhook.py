@@ -10,6 +10,7 @@ import httpx
 
 from alerting.errors import PermanentDeliveryError
 from alerting.notifiers.base import DeliveryResult, OutboundMessage, WebhookMessage
+from alerting.notifiers.h1 import H1Client
 from alerting.notifiers.http_post import DEFAULT_TIMEOUT, post
 from alerting.notifiers.signing import HEADER, sign
 
@@ -24,7 +25,7 @@ class WebhookNotifier:
     `X-Signature-256: sha256=<hmac>`. The client is injected and shared (one connection pool
     per process); each request carries an explicit timeout."""
 
-    def __init__(self, client: httpx.AsyncClient, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT):
+    def __init__(self, client: httpx.AsyncClient | H1Client, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT):
         self._client = client
         self._timeout = timeout
 

@@ -33,6 +33,7 @@ import httpx
 
 from alerting.delivery import DeliveryWorker, Notifiers
 from alerting.notifiers.base import DeliveryResult, OutboundMessage
+from alerting.notifiers.h1 import H1Client
 from alerting.notifiers.signing import HEADER, sign
 from alerting.notifiers.sms_log import LogSms
 from alerting.notifiers.webhook import WebhookNotifier, encode_body
@@ -144,16 +145,21 @@ async def throughput(dsn: str, url: str, *, rows: int, lanes: int, batch: int, c
             null = await deliver_all(pool, Notifiers(LogSms(), NullNotifier()), lanes=lanes, batch=batch, concurrency=concurrency)
             await fill_outbox(pool, url, rows)
             await stats(client, url, reset=True)
-            took = await deliver_all(pool, Notifiers(LogSms(), WebhookNotifier(client)), lanes=lanes, batch=batch,
-                                     concurrency=concurrency)
+            async with H1Client(max_connections=concurrency) as h1:  # what `alerting.worker.serve` uses
+                took = await deliver_all(pool, Notifiers(LogSms(), WebhookNotifier(h1)), lanes=lanes, batch=batch,
+                                         concurrency=concurrency)
             seen = await stats(client, url)
+            await fill_outbox(pool, url, rows)
+            took_httpx = await deliver_all(pool, Notifiers(LogSms(), WebhookNotifier(client)), lanes=lanes,
+                                           batch=batch, concurrency=concurrency)
         delivered = await pool.fetchval("SELECT count(*) FROM notifications WHERE state = 'delivered'")
     finally:
         await pool.close()
     print(f"outbox delivery, {rows} webhooks, {lanes} lanes x batch {batch}, {concurrency} sends in flight:")
     print(f"  delivered           {rows / took:8.0f} webhooks/s  ({delivered} delivered, receiver saw "
           f"{seen['requests']} requests, {seen['unique']} unique keys, {seen['bad']} bad signatures)")
-    print(f"  ceiling, receiver   {ceiling:8.0f} requests/s (plain httpx loop, same concurrency, no database)")
+    print(f"  ceiling, httpx      {ceiling:8.0f} requests/s (plain httpx loop, same concurrency, no database)")
+    print(f"  delivered via httpx {rows / took_httpx:8.0f} webhooks/s  (the same deliverer with an httpx.AsyncClient)")
     print(f"  ceiling, outbox     {rows / null:8.0f} rows/s     (claim + record, notifier does nothing)")
 
 

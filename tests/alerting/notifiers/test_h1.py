@@ -1,0 +1,56 @@
+"""The lean HTTP/1.1 client against real local servers: keep-alive reuse, a server that drops
+idle connections, chunked responses."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alerting.notifiers.h1 import H1Client
+
+
+async def _serve(reply: bytes, *, close_after: bool) -> tuple[asyncio.Server, list[int]]:
+    """A raw server answering every request with `reply`; `close_after` drops the connection
+    after each answer without saying so (as servers do with idle keep-alive connections)."""
+    connections: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length"))
+                await reader.readexactly(length)
+                writer.write(reply)
+                await writer.drain()
+                if close_after:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0), connections
+
+
+async def test_connections_are_kept_alive_and_reused() -> None:
+    server, connections = await _serve(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close_after=False)
+    port = server.sockets[0].getsockname()[1]
+    async with server, H1Client(max_connections=2) as client:
+        for _ in range(5):
+            r = await client.post(f"http://127.0.0.1:{port}/x", content=b"{}", headers={}, read_timeout=5,
+                                  connect_timeout=5)
+            assert (r.status_code, r.content) == (200, b"ok")
+    assert len(connections) == 1
+
+
+async def test_a_dropped_idle_connection_is_replaced_and_chunked_bodies_are_read() -> None:
+    reply = b"HTTP/1.1 503 Busy\r\nRetry-After: 7\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nno\r\n0\r\n\r\n"
+    server, connections = await _serve(reply, close_after=True)
+    port = server.sockets[0].getsockname()[1]
+    async with server, H1Client(max_connections=1) as client:
+        for _ in range(3):
+            r = await client.post(f"http://127.0.0.1:{port}/x", content=b"{}", headers={}, read_timeout=5,
+                                  connect_timeout=5)
+            assert (r.status_code, r.headers["retry-after"], r.content) == (503, "7", b"no")
+    assert len(connections) == 3

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import TYPE_CHECKING
 
 from minewatch.clock import SystemClock
 from minewatch.errors import MinewatchError
 from minewatch.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def _dsn(settings: Settings) -> str:
     if not settings.database_url:
         raise MinewatchError("DATABASE_URL is not set")
     return settings.database_url
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one uvicorn worker process (`minewatch api --workers N`): each worker is its own
+    main(), so it builds its settings once, from the same environment the command was given."""
+    from api.app import create_app
+
+    return create_app(Settings())
 
 
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
@@ -25,9 +37,45 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     _dsn(settings)
     host = args.host or settings.api_host
     port = args.port if args.port is not None else settings.api_port
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=args.access_log,
-                proxy_headers=False)
+    common = {"host": host, "port": port, "log_level": "info", "access_log": args.access_log, "proxy_headers": False}
+    if args.workers > 1:
+        # One process runs Python on one core: a busy API needs several (PostgreSQL wants cores too).
+        uvicorn.run("api.cli:app_from_environment", factory=True, workers=args.workers, **common)
+    else:
+        uvicorn.run(create_app(settings), **common)
     return 0
+
+
+def cmd_rollup(args: argparse.Namespace, settings: Settings) -> int:
+    """Refresh the hourly readings rollup (minewatch/db/rollup.py) until SIGINT / SIGTERM, or
+    with --once until caught up. It lives with the API's commands because the API's whole-hour
+    series are what read it."""
+    import signal
+
+    import asyncpg
+
+    from minewatch.db.rollup import refresh_until_idle, run_refresher
+
+    dsn = _dsn(settings)
+
+    async def go() -> int:
+        if args.once:
+            conn = await asyncpg.connect(dsn)
+            try:
+                steps = await refresh_until_idle(conn, now=SystemClock().now())
+            finally:
+                await conn.close()
+            print(f"rollup: {sum(s.forward_hours for s in steps)} hours forward, "
+                  f"{sum(s.backward_hours for s in steps)} back, {sum(s.boxes for s in steps)} late boxes")
+            return 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_refresher(dsn, clock=SystemClock(), stop=stop)
+        return 0
+
+    return asyncio.run(go())
 
 
 def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
@@ -78,7 +126,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     a.add_argument("--host", default=None, help="listen address (default MINEWATCH_API_HOST, 127.0.0.1)")
     a.add_argument("--port", type=int, default=None, help="listen port (default MINEWATCH_API_PORT, 8080)")
     a.add_argument("--access-log", action="store_true", help="log every request")
+    a.add_argument("--workers", type=int, default=1,
+                   help="uvicorn worker processes (default 1; about one per core PostgreSQL leaves free)")
     a.set_defaults(func=cmd_api)
+
+    ro = sub.add_parser("rollup", help="refresh the hourly readings rollup (plain PostgreSQL; idles on TimescaleDB)")
+    ro.add_argument("--once", action="store_true", help="catch up, then exit")
+    ro.set_defaults(func=cmd_rollup)
 
     t = sub.add_parser("tokens", help="API tokens: create, revoke, list")
     ts = t.add_subparsers(dest="tokens_cmd", required=True)

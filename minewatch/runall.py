@@ -98,6 +98,7 @@ async def run_all(settings: Settings, *, speed: float = 1.0, with_simulators: bo
                 tasks.append(tg.create_task(factory()))
             api_url = f"http://{settings.api_host}:{settings.api_port}"
             tasks.append(tg.create_task(_api(settings, registry)))
+            tasks.append(tg.create_task(_rollup(dsn)))
             if with_simulators:
                 sim = _start_simulators(settings, url, speed, data, scenario)
             print(_banner(settings, dsn, url, api_url, data, scenario if with_simulators else None), flush=True)
@@ -197,6 +198,13 @@ async def _api(settings: Settings, registry: CollectorRegistry) -> None:
         server.should_exit = True
         await serving
         raise
+
+
+async def _rollup(dsn: str) -> None:
+    """The hourly readings rollup's refresher (minewatch/db/rollup.py; idles on TimescaleDB)."""
+    from minewatch.db.rollup import run_refresher
+
+    await run_refresher(dsn, clock=SystemClock())
 
 
 def _start_simulators(settings: Settings, url: str, speed: float, data: Path,

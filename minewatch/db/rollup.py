@@ -22,14 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from minewatch.clock import Clock, SystemClock
+from minewatch.clock import Clock
 from minewatch.db.timeseries import current_backend, oldest_partition_start
 
 log = logging.getLogger(__name__)
@@ -180,29 +178,3 @@ async def run_refresher(dsn: str, *, clock: Clock, interval_s: float = INTERVAL_
                 await asyncio.wait_for(stop.wait(), interval_s)
     if conn is not None:
         await conn.close()
-
-
-def main() -> int:
-    """`python -m minewatch.db.rollup`: the refresher as its own process (DATABASE_URL), until SIGTERM."""
-    from minewatch.settings import Settings
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings()
-    if not settings.database_url:
-        print("DATABASE_URL is not set", file=sys.stderr)
-        return 2
-    dsn = settings.database_url
-
-    async def go() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_refresher(dsn, clock=SystemClock(), stop=stop)
-
-    asyncio.run(go())
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -80,7 +80,8 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: C
                    accidents_router, cases_router, deadletters_router):
         app.include_router(router, dependencies=[Depends(reject_unknown_query)])
     # the SMS provider's reply webhook: its own shared-secret auth, not an API token
-    app.include_router(sms_reply_router, responses=error_responses(400, 401, 403, 404, 422, 503))
+    app.include_router(sms_reply_router, dependencies=[Depends(reject_unknown_query)],
+                       responses=error_responses(400, 401, 403, 404, 422, 503))
     app.include_router(ops_router)  # probes and scrapers: no auth, no strictness about extra parameters
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -23,9 +23,17 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from minewatch.embedded import EmbeddedBroker, EmbeddedPostgres
 from minewatch.settings import packaged
+
+# Property tests check results, not speed: on a shared 2-core CI machine one example can take
+# longer than hypothesis' default 200 ms deadline for reasons that have nothing to do with the
+# code (another worker's PostgreSQL, a benchmark). Tests that pass their own @settings keep
+# their other values; the deadline comes from here.
+hypothesis_settings.register_profile("minewatch", deadline=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "minewatch"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_REGISTRY = packaged("sample_registry.yaml")

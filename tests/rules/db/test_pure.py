@@ -63,6 +63,7 @@ def test_binary_copy_parser_refuses_what_is_not_its_layout() -> None:
         parse_binary_readings(HEADER + struct.pack(">hiiiqidih", 5, 4, 1, 8, 0, 8, 1.0, 2, 0) + b"\xff\xff")
 
 
+@settings(deadline=None)  # a shared 2-core machine: no wall-clock deadline
 @given(st.lists(st.integers(0, 6), max_size=50))
 def test_point_index_of_sorted_ids(raw: list[int]) -> None:
     ids = np.array([3, 8, 9, 20, 21, 40, 41], np.int64)
@@ -75,6 +76,7 @@ windows_strategy = st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 3_0
     lambda w: (w[0] * US, (w[0] + w[1]) * US)), min_size=1, max_size=30)
 
 
+@settings(deadline=None)  # thousands of one-tick pieces are slow to check on a loaded machine
 @given(windows_strategy, st.integers(0, 2_000), st.integers(1, 5_000))
 def test_plan_spans_cover_every_window_in_bounded_pieces(windows: list[tuple[int, int]], slack_us: int,
                                                          piece_us: int) -> None:
@@ -82,12 +84,16 @@ def test_plan_spans_cover_every_window_in_bounded_pieces(windows: list[tuple[int
     spans = plan_spans(windows, slack_ns=slack, piece_ns=piece)
     assert all(a <= b for a, b in spans) and all(b - a <= piece for a, b in spans)
     assert all(b1 < a2 for (_, b1), (a2, _) in itertools.pairwise(spans)), "in time order, disjoint"
-    for lo, hi in windows:  # every window is inside the union of the spans
-        t = lo
-        while t <= hi:
-            span = next((s for s in spans if s[0] <= t <= s[1]), None)
-            assert span is not None, (lo, hi, t, spans)
-            t = span[1] + US
+    # Every window is inside the union of the spans: join spans that touch (the next starts
+    # one stored tick after the last ends) and find the window inside one of the runs.
+    runs: list[list[int]] = []
+    for a, b in spans:
+        if runs and a <= runs[-1][1] + US:
+            runs[-1][1] = max(runs[-1][1], b)
+        else:
+            runs.append([a, b])
+    for lo, hi in windows:
+        assert any(a <= lo and hi <= b for a, b in runs), (lo, hi, runs)
     # Windows closer than the slack are evaluated as one group (the plain-loop reference); the
     # spans tile the groups exactly: nothing outside them, nothing twice.
     groups: list[list[int]] = []

@@ -9,8 +9,12 @@ mine. Then, with wrk (falls back to an httpx loop when wrk is missing):
   (a) GET /v1/mines/{random mine}/exceedances?since=end-30d&until=end   (one mine's 30-day history)
   (b) GET /v1/mines/{m}/points/{random point}/readings?step=1h over 30 days, limit=1000 (720 buckets)
   ceiling: GET /healthz, the same server doing no database work.
-And, straight on the database (one connection, no HTTP), the query behind (b) with the
-covering index (index-only scan) and with index-only scans disabled, to show what it buys.
+Each scenario --runs times (default 3), interleaved; medians at the end, with each p95 as a
+multiple of the ceiling's p95 in the same run. Before measuring, pending migrations are applied
+and the rollup refresher catches up (as `minewatch rollup` does after a deploy).
+And, straight on the database (one connection, no HTTP), the query behind (b): the hourly parts
+(rollup + raw tail) and, for comparison, raw aggregation with the covering index (index-only
+scan) and with index-only scans disabled.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ import httpx
 
 from api.auth.tokens import create_token
 from bench.api.fill import POINTS_PER_MINE, extras, fill, mine_code
+from minewatch.db.migrate import migrate
+from minewatch.db.rollup import refresh_until_idle
 from minewatch.embedded import EmbeddedPostgres, free_port
 
 PEPPER = "bench-pepper"
@@ -97,6 +103,28 @@ async def _prepare(server_dsn: str, mines: int, days: int, refill: bool) -> tupl
     return dsn, end
 
 
+async def _rollup(dsn: str) -> None:
+    """Apply pending migrations (the hourly rollup's among them) and let the refresher catch up,
+    as `minewatch rollup` does in production after a deploy."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        applied = await migrate(conn)
+        if applied:
+            print(f"applied migrations: {', '.join(applied)}")
+        t = time.perf_counter()
+        steps = await refresh_until_idle(conn, now=datetime.now(UTC))
+        row = await conn.fetchrow("SELECT lo, hi, pg_size_pretty(pg_total_relation_size('readings_1h_rollup')) AS size, "
+                                  "(SELECT count(*) FROM readings_1h_invalid) AS pending FROM readings_1h_state")
+        assert row is not None
+        hours = sum(x.forward_hours + x.backward_hours for x in steps)
+        print(f"rollup refresher: {hours} hours materialised in {time.perf_counter() - t:.0f} s "
+              f"({len(steps)} steps); rollup covers {row['lo']:%Y-%m-%d %H:%M} .. {row['hi']:%Y-%m-%d %H:%M}, "
+              f"{row['size']}, {row['pending']} boxes pending")
+        await conn.execute("VACUUM ANALYZE readings_1h_rollup")
+    finally:
+        await conn.close()
+
+
 async def _token(dsn: str) -> str:
     conn = await asyncpg.connect(dsn)
     try:
@@ -112,11 +140,15 @@ async def _db_timings(dsn: str, mines: int, end: datetime, runs: int) -> dict[st
     conn = await asyncpg.connect(dsn)
     out: dict[str, list[float]] = {}
     try:
+        await conn.execute("SET jit = off")  # as the API's connections (api/app.py)
         ids = [r["id"] for r in await conn.fetch("SELECT id FROM points WHERE code LIKE '1499%\\_01MN0001\\_%'")]
-        sql = ("SELECT date_bin('1 hour'::interval, ts, timestamptz '2000-01-01') AS bucket, min(value), max(value), "
+        raw = ("SELECT date_bin('1 hour'::interval, ts, timestamptz '2000-01-01') AS bucket, min(value), max(value), "
                "avg(value), (array_agg(value ORDER BY ts DESC))[1], count(*) FROM readings "
                "WHERE point_id = $1 AND ts >= $2 AND ts < $3 GROUP BY 1 ORDER BY 1")
-        for label, setting in (("index-only (covering index)", "on"), ("heap fetches (no index-only)", "off")):
+        parts = "SELECT * FROM readings_1h_parts($1, $2, $3)"
+        for label, setting, sql in (("hourly parts (rollup + raw tail)", "on", parts),
+                                    ("raw, index-only (covering index)", "on", raw),
+                                    ("raw, heap fetches (no index-only)", "off", raw)):
             await conn.execute(f"SET enable_indexonlyscan = {setting}")
             times = []
             for _ in range(runs):
@@ -180,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "minewatch-bench-api")
     p.add_argument("--refill", action="store_true", help="drop and fill again even if the data are there")
     p.add_argument("--fill-only", action="store_true", help="fill (or check) the database and stop")
+    p.add_argument("--runs", type=int, default=3, help="measure every scenario this many times; medians last")
     args = p.parse_args(argv)
     if args.days < 30:
         p.error("the scenarios read 30 days; --days must be >= 30")
@@ -193,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         dsn, end = asyncio.run(_prepare(server_dsn, args.mines, args.days, args.refill))
         if args.fill_only:
             return 0
+        asyncio.run(_rollup(dsn))
         token = asyncio.run(_token(dsn))
         port = free_port()
         env = {**os.environ, "MINEWATCH_TOKEN_PEPPER": PEPPER, "PYTHONUNBUFFERED": "1"}
@@ -221,15 +255,27 @@ def main(argv: list[str] | None = None) -> int:
         for _, template in scenarios:
             if use_wrk:
                 _wrk(url, template, token, args.mines, 3, args.connections)
-        print(f"{'scenario':<50} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8} {'errors':>7}")
-        for label, template in scenarios:
-            res = (_wrk(url, template, token, args.mines, args.duration, args.connections) if use_wrk else
-                   asyncio.run(_httpx_load(url, template, token, args.mines, args.duration, args.connections)))
-            print(f"{label:<50} {res[0]:>8.1f} {res[1]:>8.1f} {res[2]:>8.1f} {res[3]:>8.0f} {int(res[4]):>7}")
+        print(f"{'scenario':<50} {'run':>4} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8} {'errors':>7}")
+        results: dict[str, list[tuple[float, ...]]] = {}
+        for run in range(1, args.runs + 1):
+            for label, template in scenarios:
+                res = (_wrk(url, template, token, args.mines, args.duration, args.connections) if use_wrk else
+                       asyncio.run(_httpx_load(url, template, token, args.mines, args.duration, args.connections)))
+                results.setdefault(label, []).append(res)
+                print(f"{label:<50} {run:>4} {res[0]:>8.1f} {res[1]:>8.1f} {res[2]:>8.1f} {res[3]:>8.0f} "
+                      f"{int(res[4]):>7}", flush=True)
+        print(f"\nmedians of {args.runs} run(s); p95 as a multiple of the same run's ceiling p95:")
+        ceiling = results[scenarios[0][0]]
+        for label, _ in scenarios:
+            runs = results[label]
+            med = [statistics.median(r[i] for r in runs) for i in range(5)]
+            ratio = statistics.median(r[1] / c[1] for r, c in zip(runs, ceiling, strict=True))
+            print(f"{label:<50} {'med':>4} {med[0]:>8.1f} {med[1]:>8.1f} {med[2]:>8.1f} {med[3]:>8.0f} "
+                  f"{int(sum(r[4] for r in runs)):>7}   p95 = {ratio:.1f} x ceiling")
         print("\nthe query of (b) on the database alone, one connection, 50 runs:")
         for label, times in asyncio.run(_db_timings(dsn, args.mines, end, 50)).items():
             qs = statistics.quantiles(times, n=100)
-            print(f"  {label:<32} p50 {qs[49]:7.1f} ms   p95 {qs[94]:7.1f} ms")
+            print(f"  {label:<36} p50 {qs[49]:7.1f} ms   p95 {qs[94]:7.1f} ms")
     finally:
         if api is not None:
             api.terminate()

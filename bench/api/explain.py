@@ -38,7 +38,10 @@ from minewatch.embedded import EmbeddedPostgres
 
 # Tables small enough that a sequential scan is the right plan at any realistic size
 # (a few thousand mines, a few hundred tokens).
-SMALL = {"mines", "regions", "api_tokens", "areas", "area_stations", "stations"}
+# The rollup's state is one row and its invalidation log holds what arrived since the last
+# refresh (one row per write statement, seconds' worth).
+SMALL = {"mines", "regions", "api_tokens", "areas", "area_stations", "stations", "readings_1h_state",
+         "readings_1h_invalid"}
 _SCAN = re.compile(r"(Seq Scan|Parallel Seq Scan) on (\w+)")
 
 
@@ -59,6 +62,7 @@ async def run(dsn: str) -> str:
             logged.append((record.query, tuple(record.args)))
 
     async def init(conn: asyncpg.Connection) -> None:
+        await conn.execute("SET jit = off")  # as the API's own connections (api/app.py)
         conn.add_query_logger(log)
 
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, init=init,

@@ -189,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit after no message arrived for IDLE_S seconds (tests, back-fill)")
     i.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
     i.set_defaults(func=cmd_ingest)
+    # `minewatch ingest files --watch DIR`: the national upload files instead of MQTT
+    sources = i.add_subparsers(dest="ingest_source", metavar="SOURCE", required=False,
+                               title="other sources (default: MQTT)")
+    from ingest.files.cli import add_ingest_source
+
+    add_ingest_source(sources)
 
     s = sub.add_parser("simulate", help="fake mines: `minewatch simulate live|history --help`",
                        add_help=False)

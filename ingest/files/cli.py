@@ -266,14 +266,16 @@ Needs DATABASE_URL and a migrated database (minewatch migrate). See docs/files.m
 """
 
 
-def add_commands(sub: Any) -> None:
-    """Add `ingest-files` and `import` to the `minewatch` command line (each takes (args, settings))."""
+def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--chunk-rows", type=int, default=None, metavar="N",
                         help="records stored per transaction (default 20000)")
     common.add_argument("--lang", choices=("zh", "en"), default="zh", help="language of the messages (default zh)")
+    return common
 
-    w = sub.add_parser("ingest-files", parents=[common],
+
+def _add_watch(sub: Any, name: str) -> None:
+    w = sub.add_parser(name, parents=[_common()],
                        help=f"watch a drop directory for national upload files ({_TYPES})",
                        description="Watch a drop directory (where the mines' uploads arrive) and ingest each "
                                    "complete upload file.",
@@ -290,6 +292,18 @@ def add_commands(sub: Any) -> None:
     w.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                    help="serve Prometheus metrics on 127.0.0.1:PORT")
     w.set_defaults(func=cmd_ingest_files)
+
+
+def add_ingest_source(sources: Any) -> None:
+    """Add `files` under `minewatch ingest` (`minewatch ingest files --watch DIR`)."""
+    _add_watch(sources, "files")
+
+
+def add_commands(sub: Any) -> None:
+    """Add `ingest-files` (the same as `ingest files`) and `import` to the `minewatch` command line
+    (each takes (args, settings))."""
+    common = _common()
+    _add_watch(sub, "ingest-files")
 
     i = sub.add_parser("import", parents=[common], help="ingest upload files once, in place, with a progress bar",
                        description="Ingest the named upload files once, where they are.",

@@ -43,10 +43,12 @@ async def test_import_prints_a_summary_per_file_and_a_progress_bar(db: str, tmp_
     assert again.stdout.splitlines()[0].startswith(f"{good.name}: 内容已入库, 未重复导入")
 
 
-async def test_minewatch_ingest_files_once_archives_what_it_ingested(db: str, tmp_path: Path) -> None:
-    file = name("CDSS", stamp="20240514132100")
-    (tmp_path / file).write_bytes(body(f"{P_T0};甲烷;x;0.71;%CH4;0;2024-05-14 13:21:00"))
-    done = run(["ingest-files", "--watch", str(tmp_path), "--once", "--lang", "en"], db, module="minewatch")
+@pytest.mark.parametrize("command", [["ingest", "files"], ["ingest-files"]], ids=["ingest files", "ingest-files"])
+async def test_minewatch_ingest_files_once_archives_what_it_ingested(db: str, tmp_path: Path, command: list[str]) -> None:
+    minute = 21 + len(command)  # the module shares one database: each spelling gets its own file
+    file = name("CDSS", stamp=f"2024051413{minute}00")
+    (tmp_path / file).write_bytes(body(f"{P_T0};甲烷;x;0.71;%CH4;0;2024-05-14 13:{minute}:00"))
+    done = run([*command, "--watch", str(tmp_path), "--once", "--lang", "en"], db, module="minewatch")
     assert done.returncode == 0, done.stderr
     assert f"{file}: CDSS 1 records, stored 1, duplicates 0, rejected none" in done.stdout
     assert done.stdout.rstrip().endswith("files: 1, stored 1, duplicates 0, rejected none, whole files refused none")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
+import numpy as np
 
 from minewatch.db.timeseries import PartitionKeeper
 
@@ -81,6 +82,53 @@ class DeadLetter:
     payload: str
 
 
+_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
+# PostgreSQL's binary timestamptz counts microseconds from 2000-01-01 UTC.
+_PG_EPOCH_US: Final = 946_684_800_000_000
+# One `readings` row in PostgreSQL's binary COPY format: field count, then (length, value) per
+# column, big-endian, no padding. numpy fills the columns in bulk, so no per-row Python object
+# (datetime, tuple) is built on the hot path and asyncpg has no per-record encoding to do.
+_READING_ROW: Final = np.dtype([("n", ">i2"), ("l1", ">i4"), ("point_id", ">i4"), ("l2", ">i4"), ("ts", ">i8"),
+                                ("l3", ">i4"), ("value", ">f8"), ("l4", ">i4"), ("status", ">i2")])
+_COPY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
+_COPY_TRAILER: Final = b"\xff\xff"
+
+
+def us_to_datetime(us: int) -> datetime:
+    """Epoch microseconds (UTC) -> aware datetime, exactly."""
+    return _UNIX + timedelta(microseconds=us)
+
+
+@dataclass
+class ReadingColumns:
+    """`readings` rows held as columns (point id, epoch µs, value, status) for the binary COPY fast path."""
+
+    point_id: list[int] = field(default_factory=list)
+    ts_us: list[int] = field(default_factory=list)
+    value: list[float] = field(default_factory=list)
+    status: list[int] = field(default_factory=list)
+
+    def copy_data(self) -> bytes:
+        """The whole batch as one binary COPY stream."""
+        a = np.empty(len(self.point_id), dtype=_READING_ROW)
+        a["n"] = 4
+        a["l1"] = 4
+        a["point_id"] = self.point_id
+        a["l2"] = 8
+        a["ts"] = np.fromiter(self.ts_us, dtype=np.int64, count=len(self.ts_us)) - _PG_EPOCH_US
+        a["l3"] = 8
+        a["value"] = self.value
+        a["l4"] = 2
+        # Status bits 0..65535 go into smallint as the same 16 bits (two's complement wrap).
+        a["status"] = np.fromiter(self.status, dtype=np.int64, count=len(self.status)).astype(np.int16)
+        return _COPY_HEADER + a.tobytes() + _COPY_TRAILER
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """The rows as tuples with datetimes (the staging path and conflict dead letters need them)."""
+        return [(p, us_to_datetime(t), v, s - 65_536 if s >= 32_768 else s) for p, t, v, s in zip(
+            self.point_id, self.ts_us, self.value, self.status, strict=True)]
+
+
 @dataclass
 class TableBatch:
     """Rows for one time-series table, with the origin of each (for conflict dead letters)."""
@@ -91,6 +139,49 @@ class TableBatch:
     max_ts: datetime | None = None
     # mine id -> (min ts, max ts, rows): the windows the rules worker must re-evaluate
     by_mine: dict[int, tuple[datetime, datetime, int]] = field(default_factory=dict)
+    # `readings` only, MQTT only: rows as columns (see ReadingColumns); `rows` stays empty until
+    # the staging path needs tuples. Windows are tracked in epoch µs and converted once.
+    cols: ReadingColumns | None = None
+    _us_by_mine: dict[int, list[int]] = field(default_factory=dict)
+
+    def extend_columns(self, point_id: list[int], ts_us: list[int], value: list[float], status: list[int],
+                       origin: tuple[str | None, str | None], mine_id: int, lo_us: int, hi_us: int) -> None:
+        """Append rows given as columns (epoch µs times); used by the MQTT hot path."""
+        if not point_id:
+            return
+        c = self.cols
+        if c is None:
+            c = self.cols = ReadingColumns()
+        c.point_id += point_id
+        c.ts_us += ts_us
+        c.value += value
+        c.status += status
+        self.origins += [origin] * len(point_id)
+        w = self._us_by_mine.get(mine_id)
+        if w is None:
+            self._us_by_mine[mine_id] = [lo_us, hi_us, len(point_id)]
+        else:
+            if lo_us < w[0]:
+                w[0] = lo_us
+            if hi_us > w[1]:
+                w[1] = hi_us
+            w[2] += len(point_id)
+
+    def seal(self) -> None:
+        """Turn the µs windows of the column rows into datetimes (once per batch, before writing)."""
+        for mine_id, (lo, hi, n) in self._us_by_mine.items():
+            lo_dt, hi_dt = us_to_datetime(lo), us_to_datetime(hi)
+            w = self.by_mine.get(mine_id)
+            self.by_mine[mine_id] = (lo_dt, hi_dt, n) if w is None else (min(w[0], lo_dt), max(w[1], hi_dt), w[2] + n)
+            if self.min_ts is None or lo_dt < self.min_ts:
+                self.min_ts = lo_dt
+            if self.max_ts is None or hi_dt > self.max_ts:
+                self.max_ts = hi_dt
+        self._us_by_mine.clear()
+
+    def count(self) -> int:
+        """Rows in the batch (tuples and columns)."""
+        return len(self.rows) if self.cols is None else len(self.cols.point_id)
 
     def extend(self, rows: Sequence[tuple[Any, ...]], origin: tuple[str | None, str | None], mine_id: int,
                lo: datetime | None, hi: datetime | None) -> None:
@@ -145,13 +236,15 @@ class BatchStore:
         dups: dict[str, int] = {}
         confl: dict[str, int] = {}
         dead = list(dead)
+        for b in batches.values():
+            b.seal()
         for table, b in batches.items():
-            if b.rows and b.min_ts is not None and b.max_ts is not None:
+            if b.count() and b.min_ts is not None and b.max_ts is not None:
                 await self.keeper.ensure_range(conn, table, b.min_ts, b.max_ts)
         async with conn.transaction():
             notify = False
             for table, b in batches.items():
-                if not b.rows:
+                if not b.count():
                     continue
                 n = await self._copy_direct(table, b)
                 if n is None:
@@ -159,7 +252,7 @@ class BatchStore:
                 else:
                     confl[table] = 0
                 stored[table] = n
-                dups[table] = len(b.rows) - n - confl[table]
+                dups[table] = b.count() - n - confl[table]
                 notify = notify or n > 0
             if dead:
                 await conn.copy_records_to_table(
@@ -182,20 +275,26 @@ class BatchStore:
         k = KINDS[table]
         try:
             async with self.conn.transaction():  # savepoint
-                await self.conn.copy_records_to_table(table, records=b.rows, columns=k.columns[1:])
+                if b.cols is not None:
+                    await self.conn.copy_to_table(table, source=_once(b.cols.copy_data()), columns=k.columns[1:],
+                                                  format="binary")
+                else:
+                    await self.conn.copy_records_to_table(table, records=b.rows, columns=k.columns[1:])
         except asyncpg.UniqueViolationError:
             return None
         windows = b.windows()
         await self.conn.executemany(
             "INSERT INTO dirty_windows (mine_id, kind, min_ts, max_ts, n_rows) VALUES ($1, $2, $3, $4, $5)",
             [(mine_id, table, lo, hi, n) for mine_id, (lo, hi, n) in windows.items()])
-        return len(b.rows)
+        return b.count()
 
     async def _insert_deduplicated(self, table: str, b: TableBatch, dead: list[DeadLetter], now: datetime,
                                    confl: dict[str, int]) -> int:
         """Staging + INSERT ... ON CONFLICT DO NOTHING; conflicting duplicates become dead letters."""
         conn = self.conn
         k = KINDS[table]
+        if b.cols is not None and not b.rows:
+            b.rows = b.cols.rows()
         await conn.copy_records_to_table(k.stage, records=[(i, *r) for i, r in enumerate(b.rows)], columns=k.columns)
         n = int(await conn.fetchval(k.insert))
         confl[table] = 0
@@ -211,6 +310,11 @@ class BatchStore:
                 confl[table] += 1
         await conn.execute(f"TRUNCATE {k.stage}")  # constant name; ON COMMIT DELETE ROWS only at commit
         return n
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    """A whole COPY stream as an async iterable (asyncpg would read a file-like object in a thread)."""
+    yield data
 
 
 def _row_text(table: str, row: tuple[Any, ...]) -> str:

@@ -245,6 +245,62 @@ def validate(family: str, mine: str, payload: bytes, lookup: Lookup, *, now: dat
     return out
 
 
+_UNIX: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_US: Final = timedelta(microseconds=1)
+_isfinite = math.isfinite
+
+
+def epoch_us(ts: datetime) -> int:
+    """An aware datetime as integer microseconds since the Unix epoch, exactly."""
+    return (ts - _UNIX) // _US
+
+
+def readings_fast(payload: bytes, mine: str, points: Mapping[str, tuple[int, str]], limit_us: int
+                  ) -> tuple[list[int], list[int], list[float], list[int]] | None:
+    """Columns (point id, epoch µs, value, status) of a safety / geotech message whose items are all valid.
+
+    The hot path: no datetime, tuple or Validated per item. It makes the same
+    checks as `validate` (same decoder, same bounds) but does not explain a
+    failure: on the first item that is not clean it returns None and the
+    caller runs `validate`, which finds the reasons. `limit_us` is now + the
+    future tolerance, in epoch µs.
+    """
+    try:
+        decoded = FAMILIES["safety"].many.decode(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    items: list[SafetyItem] = decoded if type(decoded) is list else [decoded]
+    if not items or len(items) > MAX_ITEMS:
+        return None
+    pids: list[int] = []
+    tss: list[int] = []
+    values: list[float] = []
+    statuses: list[int] = []
+    get = points.get
+    for it in items:
+        known = get(it.point)
+        if known is None or known[1] != mine:
+            return None
+        ts = it.ts
+        if type(ts) is int:
+            if not _MS_MIN <= ts <= _MS_MAX:
+                return None
+            us = ts * 1000
+        elif isinstance(ts, datetime) and ts.tzinfo is not None:
+            us = (ts - _UNIX) // _US
+        else:
+            return None
+        value = it.value
+        status = it.status
+        if us > limit_us or not _isfinite(value) or not 0 <= status < 65_536:
+            return None
+        pids.append(known[0])
+        tss.append(us)
+        values.append(value)
+        statuses.append(status)
+    return pids, tss, values, statuses
+
+
 def parse_topic(topic: str, prefix: str = "") -> tuple[str, str] | None:
     """`{prefix}mines/{mine}/{family}` -> (mine, family); None for anything else."""
     if prefix:

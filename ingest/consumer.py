@@ -9,8 +9,9 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -43,12 +44,40 @@ class Inbound(NamedTuple):
     received: float  # wall clock, epoch seconds
 
 
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where the broker is and how to log in: `mqtt[s]://[user[:password]@]host[:port]`."""
+
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """`mqtt://host:port`, `mqtts://user:password@host` (TLS, default port 8883) -> BrokerAddress.
+
+    User and password are percent-decoded (a `@` or `:` in a password is
+    written `%40` / `%3A`). TLS verifies the broker against the system CA store.
+    """
+    u = urlsplit(url)
+    if u.scheme not in ("mqtt", "tcp", "mqtts", "ssl", ""):
+        raise IngestError(f"unsupported MQTT URL scheme {u.scheme!r} in {url!r} (use mqtt:// or mqtts://)")
+    tls = u.scheme in ("mqtts", "ssl")
+    try:
+        port = u.port or (8883 if tls else 1883)
+    except ValueError as exc:
+        raise IngestError(f"bad port in MQTT URL {url!r}") from exc
+    return BrokerAddress(u.hostname or "127.0.0.1", port, tls,
+                         unquote(u.username) if u.username is not None else None,
+                         unquote(u.password) if u.password is not None else None)
+
+
 def parse_mqtt_url(url: str) -> tuple[str, int]:
     """`mqtt://host:port` -> (host, port)."""
-    u = urlparse(url)
-    if u.scheme not in ("mqtt", "tcp", ""):
-        raise IngestError(f"unsupported MQTT URL scheme {u.scheme!r} in {url!r} (use mqtt://host:port)")
-    return u.hostname or "127.0.0.1", u.port or 1883
+    a = parse_broker_url(url)
+    return a.host, a.port
 
 
 # Bytes taken from the kernel per recv(). paho asks for 1 byte (command), 1 byte at a time
@@ -176,7 +205,8 @@ class MqttSource:
                  queue_max: int = 20_000, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
                  reconnect_min_s: float = 0.5,
                  reconnect_max_s: float = 30.0, field_variant: bool = False) -> None:
-        self.host, self.port = parse_mqtt_url(url)
+        self.address = parse_broker_url(url)
+        self.host, self.port = self.address.host, self.address.port
         self.topic_prefix = topic_prefix
         # Also take the provincial variant's `/{mine}/{system}` topics (ingest/field_variant.py).
         self.field_variant = field_variant
@@ -199,6 +229,13 @@ class MqttSource:
         self.client.reconnect_delay_set(min_delay=self._reconnect[0], max_delay=self._reconnect[1])
         self.client.max_inflight_messages_set(65_535)
         self.client.max_queued_messages_set(0)
+        if self.address.username is not None:
+            self.client.username_pw_set(self.address.username, self.address.password)
+        if self.address.tls:
+            try:
+                self.client.tls_set()  # the system CA store, hostname checked
+            except (OSError, ValueError) as exc:
+                raise IngestError(f"cannot set up TLS for {self.host}:{self.port}: {exc}") from exc
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message  # QoS 2 only (never: we subscribe at 1)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import TYPE_CHECKING
+import socket
+from typing import TYPE_CHECKING, Any
 
 from minewatch.clock import SystemClock
 from minewatch.errors import MinewatchError
@@ -28,6 +29,24 @@ def app_from_environment() -> FastAPI:
     return create_app(Settings())
 
 
+def serve_workers(app: str, *, workers: int, host: str, port: int, **options: Any) -> None:
+    """`uvicorn.run(app, factory=True, workers=N)`, with Nagle off on the connections.
+
+    uvicorn binds the shared listening socket with protocol 0, and asyncio only sets
+    TCP_NODELAY on accepted sockets whose protocol reads IPPROTO_TCP: every response then
+    waits for the client's delayed ACK, ~40 ms (measured: /healthz at 440 req/s with two
+    workers against 3 400 with one). The same socket, wrapped as TCP, restores it.
+    """
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(app, factory=True, workers=workers, host=host, port=port, **options)
+    bound = config.bind_socket()
+    sock = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
+    sock.set_inheritable(True)
+    Multiprocess(config, sockets=[sock]).run()
+
+
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     """Serve the API with uvicorn until SIGINT / SIGTERM."""
     import uvicorn
@@ -37,12 +56,12 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     _dsn(settings)
     host = args.host or settings.api_host
     port = args.port if args.port is not None else settings.api_port
-    common = {"host": host, "port": port, "log_level": "info", "access_log": args.access_log, "proxy_headers": False}
+    options: dict[str, Any] = {"log_level": "info", "access_log": args.access_log, "proxy_headers": False}
     if args.workers > 1:
         # One process runs Python on one core: a busy API needs several (PostgreSQL wants cores too).
-        uvicorn.run("api.cli:app_from_environment", factory=True, workers=args.workers, **common)
+        serve_workers("api.cli:app_from_environment", workers=args.workers, host=host, port=port, **options)
     else:
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(create_app(settings), host=host, port=port, **options)
     return 0
 
 

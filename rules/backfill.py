@@ -8,7 +8,9 @@ with the stored ones; (2) re-merges the events within the merge gap of every cha
 episode, diffs them by identity and supersedes the findings of events that vanished
 (merged, moved) with their successors; (3) when a methane event appeared or vanished,
 re-runs the count rules and the frequent flag over the mine's whole methane event history
-(orders are never duplicated: a stored order is matched by start, then by overlap).
+(orders are never duplicated: a stored order is matched by start, then by overlap). When an
+accident was recorded or corrected (and once per mine in back-fill) the accident count rules
+run over the mine's whole accident history (`rules.accidents`: special inspections).
 Silence never closes an episode: it stays open until a reading clears it.
 
 The streaming worker (`rules.worker`) runs it on the dirty windows it claims; `backfill`
@@ -33,6 +35,7 @@ import numpy as np
 
 from minewatch.timeutil import from_ns, to_ns
 from rules import store
+from rules.accidents import ACCIDENT_KIND, INSPECTION_RULE, inspection_findings
 from rules.errors import RulesError
 from rules.evaluate import (
     FREQUENT_RULE,
@@ -105,20 +108,25 @@ class _EpisodeChange:
 
 
 async def reevaluate(conn: Conn, pack: RulePack, mine_id: int, spans: Sequence[tuple[int, int]], *,
-                     tally: Tally, full: bool = False, recount: bool = False) -> bool:
+                     tally: Tally, full: bool = False, recount: bool = False, accidents: bool = False) -> bool:
     """Re-evaluate spans [lo, hi] (ns, inclusive, in time order) of one mine's readings in the
-    caller's transaction; True when a finding changed.
+    caller's transaction, and its accident count rules when ``accidents`` (an accident was
+    recorded or corrected); True when a finding changed.
 
     Streaming re-merges only the events near episodes that changed, and re-counts only when a
     methane event appeared or vanished. Back-fill passes ``full``, which re-derives the events
-    and findings of every episode of the spans, and ``recount`` once per mine: the pack
-    (tiers, flags, count rules) may be new to this data; what was right stays unchanged.
+    and findings of every episode of the spans, and ``recount`` once per mine (the methane and
+    the accident count rules): the pack (tiers, flags, count rules) may be new to this data;
+    what was right stays unchanged.
     """
     points = await load_points(conn, mine_id)
+    changed = False
+    if accidents or recount:  # a mine without evaluated points may still have accidents
+        changed = await _accident_phase(conn, pack, points, tally)
     if len(points) == 0:
-        return False
+        return changed
     versions = await load_versions(conn, points)
-    methane_changed, changed = recount, False
+    methane_changed = recount
     for lo, hi in spans:
         change = await _episode_phase(conn, pack, points, versions, lo, hi, tally)
         m, c = await _event_phase(conn, pack, points, change, tally, full=full)
@@ -257,6 +265,19 @@ async def _order_phase(conn: Conn, pack: RulePack, points: MinePoints, tally: Ta
     return await _apply_findings(conn, points.mine_id, desired, stored_f, _shared_events, tally) or changed
 
 
+async def _accident_phase(conn: Conn, pack: RulePack, points: MinePoints, tally: Tally) -> bool:
+    """Special inspections from the mine's whole accident history (a handful of rows)."""
+    rows = await store.accidents_of(conn, points.mine_id)
+    times = np.array([to_ns(r["occurred_at"]) for r in rows], np.int64)
+    desired = inspection_findings(pack, points.mine_code, [int(r["id"]) for r in rows], times,
+                                  [r["severity"] for r in rows], points.timezone)
+    # Findings of accident rules this pack does not hold are left alone, as orders are.
+    rules = {r.id for r in pack.count_rules if r.kind == ACCIDENT_KIND}
+    stored = [f for f in await store.findings_of_rule(conn, points.mine_id, INSPECTION_RULE)
+              if f.row.evidence.get("rule") in rules]
+    return await _apply_findings(conn, points.mine_id, desired, stored, _shared_accidents, tally)
+
+
 def _match_orders(new: Sequence[OrderRow], stored: Sequence[StoredOrder]) -> list[StoredOrder | None]:
     """Per recomputed order, the stored order it is: same (rule, start), else the first unused
     one of the rule it overlaps (its trigger's start moved under late data)."""
@@ -313,6 +334,13 @@ def _shared_events(old: FindingRow, placed: Sequence[tuple[FindingRow, int]]) ->
     """A frequent flag goes to the flag whose run shares an event with it."""
     mine = set(old.evidence.get("event_ids", ()))
     return next((fid for f, fid in placed if mine & set(f.evidence["event_ids"])), None)
+
+
+def _shared_accidents(old: FindingRow, placed: Sequence[tuple[FindingRow, int]]) -> int | None:
+    """A special inspection goes to the one that now counts one of its accidents (a back-dated
+    accident moved which accident completes the count)."""
+    mine = set(old.evidence.get("accident_ids", ()))
+    return next((fid for f, fid in placed if mine & set(f.evidence["accident_ids"])), None)
 
 
 @dataclass(frozen=True)

@@ -174,6 +174,15 @@ class CountRule(_Model):
     any_of: list[Clause] = Field(min_length=1)
     action: Action
 
+    @model_validator(mode="after")
+    def _accidents_call_for_inspection(self) -> CountRule:
+        # An order's triggers are exceedance events (order_events); orders from accident
+        # records are not built, so a pack must not ask for one and be silently ignored.
+        if self.kind == "accident" and self.action.type != "special_inspection":
+            raise ValueError("a count rule of kind 'accident' calls for a special inspection; "
+                             "allowed action type: special_inspection")
+        return self
+
 
 class TierSpec(_Model):
     """A severity tier: the first has no bound, the others ``from`` (>=) or ``above`` (>)."""
@@ -267,6 +276,12 @@ class RulePack(_Model):
         ids = [r.id for r in self.count_rules]
         if len(set(ids)) != len(ids):
             raise ValueError(f"count rule ids must be unique, got {ids}")
+        accident = [r.id for r in self.count_rules if r.kind == "accident"]
+        if len(accident) > 1:
+            # A special inspection is a finding on the whole mine (subject the mine code,
+            # rules.accidents): two accident rules would claim the same identities.
+            raise ValueError(f"a pack holds at most one count rule of kind 'accident' (any_of takes "
+                             f"several clauses), got {accident}")
         return self
 
 

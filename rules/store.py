@@ -26,11 +26,14 @@ MINE_LOCK_CLASS = 0x4D57  # "MW"
 DIRTY_CHANNEL = "minewatch_dirty"
 FINDINGS_CHANNEL = "minewatch_findings"
 READINGS_KIND = "readings"
+# An accident recorded, corrected or deleted (a trigger on `accidents`, migration 0051): the
+# mine's accident count rules are re-counted.
+ACCIDENTS_KIND = "accidents"
 # The kinds of dirty window this worker derives findings from. The ingest records a window
 # for every committed batch of every table (readings, card_reads, station_states); the
 # rules of the catalogue that read card reads and station states (rules.md §6-7) are not
 # built, so windows of those kinds are cleared, not left to pile up (`clear_unevaluated`).
-EVALUATED_KINDS: tuple[str, ...] = (READINGS_KIND,)
+EVALUATED_KINDS: tuple[str, ...] = (READINGS_KIND, ACCIDENTS_KIND)
 
 
 def _ts(ns: int | None) -> datetime | None:
@@ -43,12 +46,13 @@ def _ns(when: datetime | None) -> int | None:
 
 @dataclass(frozen=True)
 class DirtyWindow:
-    """One claimed dirty window: [lo, hi] inclusive, in ns."""
+    """One claimed dirty window: [lo, hi] inclusive, in ns, of a kind of `EVALUATED_KINDS`."""
 
     id: int
     lo: int
     hi: int
     rows: int
+    kind: str = READINGS_KIND
 
 
 # --- dirty windows ------------------------------------------------------------------------
@@ -63,17 +67,18 @@ async def claim_mine(conn: Conn, *, limit: int, skip: Iterable[int] = ()) -> tup
     skipped = list(skip)
     while True:
         mine_id: int | None = await conn.fetchval(
-            "SELECT mine_id FROM dirty_windows WHERE kind = $1 AND NOT (mine_id = ANY($2::int[])) "
-            "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED", READINGS_KIND, skipped)
+            "SELECT mine_id FROM dirty_windows WHERE kind = ANY($1::text[]) AND NOT (mine_id = ANY($2::int[])) "
+            "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED", list(EVALUATED_KINDS), skipped)
         if mine_id is None:
             return None
         if await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", MINE_LOCK_CLASS, mine_id):
             break
         skipped.append(mine_id)
     rows = await conn.fetch(
-        "SELECT id, min_ts, max_ts, n_rows FROM dirty_windows WHERE mine_id = $1 AND kind = $2 "
-        "ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED", mine_id, READINGS_KIND, limit)
-    return mine_id, [DirtyWindow(r["id"], to_ns(r["min_ts"]), to_ns(r["max_ts"]), r["n_rows"]) for r in rows]
+        "SELECT id, min_ts, max_ts, n_rows, kind FROM dirty_windows WHERE mine_id = $1 AND kind = ANY($2::text[]) "
+        "ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED", mine_id, list(EVALUATED_KINDS), limit)
+    return mine_id, [DirtyWindow(r["id"], to_ns(r["min_ts"]), to_ns(r["max_ts"]), r["n_rows"], r["kind"])
+                     for r in rows]
 
 
 async def lock_mine(conn: Conn, mine_id: int) -> None:
@@ -277,6 +282,12 @@ async def methane_events(conn: Conn, mine_id: int) -> list[asyncpg.Record]:
     return list(await conn.fetch(
         "SELECT id, start_ts, order_id FROM exceedance_events WHERE mine_id = $1 AND gas = 'methane' "
         "ORDER BY start_ts, id", mine_id))
+
+
+async def accidents_of(conn: Conn, mine_id: int) -> list[asyncpg.Record]:
+    """(id, occurred_at, severity) of every accident of a mine, by time: the accident rules' input."""
+    return list(await conn.fetch(
+        "SELECT id, occurred_at, severity FROM accidents WHERE mine_id = $1 ORDER BY occurred_at, id", mine_id))
 
 
 # --- orders -------------------------------------------------------------------------------

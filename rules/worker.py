@@ -2,7 +2,8 @@
 
 `RuleWorker` claims a mine's windows (`rules.store.claim_mine`: a row lock per window and
 an advisory lock per mine, so two workers never evaluate one mine at once), runs
-`rules.backfill.reevaluate` on them and deletes the windows in the same transaction as
+`rules.backfill.reevaluate` on them (readings windows as spans; an accidents window re-counts
+the mine's accident rules) and deletes the windows in the same transaction as
 the findings: a crash at any moment leaves either the old state with the windows still
 waiting, or the new one without them. LISTEN wakes it when the ingest commits; a poll is
 the fallback. `run(burst=True)` stops once no window is left (tests, catch-up jobs).
@@ -165,9 +166,11 @@ class RuleWorker:
                 if claim is None:
                     return cleared > 0
                 mine_id, windows = claim
-                spans = plan_spans([(w.lo, w.hi) for w in windows], slack_ns=int(s.slack_s * 1e9),
-                                   piece_ns=int(s.piece_s * 1e9))
-                changed = await reevaluate(conn, self.pack, mine_id, spans[:s.max_pieces], tally=self.tally)
+                spans = plan_spans([(w.lo, w.hi) for w in windows if w.kind == store.READINGS_KIND],
+                                   slack_ns=int(s.slack_s * 1e9), piece_ns=int(s.piece_s * 1e9))
+                accidents = any(w.kind == store.ACCIDENTS_KIND for w in windows)
+                changed = await reevaluate(conn, self.pack, mine_id, spans[:s.max_pieces], tally=self.tally,
+                                           accidents=accidents)
                 for lo, hi in spans[s.max_pieces:]:
                     await store.enqueue_window(conn, mine_id, lo, hi)
                 await store.delete_windows(conn, [w.id for w in windows])

@@ -11,11 +11,13 @@ from alerting.lifecycle import Level
 from alerting.messages import load_templates
 from alerting.routing import load_routing
 from alerting.store import finding_kind
+from rules.accidents import INSPECTION_RULE
 from rules.evaluate import FREQUENT_RULE, HIGH_VALUE_RULE, ORDER_RULE, exceedance_rule
 from rules.load import EVENT_GASES
 
 SAMPLE = Path(__file__).resolve().parents[2] / "alerting" / "routing_sample.yaml"
-EMITTED = (*(exceedance_rule(g) for g in EVENT_GASES), HIGH_VALUE_RULE, FREQUENT_RULE, ORDER_RULE)
+EMITTED = (*(exceedance_rule(g) for g in EVENT_GASES), HIGH_VALUE_RULE, FREQUENT_RULE, ORDER_RULE, INSPECTION_RULE)
+_REF_TABLE = {ORDER_RULE: "orders", FREQUENT_RULE: None, INSPECTION_RULE: "accidents"}
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
@@ -36,9 +38,9 @@ def test_routing_sample_starts_every_non_methane_rule_deliberately() -> None:
 
 def test_kinds_of_the_emitted_rules() -> None:
     # Only the event's own finding is a methane case (four measures); flags and orders are not.
-    kinds = {r: finding_kind(r, "orders" if r == ORDER_RULE else
-                             None if r == FREQUENT_RULE else "exceedance_events", "methane") for r in EMITTED}
+    kinds = {r: finding_kind(r, _REF_TABLE.get(r, "exceedance_events"), "methane") for r in EMITTED}
     assert kinds["methane_exceedance"] == "methane"
     assert kinds[HIGH_VALUE_RULE] == HIGH_VALUE_RULE
     assert kinds[FREQUENT_RULE] == FREQUENT_RULE
     assert kinds[ORDER_RULE] == "order"
+    assert kinds[INSPECTION_RULE] == INSPECTION_RULE

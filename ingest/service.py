@@ -9,6 +9,7 @@ import queue
 import random
 import time
 from collections import Counter as Tally
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -50,6 +51,14 @@ def _field_variant(topic: str, prefix: str, payload: bytes) -> AdaptedMessage | 
 
 
 @dataclass
+class _Writer:
+    """One database connection that writes batches."""
+
+    conn: asyncpg.Connection | None = None
+    store: BatchStore | None = None
+
+
+@dataclass
 class Prepared:
     """One batch, validated and ready to write (kept whole so a failed write is retried unchanged)."""
 
@@ -79,7 +88,8 @@ class IngestService:
 
     def __init__(self, source: MqttSource, dsn: str, *, clock: Clock, metrics: IngestMetrics,
                  batch_max_items: int = 20_000, batch_max_age_s: float = 0.05,
-                 future_tolerance: timedelta = timedelta(minutes=5), lookup_refresh_s: float = 30.0) -> None:
+                 future_tolerance: timedelta = timedelta(minutes=5), lookup_refresh_s: float = 30.0,
+                 writers: int = 2) -> None:
         self.source = source
         self.dsn = dsn
         self.clock = clock
@@ -90,40 +100,52 @@ class IngestService:
         self.lookup_refresh_s = lookup_refresh_s
         self.totals = Totals()
         self._stop = asyncio.Event()
-        self._conn: asyncpg.Connection | None = None
-        self._store: BatchStore | None = None
         self._lookup: Lookup | None = None
         self._lookup_at = 0.0
         self._rng = random.Random()
-        # The write of the previous batch, still in flight while the next one is validated.
-        self._pending: asyncio.Task[None] | None = None
+        # Batches are written on `writers` connections at once: COPY into `readings` (keys,
+        # indexes, trigger) costs the server far more than the ingest, and a second backend
+        # uses another core. Acks still go out in batch order (see _commit).
+        self._writers = [_Writer() for _ in range(max(1, writers))]
+        self._next_writer = 0
+        # Writes in flight, oldest first, while the next batch is validated.
+        self._pending: deque[asyncio.Task[None]] = deque()
 
     def stop(self) -> None:
         self._stop.set()
 
-    async def _connect(self) -> BatchStore:
-        """(Re)connect to PostgreSQL, waiting with capped, jittered backoff while it is down."""
+    @property
+    def _conn(self) -> asyncpg.Connection | None:
+        """The first writer's connection, which also serves registry lookups (when no write is in flight)."""
+        return self._writers[0].conn
+
+    async def _connect(self, w: _Writer | None = None) -> BatchStore:
+        """(Re)connect a writer to PostgreSQL, waiting with capped, jittered backoff while it is down."""
         delay = 0.2
+        first = w is None
+        w = w or self._writers[0]
         while True:
             try:
                 conn = await asyncpg.connect(self.dsn, server_settings={"application_name": "minewatch-ingest"})
                 keeper = PartitionKeeper(await current_backend(conn))
-                self._conn = conn
-                self._store = BatchStore(conn, keeper)
-                self._lookup = await load_lookup(conn)
-                self._lookup_at = time.monotonic()
-                return self._store
+                w.conn = conn
+                w.store = BatchStore(conn, keeper)
+                if first:
+                    self._lookup = await load_lookup(conn)
+                    self._lookup_at = time.monotonic()
+                return w.store
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay * (0.5 + self._rng.random()))
                 delay = min(delay * 2, 10.0)
 
-    async def _drop_connection(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._conn.close(), 2)
-        self._conn = None
-        self._store = None
+    async def _drop_connection(self, w: _Writer | None = None) -> None:
+        for x in [w] if w is not None else self._writers:
+            if x.conn is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(x.conn.close(), 2)
+            x.conn = None
+            x.store = None
 
     async def _collect(self, deadline_idle: float | None) -> list[Inbound]:
         """Take messages until the batch is full or the oldest has waited batch_max_age_s.
@@ -177,18 +199,27 @@ class IngestService:
     async def process(self, batch: list[Inbound]) -> None:
         """Validate and store one batch, retrying the database until it commits; then ack it."""
         await self._wait_pending()
-        await self._commit(batch, await self._prepare(batch, self.clock.now()))
+        await self._commit(batch, await self._prepare(batch, self.clock.now()), self._writers[0], None)
 
     async def _wait_pending(self) -> None:
-        pending = self._pending
-        if pending is not None:
-            self._pending = None
-            await pending
+        while self._pending:
+            await self._pending.popleft()
 
-    async def _commit(self, batch: list[Inbound], p: Prepared) -> None:
-        """Write a prepared batch, retrying the database until it commits; then ack it and count it."""
+    def _start_write(self, batch: list[Inbound], p: Prepared) -> None:
+        """Start writing a batch on the next writer; the caller made sure that writer is free."""
+        w = self._writers[self._next_writer % len(self._writers)]
+        self._next_writer += 1
+        prev = self._pending[-1] if self._pending else None
+        self._pending.append(asyncio.create_task(self._commit(batch, p, w, prev)))
+
+    async def _commit(self, batch: list[Inbound], p: Prepared, w: _Writer, prev: asyncio.Task[None] | None) -> None:
+        """Write a prepared batch, retrying the database until it commits; then ack it and count it.
+
+        `prev` is the previous batch's write: this batch is acked only after
+        that one was, so acks follow batch order whichever commit ends first.
+        """
         while True:
-            store = self._store or await self._connect()
+            store = w.store or await self._connect(w)
             try:
                 t0 = time.perf_counter()
                 result = await store.write(p.tables, p.dead, now=p.now)
@@ -197,8 +228,10 @@ class IngestService:
             except IngestError as exc:
                 self.metrics.db_errors.inc()
                 log.warning("%s; reconnecting and retrying the same batch", exc)
-                await self._drop_connection()
+                await self._drop_connection(w)
                 await asyncio.sleep(0.1 + 0.2 * self._rng.random())
+        if prev is not None:
+            await prev
         self.source.ack(batch)
         m, t = self.metrics, self.totals
         n_items, rejected, newest, now = p.n_items, p.rejected, p.newest, p.now
@@ -338,25 +371,26 @@ class IngestService:
                 self.metrics.heartbeat.set(time.time())
                 self.metrics.connected.set(1 if self.source.connected.is_set() else 0)
                 if batch:
-                    # Pipelined: validate this batch while the previous one is being written (the
-                    # database works on the other core meanwhile), then write it in turn. Acks
-                    # still follow commits in order: a batch's write starts after the previous
-                    # one committed and was acked.
+                    # Pipelined: validate this batch while earlier ones are being written (the
+                    # database works on the other core meanwhile), then write it on the next
+                    # free writer. Each batch is acked after its own commit and after the
+                    # previous batch's ack.
                     prepared = await self._prepare(batch, self.clock.now())
-                    await self._wait_pending()
-                    self._pending = asyncio.create_task(self._commit(batch, prepared))
+                    while len(self._pending) >= len(self._writers):
+                        await self._pending.popleft()  # frees the writer this batch will use
+                    self._start_write(batch, prepared)
                     last_work = time.monotonic()
                 elif burst_idle_s is not None and time.monotonic() - last_work >= burst_idle_s:
                     await self._wait_pending()
                     break
             await self._wait_pending()
         finally:
-            pending, self._pending = self._pending, None
-            if pending is not None and not pending.done():
-                # Stopping: give the batch in flight a moment to commit and be acked (fewer
-                # redeliveries); if it cannot, nothing was acked and the broker redelivers it.
+            pending, self._pending = list(self._pending), deque()
+            # Stopping: give the batches in flight a moment to commit and be acked (fewer
+            # redeliveries); what cannot was not acked, and the broker redelivers it.
+            for task in pending:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await asyncio.wait_for(pending, 5)
+                    await asyncio.wait_for(task, 5)
             self.source.stop()
             await self._drop_connection()
         return self.totals

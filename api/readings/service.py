@@ -116,7 +116,13 @@ async def bucket_series(*, pool: asyncpg.Pool, codec: CursorCodec, mine: str, po
         (after,) = codec.decode(cursor, kind, ("time",))
         assert isinstance(after, datetime)
         lo = max(lo, after + width)
-    if width % HOUR == timedelta(0):
+    args: tuple[object, ...] = (point.id, width, ORIGIN, lo, until, limit + 1, limit)
+    if width == HOUR:
+        # The parts are the buckets: no regrouping (half of this statement's time otherwise).
+        sql = ("SELECT bucket, min, max, sum / n AS avg, last, n FROM readings_1h_parts($1, $2, $3) "
+               "ORDER BY bucket LIMIT $4")
+        args = (point.id, lo, until, limit + 1, limit)
+    elif width % HOUR == timedelta(0):
         # avg = sum / n over the hours: equal to avg(value) up to float summation order.
         sql = ("SELECT date_bin($2::interval, bucket, $3::timestamptz) AS bucket, min(min) AS min, max(max) AS max, "
                "sum(sum) / sum(n)::float8 AS avg, (array_agg(last ORDER BY bucket DESC))[1] AS last, "
@@ -131,8 +137,7 @@ async def bucket_series(*, pool: asyncpg.Pool, codec: CursorCodec, mine: str, po
                "count(*) AS n FROM readings WHERE point_id = $1 AND ts >= $4 AND ts < $5 "
                "GROUP BY 1 ORDER BY 1 LIMIT $6")
     sql = page_sql(sql, item="(SELECT o FROM (SELECT api_time(p.bucket) AS bucket, p.min, p.max, p.avg, p.last, p.n) o)",
-                   order="bucket", key=("bucket",), limit="$7")
-    args = (point.id, width, ORIGIN, lo, until, limit + 1, limit)
+                   order="bucket", key=("bucket",), limit=f"${len(args)}")
     if width % HOUR == timedelta(0):
         row = await pool.fetchrow(sql, *args)
     else:

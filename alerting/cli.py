@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 
+from minewatch.cli import dispatch
 from minewatch.errors import MinewatchError
 from minewatch.settings import Settings
 
@@ -60,7 +60,7 @@ def _serve(args: argparse.Namespace, settings: Settings, *, cases: bool, deliver
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m alerting.cli worker|deliver [--burst]`, until `minewatch alerting` is wired."""
+    """`python -m alerting.cli worker|deliver [--burst]`, the same as `minewatch alerting ...`."""
     parser = argparse.ArgumentParser(prog="python -m alerting.cli", description="Minewatch alerting workers.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -70,17 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = [i for i, a in enumerate(argv) if a in ("worker", "deliver")]
     if commands and "alerting" not in argv:
         argv.insert(commands[0], "alerting")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        rc: int = args.func(args, Settings())
-        return rc
-    except MinewatchError as exc:
-        print(f"alerting: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return dispatch(parser.parse_args(argv), prog="alerting")
 
 
 if __name__ == "__main__":

@@ -208,16 +208,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    return dispatch(build_parser().parse_args(argv))
+
+
+def dispatch(args: argparse.Namespace, *, prog: str = "minewatch",
+             describe: Callable[[MinewatchError], str] | None = None) -> int:
+    """Run a parsed command (`args.func(args, settings)`) as every Minewatch entry point does:
+    logging per `-v`, settings from the environment, a configuration or runtime error as one
+    line on stderr and exit status 2, Ctrl-C as 130."""
+    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = Settings()
-        rc: int = args.func(args, settings)
+        rc: int = args.func(args, Settings())
         return rc
     except MinewatchError as exc:
-        print(f"minewatch: error: {exc}", file=sys.stderr)
+        print(describe(exc) if describe else f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import signal
 import sys
@@ -13,6 +12,7 @@ import time
 from datetime import datetime
 from typing import Any, Literal
 
+from minewatch.cli import dispatch
 from minewatch.clock import SystemClock
 from minewatch.errors import MinewatchError
 from minewatch.settings import Settings
@@ -173,16 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        rc: int = args.func(args, Settings())
-        return rc
-    except MinewatchError as exc:
-        print(say(getattr(args, "lang", "zh"), "error", error=exc), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return dispatch(args, describe=lambda exc: say(getattr(args, "lang", "zh"), "error", error=exc))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from minewatch.cli import dispatch
 from minewatch.errors import ConfigError, MinewatchError
 from minewatch.settings import Settings
 
@@ -317,15 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ingest.files.cli", description="National upload files.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        rc: int = args.func(args, Settings())
-        return rc
-    except MinewatchError as exc:
-        print(f"minewatch: error: {exc}", file=sys.stderr)
-        return 2
+    return dispatch(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

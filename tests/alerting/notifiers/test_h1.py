@@ -4,11 +4,16 @@ idle connections, chunked responses."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 
-from alerting.notifiers.h1 import H1Client
+import pytest
+import trustme
+
+from alerting.notifiers.h1 import H1Client, H1Error
 
 
-async def _serve(reply: bytes, *, close_after: bool) -> tuple[asyncio.Server, list[int]]:
+async def _serve(reply: bytes, *, close_after: bool,
+                 tls: ssl.SSLContext | None = None) -> tuple[asyncio.Server, list[int]]:
     """A raw server answering every request with `reply`; `close_after` drops the connection
     after each answer without saying so (as servers do with idle keep-alive connections)."""
     connections: list[int] = []
@@ -30,7 +35,7 @@ async def _serve(reply: bytes, *, close_after: bool) -> tuple[asyncio.Server, li
         finally:
             writer.close()
 
-    return await asyncio.start_server(handle, "127.0.0.1", 0), connections
+    return await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls), connections
 
 
 async def test_connections_are_kept_alive_and_reused() -> None:
@@ -54,3 +59,30 @@ async def test_a_dropped_idle_connection_is_replaced_and_chunked_bodies_are_read
                                   connect_timeout=5)
             assert (r.status_code, r.headers["retry-after"], r.content) == (503, "7", b"no")
     assert len(connections) == 3
+
+
+async def test_https_verifies_the_server_certificate() -> None:
+    """Webhooks go to https:// receivers: the client speaks TLS, checks the certificate against
+    the CA it trusts and the host name, and refuses a server it cannot verify."""
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
+    server, _ = await _serve(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close_after=False, tls=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    async with server:
+        async with H1Client(ssl_context=trusting) as client:
+            r = await client.post(f"https://localhost:{port}/hook", content=b"{}", headers={}, read_timeout=5,
+                                  connect_timeout=5)
+            assert (r.status_code, r.content) == (200, b"ok")
+        # the machine's CAs do not know this server: no request goes out
+        async with H1Client() as client:
+            with pytest.raises(H1Error, match="CERTIFICATE_VERIFY_FAILED"):
+                await client.post(f"https://localhost:{port}/hook", content=b"{}", headers={}, read_timeout=5,
+                                  connect_timeout=5)
+        # a certificate for another name is refused even from the trusted CA
+        async with H1Client(ssl_context=trusting) as client:
+            with pytest.raises(H1Error, match="CERTIFICATE_VERIFY_FAILED|match"):
+                await client.post(f"https://127.0.0.1:{port}/hook", content=b"{}", headers={}, read_timeout=5,
+                                  connect_timeout=5)

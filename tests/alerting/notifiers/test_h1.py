@@ -83,6 +83,6 @@ async def test_https_verifies_the_server_certificate() -> None:
                                   connect_timeout=5)
         # a certificate for another name is refused even from the trusted CA
         async with H1Client(ssl_context=trusting) as client:
-            with pytest.raises(H1Error, match="CERTIFICATE_VERIFY_FAILED|match"):
+            with pytest.raises(H1Error, match=r"CERTIFICATE_VERIFY_FAILED|match"):
                 await client.post(f"https://127.0.0.1:{port}/hook", content=b"{}", headers={}, read_timeout=5,
                                   connect_timeout=5)

@@ -246,7 +246,8 @@ async def one_run(server_dsn: str, url: str, payloads: Path, n: int, prefix: str
     if pub is not None:
         pub.wait(60)
     cpu = stop_ingests(ingests)
-    return (n - start_count) / elapsed, ceiling, table_ceiling, cpu / n * 1e6
+    # Under --profile the reaped process is py-spy, whose CPU is not the ingest's.
+    return (n - start_count) / elapsed, ceiling, table_ceiling, float("nan") if profile else cpu / n * 1e6
 
 
 async def main() -> None:

@@ -254,6 +254,17 @@ class MqttSource:
             return [f"$share/{self.share_group}/{t}" for t in base]
         return base
 
+    def stale_topics(self) -> list[str]:
+        """Filters an earlier configuration of this persistent session may have subscribed and
+        this one does not want: the broker keeps a session's subscriptions across restarts, so
+        turning the field variant off (or leaving a share group) takes effect only if we say so."""
+        variant = f"{self.topic_prefix}/+/+"
+        known = [f"{self.topic_prefix}mines/#", variant]
+        if self.share_group:
+            known += [f"$share/{self.share_group}/{t}" for t in known]
+        wanted = set(self.topics())
+        return [t for t in known if t not in wanted]
+
     def start(self) -> None:
         props = None
         if self.protocol == mqtt.MQTTv5:
@@ -301,6 +312,8 @@ class MqttSource:
             return
         self.epoch += 1
         log.info("connected to %s:%s (session present: %s)", self.host, self.port, flags.session_present)
+        if flags.session_present:
+            client.unsubscribe(self.stale_topics())
         client.subscribe([(t, 1) for t in self.topics()])
         self.connected.set()
 

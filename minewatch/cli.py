@@ -122,7 +122,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     source = MqttSource(url, client_id=args.client_id or ing.client_id, topic_prefix=args.topic_prefix or ing.topic_prefix,
                         share_group=None if args.no_share else (args.share_group or ing.share_group),
                         queue_max=ing.queue_max_messages, reconnect_min_s=ing.reconnect_min_s,
-                        reconnect_max_s=ing.reconnect_max_s)
+                        reconnect_max_s=ing.reconnect_max_s, field_variant=args.field_variant or ing.field_variant)
     service = IngestService(source, dsn, clock=SystemClock(), metrics=metrics,
                             batch_max_items=ing.batch_max_items, batch_max_age_s=ing.batch_max_age_ms / 1000)
 
@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--topic-prefix", help="prefix before mines/{mine}/... (tests, multi-tenant brokers)")
     i.add_argument("--share-group", help="shared-subscription group ($share/<group>/...)")
     i.add_argument("--no-share", action="store_true", help="plain subscription (brokers without $share)")
+    i.add_argument("--field-variant", action="store_true",
+                   help="also accept the provincial field variant: topic /{mine}/{system}, payload "
+                        "{timestamp, systemcode, values} (or MINEWATCH_INGEST_FIELD_VARIANT=true)")
     i.add_argument("--burst", type=float, default=None, metavar="IDLE_S",
                    help="exit after no message arrived for IDLE_S seconds (tests, back-fill)")
     i.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")

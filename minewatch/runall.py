@@ -167,7 +167,8 @@ async def _ingest(settings: Settings, registry: CollectorRegistry, *, shared: bo
     assert settings.mqtt_url and settings.database_url
     ing = settings.ingest
     source = MqttSource(settings.mqtt_url, client_id=ing.client_id, topic_prefix=ing.topic_prefix,
-                        share_group=ing.share_group if shared else None, queue_max=ing.queue_max_messages)
+                        share_group=ing.share_group if shared else None, queue_max=ing.queue_max_messages,
+                        field_variant=ing.field_variant)
     service = IngestService(source, settings.database_url, clock=SystemClock(), metrics=IngestMetrics(registry),
                             batch_max_items=ing.batch_max_items, batch_max_age_s=ing.batch_max_age_ms / 1000)
     await service.run()

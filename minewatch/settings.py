@@ -30,6 +30,9 @@ class IngestSettings(BaseSettings):
     # A plain persistent subscription survives restarts; see docs/operations.md.
     share_group: str | None = None
     topic_prefix: str = ""
+    # Also accept the provincial field variant `/{mine}/{system}` (docs/files.md), mapped
+    # into the same pipeline; off unless the mines of this deployment publish it.
+    field_variant: bool = False
     # 20 000 items or 50 ms, whichever first: large enough that COPY dominates
     # the per-batch overhead, small enough that a reading reaches the rules
     # worker well inside its 500 ms latency budget.

@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -16,6 +17,7 @@ from ingest.consumer import MqttSource
 from ingest.metrics import IngestMetrics
 from ingest.service import IngestService
 from minewatch.clock import FrozenClock, SystemClock
+from tests.conftest import spawn_minewatch
 from tests.ingest.files_db.helpers import MINE, P_FEED, P_T0, P_T1, body, fetch, ingest, name, new_mine, readings
 from tests.mqtt_helpers import publish_all
 
@@ -74,3 +76,35 @@ async def test_field_variant_through_the_broker(db: str, mqtt_url: str, topic_pr
         clock=FrozenClock(datetime.now(UTC)))
     assert summary.extra["reprocessed"] == 1
     assert await readings(db, [later]) == {(later, when, 0.33, 0)}
+
+
+@pytest.mark.parametrize("switch", ["flag", "env"])
+def test_minewatch_ingest_turns_the_variant_on_by_flag_or_setting(db: str, mqtt_url: str, topic_prefix: str,
+                                                                 tmp_path: Path, switch: str) -> None:
+    """`minewatch ingest --field-variant` (or MINEWATCH_INGEST_FIELD_VARIANT=true) as a real
+    process; without either, the ingest does not subscribe to the variant's topics at all."""
+    base = (int(time.time()) - 60) * 1000 + (500 if switch == "flag" else 750)
+    topic = f"{topic_prefix}/{MINE}/01"
+    env = {"DATABASE_URL": db, "MQTT_URL": mqtt_url, "MINEWATCH_INGEST_TOPIC_PREFIX": topic_prefix,
+           "MINEWATCH_INGEST_CLIENT_ID": f"variant-cli-{uuid.uuid4().hex[:8]}"}
+
+    def run_once(ts: int, extra_args: list[str], extra_env: dict[str, str]) -> None:
+        log = tmp_path / f"ingest-{ts}.log"
+        proc = spawn_minewatch(["ingest", "--burst", "3", *extra_args], {**env, **extra_env}, log)
+        deadline = time.monotonic() + 30
+        while "connected" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # SUBACK
+        publish_all(mqtt_url, [(topic, variant(ts, [{"code": P_T0, "v": 0.61}]))])
+        assert proc.wait(60) == 0, log.read_text()
+
+    def stored(ts: int) -> bool:
+        when = datetime.fromtimestamp(ts / 1000, tz=UTC)
+        return (P_T0, when, 0.61, 0) in asyncio.run(readings(db, [P_T0]))
+
+    on = (["--field-variant"], {}) if switch == "flag" else ([], {"MINEWATCH_INGEST_FIELD_VARIANT": "true"})
+    run_once(base, *on)
+    assert stored(base)
+    run_once(base + 30_000, [], {})  # the default: the variant's topic is not subscribed
+    assert not stored(base + 30_000)
+    assert asyncio.run(fetch(db, "SELECT reason FROM dead_letters WHERE topic = $1", topic)) == []

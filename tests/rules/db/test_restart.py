@@ -105,10 +105,18 @@ async def test_worker_killed_at_random_moments_ends_with_the_uninterrupted_findi
         nonlocal kills, busy, pending
         while not stop.is_set():
             await asyncio.sleep(rng.uniform(0.2, 1.2))
-            in_flight = await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'minewatch-rules' "
-                "AND datname = current_database() AND xact_start IS NOT NULL")
-            waiting = await conn.fetchval("SELECT count(*) FROM dirty_windows")
+            # A random moment while there is work, when there is any within a second: on a quiet
+            # machine the worker clears each batch's windows in milliseconds, and a kill in the
+            # idle gaps between batches would prove nothing.
+            settle = time.monotonic() + 1.0
+            while True:
+                in_flight = await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'minewatch-rules' "
+                    "AND datname = current_database() AND xact_start IS NOT NULL")
+                waiting = await conn.fetchval("SELECT count(*) FROM dirty_windows")
+                if in_flight or waiting or time.monotonic() > settle or stop.is_set():
+                    break
+                await asyncio.sleep(0.005)
             worker.kill()
             kills, busy, pending = kills + 1, busy + (in_flight > 0), pending + (waiting > 0)
             await worker.start()

@@ -28,7 +28,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -39,6 +38,7 @@ import httpx
 import msgspec
 import yaml
 
+from bench import scratch
 from bench.alerting.run import SECRET, SECRET_ENV, start_receiver
 from bench.rules.latency import ROOT, pct, spawn, stop, wait_for
 from minewatch.embedded import EmbeddedBroker, EmbeddedPostgres
@@ -170,8 +170,7 @@ async def main() -> None:
     ap.add_argument("--probes", type=float, default=5, help="probe exceedances per second")
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="minewatch-bench-alerting-latency-"))
-    os.chmod(work, 0o711)
+    work = scratch("minewatch-bench-alerting-latency-")
     pg = broker = None
     server, mqtt = os.environ.get("DATABASE_URL"), os.environ.get("MQTT_URL")
     receiver, hook_url = start_receiver()

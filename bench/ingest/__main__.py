@@ -39,7 +39,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -48,6 +47,7 @@ from pathlib import Path
 import asyncpg
 import msgspec
 
+from bench import scratch
 from minewatch.embedded import EmbeddedBroker, EmbeddedPostgres
 from minewatch.registry import load_registry
 from minewatch.settings import packaged
@@ -262,8 +262,7 @@ async def main() -> None:
     ap.add_argument("--live", action="store_true", help="publish while the ingest runs (see above)")
     ap.add_argument("--mqtt-url", help="use this broker instead of a private one (needs lossless settings)")
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="minewatch-bench-"))
-    os.chmod(work, 0o711)
+    work = scratch("minewatch-bench-")
     pg = broker = None
     server_dsn = os.environ.get("DATABASE_URL")
     url = args.mqtt_url

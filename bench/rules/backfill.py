@@ -21,7 +21,6 @@ import io
 import os
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import asyncpg
 import numpy as np
 
+from bench import scratch
 from minewatch.db.timeseries import PartitionKeeper, current_backend
 from minewatch.embedded import EmbeddedPostgres
 from minewatch.registry import load_registry
@@ -119,8 +119,7 @@ async def main() -> None:
     ap.add_argument("--chunk", default="1d", help="back-fill chunk (default 1d)")
     args = ap.parse_args()
     chunk = parse_duration(args.chunk)
-    work = Path(tempfile.mkdtemp(prefix="minewatch-bench-rules-"))
-    os.chmod(work, 0o711)
+    work = scratch("minewatch-bench-rules-")
     pg = None
     server = os.environ.get("DATABASE_URL")
     try:

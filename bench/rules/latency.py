@@ -25,7 +25,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -35,6 +34,7 @@ import asyncpg
 import msgspec
 import yaml
 
+from bench import scratch
 from minewatch.embedded import EmbeddedBroker, EmbeddedPostgres
 from minewatch.registry import load_registry
 from minewatch.settings import packaged
@@ -159,8 +159,7 @@ async def main() -> None:
     ap.add_argument("--probes", type=float, default=5, help="probe exceedances per second")
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="minewatch-bench-latency-"))
-    os.chmod(work, 0o711)
+    work = scratch("minewatch-bench-latency-")
     pg = broker = None
     server, url = os.environ.get("DATABASE_URL"), os.environ.get("MQTT_URL")
     try:

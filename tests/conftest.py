@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -186,3 +188,31 @@ def spawn_minewatch(args: list[str], env: dict[str, str], log: Path) -> subproce
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "minewatch", *args], env=full_env, stdout=out,
                                 stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+
+
+def start_ingest(dsn: str, url: str, prefix: str, log: Path, *, client_id: str, args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None, suback_s: float = 0.5) -> subprocess.Popen[bytes]:
+    """`minewatch ingest` as a real process on `prefix`, returned once it has connected (and,
+    after `suback_s`, subscribed); fails with the tail of its log if it does not start."""
+    proc = spawn_minewatch(["ingest", "--topic-prefix", prefix, "--client-id", client_id, *args],
+                           {"DATABASE_URL": dsn, "MQTT_URL": url, **(env or {})}, log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if log.exists() and "connected to" in log.read_text():
+            time.sleep(suback_s)
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"ingest did not start: {log.read_text()[-2000:] if log.exists() else ''}")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group and wait; SIGKILL it if it does not stop within 20 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)

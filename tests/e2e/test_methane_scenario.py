@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -40,7 +37,7 @@ from minewatch.clock import FrozenClock
 from minewatch.settings import Settings
 from rules.packs import builtin_pack
 from rules.worker import RulesSettings, RuleWorker
-from tests.conftest import spawn_minewatch
+from tests.conftest import start_ingest, stop_process
 from tests.e2e.servers import HOOK_SECRET, SMS_AUTH, Inbox, http_inbox, serve_api
 from tests.mqtt_helpers import publish_all
 
@@ -87,30 +84,6 @@ def rise(point: str, start: datetime, peak: float, *, minutes: int = 3) -> list[
         value = 0.40 if k < 0 or k >= 2 * minutes else (peak if k == minutes else 1.20)
         rows.append({"point": point, "ts": ts.isoformat(timespec="milliseconds"), "value": value, "status": 0})
     return rows
-
-
-def start_ingest(dsn: str, url: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
-    proc = spawn_minewatch(["ingest", "--topic-prefix", prefix, "--client-id", f"e2e-{prefix.strip('/')}"],
-                           {"DATABASE_URL": dsn, "MQTT_URL": url}, log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if log.exists() and "connected to" in log.read_text():
-            time.sleep(0.3)  # SUBACK
-            return proc
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise AssertionError(f"ingest did not start: {log.read_text()[-2000:] if log.exists() else ''}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 async def wait_for(what: str, probe: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
@@ -173,7 +146,8 @@ async def test_methane_scenario_end_to_end(
         await alerting()
 
     conn = await asyncpg.connect(fresh_db)
-    ingest = start_ingest(fresh_db, mqtt_url, topic_prefix, tmp_path / "ingest.log")
+    ingest = start_ingest(fresh_db, mqtt_url, topic_prefix, tmp_path / "ingest.log",
+                          client_id=f"e2e-{topic_prefix.strip('/')}", suback_s=0.3)
     rules = RuleWorker(fresh_db, builtin_pack("default"), settings=RulesSettings(poll_s=0.2))
     running = asyncio.create_task(rules.run())
     api = create_app(Settings(database_url=fresh_db), clock=clock)
@@ -263,5 +237,5 @@ async def test_methane_scenario_end_to_end(
     finally:
         rules.stop()
         await running
-        stop(ingest)
+        stop_process(ingest)
         await conn.close()

@@ -17,7 +17,7 @@ from ingest.consumer import MqttSource
 from ingest.metrics import IngestMetrics
 from ingest.service import IngestService
 from minewatch.clock import FrozenClock, SystemClock
-from tests.conftest import spawn_minewatch
+from tests.conftest import start_ingest
 from tests.ingest.files_db.helpers import MINE, P_FEED, P_T0, P_T1, body, fetch, ingest, name, new_mine, readings
 from tests.mqtt_helpers import publish_all
 
@@ -85,16 +85,12 @@ def test_minewatch_ingest_turns_the_variant_on_by_flag_or_setting(db: str, mqtt_
     process; without either, the ingest does not subscribe to the variant's topics at all."""
     base = (int(time.time()) - 60) * 1000 + (500 if switch == "flag" else 750)
     topic = f"{topic_prefix}/{MINE}/01"
-    env = {"DATABASE_URL": db, "MQTT_URL": mqtt_url, "MINEWATCH_INGEST_TOPIC_PREFIX": topic_prefix,
-           "MINEWATCH_INGEST_CLIENT_ID": f"variant-cli-{uuid.uuid4().hex[:8]}"}
+    client_id = f"variant-cli-{uuid.uuid4().hex[:8]}"
 
     def run_once(ts: int, extra_args: list[str], extra_env: dict[str, str]) -> None:
         log = tmp_path / f"ingest-{ts}.log"
-        proc = spawn_minewatch(["ingest", "--burst", "3", *extra_args], {**env, **extra_env}, log)
-        deadline = time.monotonic() + 30
-        while "connected" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.5)  # SUBACK
+        proc = start_ingest(db, mqtt_url, topic_prefix, log, client_id=client_id, args=("--burst", "3", *extra_args),
+                            env=extra_env)
         publish_all(mqtt_url, [(topic, variant(ts, [{"code": P_T0, "v": 0.61}]))])
         assert proc.wait(60) == 0, log.read_text()
 

@@ -12,9 +12,6 @@ and live finding, and both must match the `expect:` block of the scenario.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -34,7 +31,7 @@ from simulators.publish import MqttSink
 from simulators.run import RunOptions, run_live
 from simulators.scenario import Scenario, load_scenario
 from simulators.world import World
-from tests.conftest import spawn_minewatch
+from tests.conftest import start_ingest, stop_process
 from tests.rules.db.helpers import REGISTRY, SCENARIO, copy_readings, count, snapshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -45,30 +42,6 @@ BATCHES = {"MINEWATCH_INGEST_BATCH_MAX_ITEMS": "1000"}
 # worker's evaluations, as it would live. (The speed also decides which messages the seeded
 # shuffler holds late; the assertion on them below names what this one gives.)
 SPEED = 150_000
-
-
-def start_ingest(dsn: str, url: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
-    proc = spawn_minewatch(["ingest", "--topic-prefix", prefix, "--client-id", f"rules-{prefix.strip('/')}"],
-                           {"DATABASE_URL": dsn, "MQTT_URL": url, **BATCHES}, log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if log.exists() and "connected to" in log.read_text():
-            time.sleep(0.5)  # SUBACK
-            return proc
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise AssertionError(f"ingest did not start: {log.read_text()[-2000:] if log.exists() else ''}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 async def wait_until(what: str, probe: Callable[[], Awaitable[bool]], timeout: float = 120) -> None:
@@ -154,7 +127,8 @@ async def test_streaming_through_mqtt_equals_backfill_and_expectations(
         make_db: Callable[[], Awaitable[str]], mqtt_url: str, topic_prefix: str, tmp_path: Path) -> None:
     world, sc = scenario()
     streamed = await make_db()
-    ingest = start_ingest(streamed, mqtt_url, topic_prefix, tmp_path / "ingest.log")
+    ingest = start_ingest(streamed, mqtt_url, topic_prefix, tmp_path / "ingest.log",
+                          client_id=f"rules-{topic_prefix.strip('/')}", env=BATCHES)
     worker = RuleWorker(streamed, PACK, settings=RulesSettings(poll_s=0.5))
     running = asyncio.create_task(worker.run())
     try:
@@ -198,7 +172,7 @@ async def test_streaming_through_mqtt_equals_backfill_and_expectations(
     finally:
         worker.stop()
         await running
-        stop(ingest)
+        stop_process(ingest)
     assert await count(streamed, "SELECT count(*) FROM readings") == stats.readings
 
     filled = await make_db()

@@ -6,7 +6,13 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+
+import asyncpg
+
+from minewatch.embedded import EmbeddedBroker, EmbeddedPostgres
 
 
 def scratch(prefix: str) -> Path:
@@ -20,3 +26,30 @@ def scratch(prefix: str) -> Path:
     else:
         print(f"scratch directory kept: {work}")
     return work
+
+
+@asynccontextmanager
+async def bench_servers(work: Path, *, commit_timestamps: bool = False) -> AsyncIterator[tuple[str, str]]:
+    """(database URL, broker URL): DATABASE_URL / MQTT_URL when set, else private embedded
+    servers under `work`, stopped on exit. `commit_timestamps` turns on PostgreSQL's
+    track_commit_timestamp (latency benchmarks measure from a row's commit)."""
+    pg = broker = None
+    server, url = os.environ.get("DATABASE_URL"), os.environ.get("MQTT_URL")
+    try:
+        if not server:
+            pg = EmbeddedPostgres(work / "pg")
+            server = pg.start()
+            if commit_timestamps:
+                admin = await asyncpg.connect(server)
+                await admin.execute("ALTER SYSTEM SET track_commit_timestamp = on")
+                await admin.close()
+                pg.restart()
+        if not url:
+            broker = EmbeddedBroker(work / "mqtt")
+            url = broker.start()
+        yield server, url
+    finally:
+        if broker is not None:
+            broker.stop()
+        if pg is not None:
+            pg.stop("immediate")

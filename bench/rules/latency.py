@@ -34,8 +34,7 @@ import asyncpg
 import msgspec
 import yaml
 
-from bench import scratch
-from minewatch.embedded import EmbeddedBroker, EmbeddedPostgres
+from bench import bench_servers, scratch
 from minewatch.registry import load_registry
 from minewatch.settings import packaged
 from simulators.publish import MqttSink
@@ -160,19 +159,7 @@ async def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     work = scratch("minewatch-bench-latency-")
-    pg = broker = None
-    server, url = os.environ.get("DATABASE_URL"), os.environ.get("MQTT_URL")
-    try:
-        if not server:
-            pg = EmbeddedPostgres(work / "pg")
-            server = pg.start()
-            admin = await asyncpg.connect(server)
-            await admin.execute("ALTER SYSTEM SET track_commit_timestamp = on")
-            await admin.close()
-            pg.restart()
-        if not url:
-            broker = EmbeddedBroker(work / "mqtt")
-            url = broker.start()
+    async with bench_servers(work, commit_timestamps=True) as (server, url):
         p50s, p99s, rates = [], [], []
         for r in range(args.runs):
             lat, rate = await one_run(server, url, work, args, r)
@@ -183,11 +170,6 @@ async def main() -> None:
                   f"max {lat[-1] * 1000:.0f} ms | ingest {rate:,.0f} readings/s", flush=True)
         print(f"median of {args.runs}: p50 {statistics.median(p50s) * 1000:.0f} ms, p99 "
               f"{statistics.median(p99s) * 1000:.0f} ms (target <= 500 ms) at {statistics.median(rates):,.0f} readings/s")
-    finally:
-        if broker is not None:
-            broker.stop()
-        if pg is not None:
-            pg.stop("immediate")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,6 @@ async def list_exceedances(pool: Pool, codec: Codec, caller: Caller, paging: Pag
                            level: Annotated[ExceedanceLevel | None, Query()] = None) -> Response:
     """Events that started in [since, until), newest first, each with its episodes."""
     ref = await visible_mine(pool=pool, principal=caller, code=mine)
-    return await service.list_exceedances(pool=pool, codec=codec, mine_id=ref.id, mine=ref.code, since=since,
+    return await service.list_exceedances(pool=pool, codec=codec, mine_id=ref.id, since=since,
                                           until=until, gas=gas, level=level, limit=paging.limit,
                                           cursor=paging.cursor)

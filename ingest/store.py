@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
 import numpy as np
 
+from minewatch.db import timeseries
 from minewatch.db.timeseries import PartitionKeeper
 
 from .errors import IngestError
@@ -92,6 +93,8 @@ _READING_ROW: Final = np.dtype([("n", ">i2"), ("l1", ">i4"), ("point_id", ">i4")
                                 ("l3", ">i4"), ("value", ">f8"), ("l4", ">i4"), ("status", ">i2")])
 _COPY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
 _COPY_TRAILER: Final = b"\xff\xff"
+_DAY_US: Final = 86_400_000_000
+_UNIX_ORDINAL: Final = date(1970, 1, 1).toordinal()
 
 
 def us_to_datetime(us: int) -> datetime:
@@ -109,7 +112,12 @@ class ReadingColumns:
     status: list[int] = field(default_factory=list)
 
     def copy_data(self) -> bytes:
-        """The whole batch as one binary COPY stream, in (point id, ts) order.
+        """The whole batch as one binary COPY stream, in (point id, ts) order."""
+        return b"".join(data for _, data in self.copy_parts()[0])
+
+    def copy_parts(self) -> tuple[list[tuple[date, bytes]], tuple[datetime, datetime, int, int]]:
+        """The batch as one binary COPY stream per UTC day (the plain path's partitions), each in
+        (point id, ts) order, and the batch's box: (min ts, max ts, min point, max point).
 
         The unique key is (point_id, ts) and readings arrive time-major (every
         point at t, then at t + 30 s): in key order, consecutive index inserts
@@ -118,7 +126,8 @@ class ReadingColumns:
         n = len(self.point_id)
         pid = np.fromiter(self.point_id, dtype=np.int64, count=n)
         ts = np.fromiter(self.ts_us, dtype=np.int64, count=n)
-        order = np.lexsort((ts, pid))
+        day = ts // _DAY_US
+        order = np.lexsort((ts, pid, day))
         a = np.empty(n, dtype=_READING_ROW)
         a["n"] = 4
         a["l1"] = 4
@@ -130,7 +139,12 @@ class ReadingColumns:
         a["l4"] = 2
         # Status bits 0..65535 go into smallint as the same 16 bits (two's complement wrap).
         a["status"] = np.fromiter(self.status, dtype=np.int64, count=n)[order].astype(np.int16)
-        return _COPY_HEADER + a.tobytes() + _COPY_TRAILER
+        days = day[order]
+        cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
+        parts = [(date.fromordinal(_UNIX_ORDINAL + int(days[i])), _COPY_HEADER + a[i:j].tobytes() + _COPY_TRAILER)
+                 for i, j in zip([0, *cuts.tolist()], [*cuts.tolist(), n], strict=True)]
+        box = (us_to_datetime(int(ts.min())), us_to_datetime(int(ts.max())), int(pid.min()), int(pid.max()))
+        return parts, box
 
     def rows(self) -> list[tuple[Any, ...]]:
         """The rows as tuples with datetimes (the staging path and conflict dead letters need them)."""
@@ -280,19 +294,35 @@ class BatchStore:
         so we try the plain COPY in a savepoint and fall back to the staging
         path only when the unique key says there is one. Returns rows stored,
         or None when the fallback is needed.
+
+        Column batches of `readings` on plain PostgreSQL go into their daily partitions, not
+        the parent, with the rollup's invalidation box logged here: the parent's statement
+        trigger (a transition table) would make PostgreSQL insert COPY rows one at a time.
         """
         k = KINDS[table]
+        conn = self.conn
         try:
-            async with self.conn.transaction():  # savepoint
-                if b.cols is not None:
-                    await self.conn.copy_to_table(table, source=_once(b.cols.copy_data()), columns=k.columns[1:],
-                                                  format="binary")
+            async with conn.transaction():  # savepoint
+                if b.cols is not None and table == "readings" and self.keeper.backend == "plain":
+                    parts, box = b.cols.copy_parts()
+                    for day, data in parts:
+                        await conn.copy_to_table(timeseries.partition_name(table, day), source=_once(data),
+                                                 columns=k.columns[1:], format="binary")
+                    await timeseries.log_readings_box(conn, *box)
+                elif b.cols is not None:
+                    await conn.copy_to_table(table, source=_once(b.cols.copy_data()), columns=k.columns[1:],
+                                             format="binary")
                 else:
-                    await self.conn.copy_records_to_table(table, records=b.rows, columns=k.columns[1:])
+                    await conn.copy_records_to_table(table, records=b.rows, columns=k.columns[1:])
         except asyncpg.UniqueViolationError:
             return None
+        except asyncpg.UndefinedTableError:
+            # A partition gone under us (retention dropped it, an operator detached it): the
+            # parent decides, through the staging path, as for any other write.
+            self.keeper.known.clear()
+            return None
         windows = b.windows()
-        await self.conn.executemany(
+        await conn.executemany(
             "INSERT INTO dirty_windows (mine_id, kind, min_ts, max_ts, n_rows) VALUES ($1, $2, $3, $4, $5)",
             [(mine_id, table, lo, hi, n) for mine_id, (lo, hi, n) in windows.items()])
         return b.count()

@@ -159,6 +159,24 @@ class PartitionKeeper:
             day += timedelta(days=1)
 
 
+def partition_name(table: str, day: date) -> str:
+    """The plain path's partition of `table` for one UTC day (created by `PartitionKeeper`)."""
+    return _partition_name(table, day)
+
+
+async def log_readings_box(conn: asyncpg.Connection, lo: datetime, hi: datetime, lo_point: int,
+                           hi_point: int) -> None:
+    """Log in the rollup's invalidation log what the `readings_1h_insert` trigger would log for a
+    statement that wrote readings in [lo, hi] of points [lo_point, hi_point] (plain path).
+
+    For writers that COPY straight into daily partitions: statement triggers of the parent do
+    not fire there, and that is the point (a transition table on a partitioned table makes
+    PostgreSQL insert COPY rows one by one; into the partition it inserts them in batches,
+    ~25 % faster). Call it in the same transaction as the rows."""
+    await conn.execute("INSERT INTO readings_1h_invalid (lo, hi, lo_point, hi_point) VALUES ($1, $2, $3, $4)",
+                       lo, hi, lo_point, hi_point)
+
+
 async def _create_partition(conn: asyncpg.Connection, table: str, day: date) -> None:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     end = start + timedelta(days=1)
@@ -217,7 +235,9 @@ async def maintain(conn: asyncpg.Connection, *, now: datetime, ahead_days: int, 
 # hours only inside the state's range and outside every logged box, and aggregates raw readings
 # for the rest (the hours above the watermark, below the back-fill, and those a late or
 # back-filled statement invalidated but the refresher has not yet recomputed). A box is
-# committed with its rows, so any snapshot that sees the rows also sees the box.
+# committed with its rows, so any snapshot that sees the rows also sees the box. The MQTT
+# ingest's fast path COPYs into the daily partitions directly, where the parent's trigger does
+# not fire, and logs its box itself (`log_readings_box`) in the same transaction.
 
 _HOUR_ORIGIN = "timestamptz '2000-01-01'"
 

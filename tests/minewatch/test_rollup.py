@@ -229,3 +229,41 @@ async def test_the_refresher_loop_catches_up_and_stops(conn: asyncpg.Connection,
     await asyncio.wait_for(task, 10)
     assert (await state(conn))[1] == floor_hour(NOW - rollup.LAG)
     await assert_exact(conn, START, NOW)
+
+
+async def test_the_ingest_fast_path_writes_partitions_and_logs_its_box(conn: asyncpg.Connection) -> None:
+    """MQTT batches COPY into the daily partitions (the parent's trigger does not fire there) and
+    log their box themselves: late data across a UTC midnight is exact at once and after a refresh."""
+    from ingest.store import BatchStore, TableBatch
+
+    await insert(conn, series(START, NOW, every_s=60))
+    await rollup.refresh_until_idle(conn, now=NOW)
+    mine_id = await conn.fetchval("SELECT id FROM mines ORDER BY id LIMIT 1")
+    late = [(12, t + timedelta(seconds=30), 40.0 + i % 7) for i, (_, t, _) in
+            enumerate(series(START + 2 * HOUR, NOW - 2 * HOUR, every_s=60, points=(12,)))]
+    assert len({t.date() for _, t, _ in late}) == 2  # 30 hours back from now always span a midnight
+
+    def batch() -> TableBatch:
+        b = TableBatch()
+        us = [int((t - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1)) for _, t, _ in late]
+        b.extend_columns([p for p, _, _ in late], us, [v for _, _, v in late], [0] * len(late),
+                         ("t/x", "m"), mine_id, min(us), max(us))
+        return b
+
+    store = BatchStore(conn, timeseries.PartitionKeeper("plain"))
+    res = await store.write({"readings": batch()}, [], now=NOW)
+    assert res.stored == {"readings": len(late)}
+    parts = await conn.fetch("SELECT tableoid::regclass::text AS part, count(*) FROM readings WHERE value >= 40 "
+                             "GROUP BY 1 ORDER BY 1")
+    assert [r["count"] for r in parts] == [sum(1 for _, t, _ in late if t.date() == d)
+                                           for d in sorted({t.date() for _, t, _ in late})]
+    box = await conn.fetchrow("SELECT lo, hi, lo_point, hi_point FROM readings_1h_invalid")
+    assert (await state(conn))[2] == 1 and box is not None
+    assert tuple(box) == (late[0][1], late[-1][1], 12, 12)
+    await assert_exact(conn, START, NOW)
+    await rollup.refresh_until_idle(conn, now=NOW)
+    await assert_exact(conn, START, NOW)
+    # The same batch again: the fast path meets the key, the staging path stores nothing new.
+    again = await store.write({"readings": batch()}, [], now=NOW)
+    assert again.stored == {"readings": 0} and again.duplicates == {"readings": len(late)}
+    await assert_exact(conn, START, NOW)

@@ -136,8 +136,7 @@ async def bucket_series(*, pool: asyncpg.Pool, codec: CursorCodec, mine: str, po
                "max(value) AS max, avg(value) AS avg, (array_agg(value ORDER BY ts DESC))[1] AS last, "
                "count(*) AS n FROM readings WHERE point_id = $1 AND ts >= $4 AND ts < $5 "
                "GROUP BY 1 ORDER BY 1 LIMIT $6")
-    sql = page_sql(sql, item="(SELECT o FROM (SELECT api_time(p.bucket) AS bucket, p.min, p.max, p.avg, p.last, p.n) o)",
-                   order="bucket", key=("bucket",), limit=f"${len(args)}")
+    sql = page_sql(sql, item=_BUCKET, rendered=True, order="bucket", key=("bucket",), limit=f"${len(args)}")
     if width % HOUR == timedelta(0):
         row = await pool.fetchrow(sql, *args)
     else:
@@ -148,3 +147,14 @@ async def bucket_series(*, pool: asyncpg.Pool, codec: CursorCodec, mine: str, po
     return page_response(row, next_cursor(codec, kind, row, 1), {
         "kind": "buckets", "mine": mine, "point": point.code, "unit": point.unit, "since": since, "until": until,
         "step": step})
+
+
+# One bucket as BucketOut, written by concatenation: 720 hourly buckets cost PostgreSQL ~1.3 ms
+# less than a record per bucket through json_agg and api_time. Buckets start on whole seconds
+# (api_time's format without fraction); min, max and last are stored readings (finite: the
+# ingest refuses NaN and infinities) and print as JSON numbers with the session's
+# extra_float_digits = 1 (api/app.py); an average may overflow to infinity, so it goes
+# through to_json (a JSON string then, as before, instead of broken JSON).
+_BUCKET = ("""'{"bucket":"' || to_char(p.bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') """
+           """|| '","min":' || p.min || ',"max":' || p.max || ',"avg":' || to_json(p.avg) """
+           """|| ',"last":' || p.last || ',"n":' || p.n || '}'""")

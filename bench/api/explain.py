@@ -101,7 +101,7 @@ async def run(dsn: str) -> str:
                 pool=pool, codec=codec, principal=principal, limit=100, cursor=None)),
             ("GET /v1/mines/{mine}", lambda: mines.get_mine(pool=pool, principal=principal, code=mine)),
             ("GET /v1/mines/{mine}/exceedances (30 days)", lambda: exceedances.list_exceedances(
-                pool=pool, codec=codec, mine_id=mine_id, mine=mine, since=month[0], until=month[1], gas=None,
+                pool=pool, codec=codec, mine_id=mine_id, since=month[0], until=month[1], gas=None,
                 level=None, limit=100, cursor=None)),
             ("GET /v1/mines/{mine}/orders", lambda: orders.list_orders(
                 pool=pool, codec=codec, mine_id=mine_id, mine=mine, limit=100, cursor=None)),

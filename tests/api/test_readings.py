@@ -9,10 +9,13 @@ import asyncpg
 import httpx
 import pytest
 
+from api.app import create_app
 from api.readings import service
+from api.readings.service import HOUR
+from minewatch.clock import FrozenClock
 from minewatch.db import rollup
-from minewatch.db.timeseries import current_backend
-from tests.api.conftest import NOW, auth
+from minewatch.db.timeseries import PartitionKeeper, current_backend
+from tests.api.conftest import NOW, auth, settings_for
 from tests.api.scenario import M1, M2, T0_POINT, T1_POINT, World
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -153,3 +156,41 @@ async def test_unknown_or_hidden_points_are_404(client: httpx.AsyncClient, world
                                                 url: str) -> None:
     r = await client.get(url, headers=auth(world, label))
     assert r.status_code == 404, r.text
+
+
+@pytest.mark.parametrize("server_digits", [None, 0])
+async def test_bucket_values_are_exact_whatever_the_server_float_setting(
+        world: World, db: str, clock: FrozenClock, server_digits: int | None) -> None:
+    """Buckets are written as text in PostgreSQL: values that need 17 digits come back bit for bit,
+    even when the database's default extra_float_digits would round them (the API sets its own)."""
+    hour = NOW.replace(minute=0, second=0) - timedelta(days=3) + timedelta(hours=server_digits or 1)
+    values = [0.1 + 0.2, 1 / 3, 5e-324, 1.7976931348623157e308]
+    conn = await asyncpg.connect(db)
+    try:
+        name = await conn.fetchval("SELECT current_database()")
+        if server_digits is not None:
+            await conn.execute(f'ALTER DATABASE "{name}" SET extra_float_digits = {server_digits}')
+        pid = await conn.fetchval("SELECT id FROM points WHERE code = $1", T1_POINT)
+        await PartitionKeeper(await current_backend(conn)).ensure_range(conn, "readings", hour, hour + HOUR)
+        await conn.execute("INSERT INTO readings (point_id, ts, value, status) SELECT $1, $2::timestamptz "
+                           "+ (k - 1) * interval '1 minute', v, 0 FROM unnest($3::float8[]) WITH ORDINALITY AS u(v, k) "
+                           "ON CONFLICT DO NOTHING", pid, hour, values)
+        # a fresh app: its pool's sessions start with the database's default
+        app = create_app(settings_for(db), clock=clock)
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
+            for step in ("1h", "1m"):
+                r = await client.get(f"/v1/mines/{M1}/points/{T1_POINT}/readings", headers=auth(world, "admin"),
+                                     params={"step": step, "since": hour.isoformat(),
+                                             "until": (hour + HOUR).isoformat()})
+                assert r.status_code == 200, r.text
+                items = r.json()["items"]
+                if step == "1m":
+                    assert [(i["min"], i["max"], i["last"], i["avg"]) for i in items] == [(v, v, v, v) for v in values]
+                else:
+                    (b,) = items
+                    assert (b["min"], b["max"], b["last"], b["n"]) == (5e-324, values[3], values[3], 4)
+    finally:
+        if server_digits is not None:
+            await conn.execute(f'ALTER DATABASE "{name}" RESET extra_float_digits')
+        await conn.close()

@@ -21,12 +21,11 @@ from fastapi import Response
 from api.pagination import CursorCodec, KeyValue
 
 
-def page_sql(rows: str, *, item: str, order: str, key: Sequence[str], limit: str, with_: str = "",
-             join: str = "", rendered: bool = False) -> str:
+def page_sql(rows: str, *, item: str, order: str, key: Sequence[str], limit: str, rendered: bool = False) -> str:
     """Wrap `rows` (a query returning up to limit + 1 rows in `order`) into one row: `items`, the
     JSON array of the first `limit` (CTE `p`, numbered `rn`) rendered with `item`; `more`, whether
     a further row exists; and the `key` columns of the page's last row (null unless the page is
-    full). `with_` adds CTEs after `p` (", name AS (...)"), `join` joins them to `p` for `item`.
+    full).
 
     A record rendered by `to_json` costs PostgreSQL less than `json_build_object` with its
     variadic arguments: items are written `(SELECT o FROM (SELECT ... AS field, ...) o)`.
@@ -37,7 +36,7 @@ def page_sql(rows: str, *, item: str, order: str, key: Sequence[str], limit: str
     keys = ", ".join(f"(SELECT p.{k} FROM p WHERE rn = {limit}) AS key{i}" for i, k in enumerate(key))  # noqa: S608
     return (f"WITH r AS ({rows}), "  # noqa: S608
             f"p AS (SELECT r.*, row_number() OVER (ORDER BY {order}) AS rn FROM r ORDER BY {order} LIMIT {limit})"
-            f"{with_} SELECT coalesce((SELECT {agg} FROM p {join}), '[]')::text AS items, "
+            f" SELECT coalesce((SELECT {agg} FROM p), '[]')::text AS items, "
             f"(SELECT count(*) FROM r) > {limit} AS more, {keys}")
 
 

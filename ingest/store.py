@@ -112,8 +112,12 @@ class ReadingColumns:
     status: list[int] = field(default_factory=list)
 
     def copy_data(self) -> bytes:
-        """The whole batch as one binary COPY stream, in (point id, ts) order."""
-        return b"".join(data for _, data in self.copy_parts()[0])
+        """The whole batch as one binary COPY stream (day by day, each in (point id, ts) order)."""
+        parts = [data for _, data in self.copy_parts()[0]]
+        if len(parts) == 1:
+            return parts[0]
+        body = b"".join(data[len(_COPY_HEADER):-len(_COPY_TRAILER)] for data in parts)
+        return _COPY_HEADER + body + _COPY_TRAILER
 
     def copy_parts(self) -> tuple[list[tuple[date, bytes]], tuple[datetime, datetime, int, int]]:
         """The batch as one binary COPY stream per UTC day (the plain path's partitions), each in

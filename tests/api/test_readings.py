@@ -13,7 +13,7 @@ from api.app import create_app
 from api.readings import service
 from api.readings.service import HOUR
 from minewatch.clock import FrozenClock
-from minewatch.db import rollup
+from minewatch.db import ident, rollup
 from minewatch.db.timeseries import PartitionKeeper, current_backend
 from tests.api.conftest import NOW, auth, settings_for
 from tests.api.scenario import M1, M2, T0_POINT, T1_POINT, World
@@ -169,7 +169,7 @@ async def test_bucket_values_are_exact_whatever_the_server_float_setting(
     try:
         name = await conn.fetchval("SELECT current_database()")
         if server_digits is not None:
-            await conn.execute(f'ALTER DATABASE "{name}" SET extra_float_digits = {server_digits}')
+            await conn.execute(f"ALTER DATABASE {ident(name)} SET extra_float_digits = {int(server_digits)}")
         pid = await conn.fetchval("SELECT id FROM points WHERE code = $1", T1_POINT)
         await PartitionKeeper(await current_backend(conn)).ensure_range(conn, "readings", hour, hour + HOUR)
         await conn.execute("INSERT INTO readings (point_id, ts, value, status) SELECT $1, $2::timestamptz "
@@ -192,5 +192,5 @@ async def test_bucket_values_are_exact_whatever_the_server_float_setting(
                     assert (b["min"], b["max"], b["last"], b["n"]) == (5e-324, values[3], values[3], 4)
     finally:
         if server_digits is not None:
-            await conn.execute(f'ALTER DATABASE "{name}" RESET extra_float_digits')
+            await conn.execute(f"ALTER DATABASE {ident(name)} RESET extra_float_digits")
         await conn.close()

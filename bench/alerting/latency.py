@@ -40,7 +40,7 @@ import yaml
 
 from bench import bench_servers, scratch
 from bench.alerting.run import SECRET, SECRET_ENV, start_receiver
-from bench.rules.latency import ROOT, pct, spawn, stop, wait_for
+from bench.rules.latency import ROOT, pct, spawn, wait_for
 from minewatch.registry import load_registry
 from minewatch.settings import packaged
 from simulators.publish import MqttSink
@@ -86,7 +86,7 @@ def routing(url: str, probes: int) -> str:
 async def one_run(server: str, mqtt: str, hook_url: str, work: Path, args: argparse.Namespace,
                   r: int) -> tuple[list[float], float]:
     sys.path.insert(0, str(ROOT))
-    from tests.conftest import _create_db
+    from tests.conftest import _create_db, stop_process
 
     n_probes = int(args.seconds * args.probes) + 1
     registry = work / "registry.yaml"
@@ -159,7 +159,7 @@ async def one_run(server: str, mqtt: str, hook_url: str, work: Path, args: argpa
         return sorted(arrived[x["code"]] - x["committed"] for x in rows), rate
     finally:
         for p in reversed(procs):
-            stop(p)
+            stop_process(p)
 
 
 async def main() -> None:

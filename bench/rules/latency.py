@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -73,18 +72,9 @@ async def wait_for(log: Path, text: str, proc: subprocess.Popen[bytes]) -> None:
         await asyncio.sleep(0.05)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
 async def one_run(server: str, url: str, work: Path, args: argparse.Namespace, r: int) -> tuple[list[float], float]:
     sys.path.insert(0, str(ROOT))
-    from tests.conftest import _create_db
+    from tests.conftest import _create_db, stop_process
 
     n_probes = int(args.seconds * args.probes) + 1
     registry = work / "registry.yaml"
@@ -144,7 +134,7 @@ async def one_run(server: str, url: str, work: Path, args: argparse.Namespace, r
         return sorted(float(x["s"]) for x in rows), rate
     finally:
         for p in reversed(procs):
-            stop(p)
+            stop_process(p)
 
 
 def pct(values: list[float], q: float) -> float:

@@ -97,6 +97,13 @@ _DAY_US: Final = 86_400_000_000
 _UNIX_ORDINAL: Final = date(1970, 1, 1).toordinal()
 
 
+def stored_status(bits: int) -> int:
+    """The `smallint` that stores 16 point-status bits (0..65535): the same bits, two's complement.
+
+    Readers get the bits back with `status & 65535` (the API does; the rules' masks are low bits)."""
+    return bits - 65_536 if bits >= 32_768 else bits
+
+
 def us_to_datetime(us: int) -> datetime:
     """Epoch microseconds (UTC) -> aware datetime, exactly."""
     return _UNIX + timedelta(microseconds=us)
@@ -152,7 +159,7 @@ class ReadingColumns:
 
     def rows(self) -> list[tuple[Any, ...]]:
         """The rows as tuples with datetimes (the staging path and conflict dead letters need them)."""
-        return [(p, us_to_datetime(t), v, s - 65_536 if s >= 32_768 else s) for p, t, v, s in zip(
+        return [(p, us_to_datetime(t), v, stored_status(s)) for p, t, v, s in zip(
             self.point_id, self.ts_us, self.value, self.status, strict=True)]
 
 

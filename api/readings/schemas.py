@@ -15,7 +15,7 @@ class RawReading(ApiModel):
 
     ts: datetime
     value: float
-    status: int = Field(description="Point-status bits (formats.md)")
+    status: int = Field(ge=0, le=65535, description="Point-status bits (formats.md), 16 of them")
 
 
 class Bucket(ApiModel):

@@ -95,8 +95,9 @@ async def raw_series(*, pool: asyncpg.Pool, codec: CursorCodec, mine: str, point
         lo = max(lo, after + timedelta(microseconds=1))
     row = await pool.fetchrow(page_sql(
         "SELECT ts, value, status FROM readings WHERE point_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts LIMIT $4",
-        item="(SELECT o FROM (SELECT api_time(p.ts) AS ts, p.value, p.status) o)", order="ts", key=("ts",),
-        limit="$5"), point.id, lo, until, limit + 1, limit)
+        # status: 16 bits stored as smallint (ingest.store.stored_status); `& 65535` gives them back.
+        item="(SELECT o FROM (SELECT api_time(p.ts) AS ts, p.value, p.status & 65535 AS status) o)", order="ts",
+        key=("ts",), limit="$5"), point.id, lo, until, limit + 1, limit)
     assert row is not None
     return page_response(row, next_cursor(codec, kind, row, 1), {
         "kind": "raw", "mine": mine, "point": point.code, "unit": point.unit, "since": since, "until": until,

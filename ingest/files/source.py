@@ -29,7 +29,7 @@ from ingest.files.records import (
     TjsjRecord,
     YcbjRecord,
 )
-from ingest.store import DeadLetter
+from ingest.store import DeadLetter, stored_status
 from ingest.validate import (
     BAD_VALUE,
     FUTURE_TIME,
@@ -61,7 +61,6 @@ REGISTRY_KINDS: Final = ("CDDY", "FZDY")
 MAX_FILE_PAYLOAD: Final = 1 << 20
 
 _SMALLINT_CODE = range(256)  # run / power codes: the MQTT validator's bound
-_STATUS = range(65_536)  # point status: 16 bits, as over MQTT
 
 
 class FileSourceSettings(BaseModel):
@@ -203,7 +202,7 @@ def _cdss(records: Sequence[Record], points: Mapping[str, tuple[int, str]], mine
         if known is None or known[1] != mine or r.data_time > limit or r.status > 65_535:
             out.rejects.append(_refuse_point(r, known, mine, limit))
             continue
-        append((known[0], r.data_time, r.value, r.status))
+        append((known[0], r.data_time, r.value, stored_status(r.status)))
         line(r.line)
 
 

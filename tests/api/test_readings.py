@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import httpx
@@ -12,6 +12,7 @@ import pytest
 from api.app import create_app
 from api.readings import service
 from api.readings.service import HOUR
+from ingest.store import BatchStore, TableBatch, stored_status
 from minewatch.clock import FrozenClock
 from minewatch.db import ident, rollup
 from minewatch.db.timeseries import PartitionKeeper, current_backend
@@ -21,6 +22,7 @@ from tests.api.scenario import M1, M2, T0_POINT, T1_POINT, World
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 URL = f"/v1/mines/{M1}/points/{T0_POINT}/readings"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _z(t: datetime) -> str:
@@ -194,3 +196,35 @@ async def test_bucket_values_are_exact_whatever_the_server_float_setting(
         if server_digits is not None:
             await conn.execute(f"ALTER DATABASE {ident(name)} RESET extra_float_digits")
         await conn.close()
+
+
+@pytest.mark.parametrize("path", ["columns", "tuples"])
+async def test_every_16_bit_status_comes_back_as_it_was_sent(client: httpx.AsyncClient, world: World, db: str,
+                                                             path: str) -> None:
+    """Statuses are 16 bits stored in a smallint: through either ingest write path (MQTT's column
+    batches, the file source's tuples) the API answers the bits as they came, never negative."""
+    statuses = [0, 1, 255, 32767, 32768, 40000, 65535]
+    start = NOW.replace(minute=0, second=0) - timedelta(days=5 if path == "columns" else 6)
+    times = [start + timedelta(seconds=30 * i) for i in range(len(statuses))]
+    conn = await asyncpg.connect(db)
+    try:
+        pid = await conn.fetchval("SELECT id FROM points WHERE code = $1", T1_POINT)
+        mine_id = await conn.fetchval("SELECT mine_id FROM points WHERE id = $1", pid)
+        backend = await current_backend(conn)
+        batch = TableBatch()
+        if path == "columns":
+            us = [int((t - EPOCH) / timedelta(microseconds=1)) for t in times]
+            batch.extend_columns([pid] * len(us), us, [0.5] * len(us), statuses, ("t", M1), mine_id, min(us), max(us))
+        else:
+            batch.extend([(pid, t, 0.5, stored_status(s)) for t, s in zip(times, statuses, strict=True)],
+                         ("f.txt", M1), mine_id, times[0], times[-1])
+        res = await BatchStore(conn, PartitionKeeper(backend), source="mqtt" if path == "columns" else "file").write(
+            {"readings": batch}, [], now=NOW)
+        assert res.stored == {"readings": len(statuses)}
+    finally:
+        await conn.close()
+    r = await client.get(f"/v1/mines/{M1}/points/{T1_POINT}/readings", headers=auth(world, "admin"),
+                         params={"since": start.isoformat(), "until": (start + HOUR).isoformat()})
+    assert r.status_code == 200, r.text
+    assert [(i["ts"], i["status"]) for i in r.json()["items"]] == [
+        (_z(t), s) for t, s in zip(times, statuses, strict=True)]

@@ -80,6 +80,20 @@ async def test_cdss_rows_stored_and_every_refused_record_dead_lettered_with_file
         "done", 12, 12, 3, 1)
 
 
+async def test_cdss_statuses_use_all_16_bits(db: str) -> None:
+    """A status with bit 15 set is as valid in a file as over MQTT: stored (as the same 16 bits in
+    the smallint), not a failed file."""
+    statuses = [32767, 32768, 40000, 65535]
+    file = name("CDSS")
+    summary = await ingest(db, file, body(*(f"{P_T1};甲烷;工作面;0.21;%CH4;{s};2024-05-14 12:0{i}:00"
+                                            for i, s in enumerate(statuses))))
+    assert (summary.state, summary.stored, dict(summary.rejected)) == ("done", len(statuses), {})
+    rows = await fetch(db, "SELECT r.status & 65535 AS bits FROM readings r JOIN points p ON p.id = r.point_id "
+                           "WHERE p.code = $1 AND r.ts >= $2 AND r.ts < $3 ORDER BY r.ts", P_T1,
+                       utc("2024-05-14 04:00:00"), utc("2024-05-14 04:04:00"))
+    assert [r["bits"] for r in rows] == statuses
+
+
 async def test_local_times_use_the_mines_zone(db: str) -> None:
     # A mine in another zone: its wall-clock times mean other instants.
     await execute(db, "UPDATE mines SET timezone = 'Asia/Urumqi' WHERE code = '140100000003'")

@@ -170,6 +170,11 @@ _TRANSIENT: Final = ("08", "40", "53", "57", "58", "XX")
 Report = Callable[[int, int], None]  # (records done, records in the file): progress bars
 
 
+class _ReportFailed(Exception):
+    """The caller's `progress` raised: `_guard` re-raises the caller's exception as it was (a stop
+    asked for by the caller is not a fault of the file)."""
+
+
 def _tally(dead: list[DeadLetter]) -> dict[str, int]:
     out: dict[str, int] = {}
     for d in dead:
@@ -226,6 +231,9 @@ class FileIngester:
     async def _guard(self, name: str, data: bytes, work: Callable[[], Awaitable[FileSummary]]) -> FileSummary:
         try:
             return await work()
+        except _ReportFailed as exc:
+            assert exc.__cause__ is not None
+            raise exc.__cause__ from None
         except (OSError, asyncpg.InterfaceError) as exc:
             await self.close()
             raise IngestError(f"{name}: database unavailable: {exc}") from exc
@@ -235,6 +243,10 @@ class FileIngester:
             if not state or state[:2] in _TRANSIENT:
                 raise IngestError(f"{name}: database error: {exc}") from exc
             log.exception("%s cannot be stored; it is refused as unprocessable", name)
+            failure = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a bug must cost this one file (kept whole, dead-lettered), not the file worker
+            await self.close()
+            log.exception("%s could not be processed; it is refused as unprocessable", name)
             failure = f"{type(exc).__name__}: {exc}"
         try:
             return await self._reject(name, data, UNPROCESSABLE, failure)
@@ -323,7 +335,10 @@ class FileIngester:
                 await ledger.record(key, Progress(chunk.upto, summary.stored, summary.duplicates, summary.rejected,
                                                   summary.extra), done=i == len(parts) - 1, new_run=i == 0, now=now)
             if progress is not None:
-                progress(chunk.upto, key.records)
+                try:
+                    progress(chunk.upto, key.records)
+                except Exception as exc:
+                    raise _ReportFailed from exc
 
     async def _registry(self, conn: asyncpg.Connection, parsed: ParsedFile, data: bytes, mine: MineInfo, key: FileKey,
                         resume: LedgerEntry | None, summary: FileSummary) -> None:

@@ -17,6 +17,7 @@ from datetime import timedelta
 
 import pytest
 
+import ingest.files.ledger as ledger_module
 from ingest.files import RECORD_ERROR_REASONS
 from ingest.files.source import FILE_REASONS, UNKNOWN_RELATION_POINT
 from ingest.validate import (
@@ -308,6 +309,37 @@ async def test_a_file_postgresql_refuses_is_quarantined_as_unprocessable(setup: 
     assert letter[:2] == (None, UNPROCESSABLE) and letter[2] == data.decode()
     ledger = await fetch(db, "SELECT state, reason FROM file_ledger WHERE name = $1", file)
     assert [tuple(r) for r in ledger] == [("quarantined", UNPROCESSABLE)]
+
+
+async def test_a_file_that_trips_a_bug_is_quarantined_and_the_next_file_goes_through(
+        setup: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found the hard way: a status with bit 15 once overflowed the smallint in the driver, an
+    # OverflowError no handler expected, which stopped the file worker on every retry. An
+    # unexpected error now costs that one file, kept whole as a dead letter, like a message
+    # the MQTT validator trips on.
+    db = setup
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OverflowError("value out of int16 range")
+
+    file = name("CDSS", stamp="20240514135800")
+    data = body(f"{P_T0};甲烷;回风隅角;0.42;%CH4;0;{T}")
+    ing = ingester(db)
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(ledger_module, "convert", broken)
+            summary = await ing.ingest(file, data)
+        assert (summary.state, summary.reason) == ("rejected", UNPROCESSABLE)
+        assert summary.detail == "OverflowError: value out of int16 range"
+        [letter] = await letters(db, file)
+        assert letter[:2] == (None, UNPROCESSABLE) and letter[2] == data.decode()
+        ledger = await fetch(db, "SELECT state, reason FROM file_ledger WHERE name = $1", file)
+        assert [tuple(r) for r in ledger] == [("quarantined", UNPROCESSABLE)]
+        # The same ingester goes on with the next file.
+        after = await ing.ingest(name("CDSS", stamp="20240514135801"), body(f"{P_T1};甲烷;工作面;0.3;%CH4;0;2024-05-14 13:31:17"))
+        assert (after.state, after.stored) == ("done", 1)
+    finally:
+        await ing.close()
 
 
 def _whole_files() -> dict[str, tuple[str, bytes]]:

@@ -63,17 +63,20 @@ _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization
 
 
 async def get_principal(
+    request: Request,
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller; 401 with a Bearer challenge when the token is missing, unknown or revoked."""
+    """The caller; 401 with a Bearer challenge when the token is missing, unknown or revoked.
+    The mine and point the path names are looked up in the same round trip (`Principal.path`)."""
     if credentials is None or not credentials.credentials:
         raise Unauthorized("a bearer token is required")
     token = credentials.credentials
     if len(token) > 200 or not token.isascii() or not token.isprintable():
         raise Unauthorized("invalid bearer token")
+    params = request.path_params
     principal = await authenticate(state.pool, token, pepper=state.settings.token_pepper.get_secret_value(),
-                                   now=state.clock.now())
+                                   now=state.clock.now(), mine=params.get("mine"), point=params.get("point"))
     if principal is None:
         raise Unauthorized("invalid or revoked bearer token")
     return principal

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,9 +18,13 @@ from api.auth.tokens import REGION_ROLES, TokenRole, hash_token
 _TOUCH_EVERY = timedelta(minutes=1)
 
 # One round trip: the token and, resolved through the registry, the mines in its scope (an
-# admin sees every mine, so its list is not built: it would be the whole registry each time).
+# admin sees every mine, so its list is not built: it would be the whole registry each time),
+# and the registry ids of the mine and point the request's path names ($2, $3; NULL for none),
+# which would otherwise cost a round trip each. Whether the caller may see them is decided
+# afterwards, by the scope, exactly as before (api/mines/service.visible_mine).
 _LOOKUP = """
-SELECT t.id, t.name, t.role, t.scope_mines, t.scope_region, t.last_used_at, s.ids, s.codes
+SELECT t.id, t.name, t.role, t.scope_mines, t.scope_region, t.last_used_at, s.ids, s.codes,
+       pm.id AS path_mine, pp.id AS path_point, pp.unit AS path_point_unit
 FROM api_tokens t
 CROSS JOIN LATERAL (
     SELECT array_agg(m.id ORDER BY m.id) AS ids, array_agg(m.code ORDER BY m.id) AS codes
@@ -29,8 +34,29 @@ CROSS JOIN LATERAL (
         WHEN 'city' THEN m.city = t.scope_region
         WHEN 'province' THEN m.province = t.scope_region
         ELSE false END) s
+LEFT JOIN mines pm ON pm.code = $2::text
+LEFT JOIN points pp ON pp.mine_id = pm.id AND pp.code = $3::text
 WHERE t.token_hash = $1 AND t.revoked_at IS NULL
 """
+# Only path values that can be codes (api.schemas.Code) are looked up; anything else (too long,
+# a NUL byte, another alphabet) fails the route's validation anyway.
+_CODE = re.compile(r"[0-9A-Za-z_\-]{1,40}")
+
+
+def _code(value: str | None) -> str | None:
+    return value if value is not None and _CODE.fullmatch(value) else None
+
+
+@dataclass(frozen=True, slots=True)
+class PathRefs:
+    """Registry ids of the mine and point codes the request's path names, looked up with the
+    token. `mine_id` / `point` are None when no such mine / point exists (or none was named).
+    Not a statement of visibility: `visible_mine` still applies the caller's scope."""
+
+    mine_code: str | None = None
+    mine_id: int | None = None
+    point_code: str | None = None
+    point: tuple[int, str] | None = None  # (id, unit) of the point `point_code` of mine `mine_id`
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +70,12 @@ class Principal:
     scope: frozenset[str]  # mine codes (role mine) or the one region code (regulators)
     mines: Mapping[str, int] = field(default_factory=dict)
     _ids: frozenset[int] = field(default=frozenset(), repr=False)
+    path: PathRefs = field(default_factory=PathRefs)
 
     @classmethod
     def of(cls, token_id: int, name: str, role: TokenRole, scope: frozenset[str],
-           mines: Mapping[str, int]) -> Principal:
-        return cls(token_id, name, role, scope, dict(mines), frozenset(mines.values()))
+           mines: Mapping[str, int], path: PathRefs | None = None) -> Principal:
+        return cls(token_id, name, role, scope, dict(mines), frozenset(mines.values()), path or PathRefs())
 
     @property
     def is_admin(self) -> bool:
@@ -72,10 +99,14 @@ class Principal:
         return Actor(who=self.name, role=Role(self.role), scope=self.scope)
 
 
-async def authenticate(pool: asyncpg.Pool, token: str, *, pepper: str, now: datetime) -> Principal | None:
-    """The principal of a bearer token, or None when it is unknown or revoked."""
+async def authenticate(pool: asyncpg.Pool, token: str, *, pepper: str, now: datetime, mine: str | None = None,
+                       point: str | None = None) -> Principal | None:
+    """The principal of a bearer token, or None when it is unknown or revoked; with the registry
+    ids of the path's `mine` and `point` codes in `path` (see PathRefs)."""
+    mine = _code(mine)
+    point = _code(point) if mine is not None else None
     async with pool.acquire() as conn:
-        row = await conn.fetchrow(_LOOKUP, hash_token(token, pepper))
+        row = await conn.fetchrow(_LOOKUP, hash_token(token, pepper), mine, point)
         if row is None:
             return None
         last = row["last_used_at"]
@@ -84,4 +115,7 @@ async def authenticate(pool: asyncpg.Pool, token: str, *, pepper: str, now: date
     role = cast(TokenRole, row["role"])
     scope = frozenset(row["scope_mines"]) if role == "mine" else (
         frozenset({row["scope_region"]}) if row["scope_region"] else frozenset())
-    return Principal.of(row["id"], row["name"], role, scope, dict(zip(row["codes"] or (), row["ids"] or (), strict=True)))
+    path = PathRefs(mine, row["path_mine"], point,
+                    None if row["path_point"] is None else (row["path_point"], row["path_point_unit"]))
+    return Principal.of(row["id"], row["name"], role, scope, dict(zip(row["codes"] or (), row["ids"] or (), strict=True)),
+                        path)

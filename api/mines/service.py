@@ -36,10 +36,14 @@ class MineRef:
 async def visible_mine(*, pool: asyncpg.Pool, principal: Principal, code: str) -> MineRef:
     """The mine with this code if the caller may see it; 404 otherwise (whether or not it exists).
 
-    Scoped callers carry their mines from the token lookup, so only an admin costs a query."""
+    Scoped callers carry their mines from the token lookup, and so does an admin the mine its
+    request's path names (Principal.path); any other code costs an admin a query."""
     mine_id = principal.mines.get(code)
     if mine_id is None and principal.is_admin:
-        mine_id = await pool.fetchval("SELECT id FROM mines WHERE code = $1", code)
+        if principal.path.mine_code == code:
+            mine_id = principal.path.mine_id
+        else:
+            mine_id = await pool.fetchval("SELECT id FROM mines WHERE code = $1", code)
     if mine_id is None:
         raise NotFound(f"no mine {code}")
     return MineRef(mine_id, code)

@@ -30,7 +30,7 @@ async def readings(pool: Pool, codec: Codec, caller: Caller, now: Now, paging: P
     Defaults: until = now, since = until - 24 h. Buckets start at multiples of the step from
     2000-01-01T00:00Z (so 1d buckets are UTC days)."""
     ref = await visible_mine(pool=pool, principal=caller, code=mine)
-    p = await service.find_point(pool=pool, mine_id=ref.id, code=point)
+    p = await service.find_point(pool=pool, mine_id=ref.id, code=point, path=caller.path)
     lo, hi = service.time_range(since, until, now)
     if step is None:
         return await service.raw_series(pool=pool, codec=codec, mine=ref.code, point=p, since=lo, until=hi,

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from fastapi import Response
 
+from api.auth.principal import PathRefs
 from api.errors import Invalid, NotFound
 from api.jsonpage import next_cursor, page_response, page_sql
 from api.pagination import CursorCodec
@@ -75,8 +76,13 @@ def time_range(since: datetime | None, until: datetime | None, now: datetime) ->
     return lo, hi
 
 
-async def find_point(*, pool: asyncpg.Pool, mine_id: int, code: str) -> PointRef:
-    """The point with this code on this mine; 404 otherwise."""
+async def find_point(*, pool: asyncpg.Pool, mine_id: int, code: str, path: PathRefs | None = None) -> PointRef:
+    """The point with this code on this (visible) mine; 404 otherwise. Without a query when the
+    token lookup resolved this very mine and point from the request's path (`path`)."""
+    if path is not None and path.mine_id == mine_id and path.point_code == code:
+        if path.point is None:
+            raise NotFound(f"no point {code}")
+        return PointRef(path.point[0], code, path.point[1])
     r = await pool.fetchrow("SELECT id, code, unit FROM points WHERE code = $1 AND mine_id = $2", code, mine_id)
     if r is None:
         raise NotFound(f"no point {code}")

@@ -30,9 +30,6 @@ from minewatch.db import create_pool
 from minewatch.settings import Settings
 
 API_VERSION = "1.0.0"
-# Enough for 20+ concurrent clients with a request needing one connection at a time;
-# PostgreSQL's default max_connections (100) leaves room for ingest, rules and alerting.
-POOL_MAX = 20
 
 
 async def _skip_session_reset(conn: asyncpg.Connection) -> None:
@@ -69,7 +66,9 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: C
         else:
             if not settings.database_url:
                 raise ApiError("DATABASE_URL is not set")
-            the_pool = await create_pool(settings.database_url, min_size=2, max_size=POOL_MAX,
+            # settings.api_pool_size: why small is fast, in minewatch/settings.py
+            size = settings.api_pool_size
+            the_pool = await create_pool(settings.database_url, min_size=min(2, size), max_size=size,
                                          application_name="minewatch-api", reset=_skip_session_reset,
                                          init=_init_connection)
         try:

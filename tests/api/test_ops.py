@@ -11,9 +11,11 @@ import pytest
 import pytest_asyncio
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
 
 from api.app import create_app
 from minewatch.embedded import free_port
+from minewatch.settings import Settings
 from tests.api.conftest import auth, settings_for
 from tests.api.scenario import M1, T0_POINT, World
 
@@ -86,3 +88,29 @@ async def test_metrics_by_route_template(db: str, pool: asyncpg.Pool, world: Wor
     assert samples[readings] == 1
     assert samples[("minewatch_api_requests_total",
                     (("method", "GET"), ("route", "<unmatched>"), ("status", "404")))] == 1
+
+
+@pytest.mark.parametrize(("env", "size"), [(None, 4), ("1", 1), ("12", 12)])
+async def test_the_database_pool_is_sized_by_the_setting(db: str, world: World, monkeypatch: pytest.MonkeyPatch,
+                                                         env: str | None, size: int) -> None:
+    """MINEWATCH_API_POOL_SIZE bounds the API's connections (default 4 per process); requests
+    beyond it wait for a connection instead of failing."""
+    if env is not None:
+        monkeypatch.setenv("MINEWATCH_API_POOL_SIZE", env)
+    app = create_app(settings_for(db))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
+        pool = app.state.minewatch.pool
+        assert pool.get_max_size() == size
+        url = f"/v1/mines/{M1}/points/{T0_POINT}/readings"
+        answers = await asyncio.gather(*(client.get(url, headers=auth(world, "admin")) for _ in range(3 * size)))
+        assert [r.status_code for r in answers] == [200] * (3 * size)
+        busy = await pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'minewatch-api' "
+                                   "AND datname = current_database()")
+        assert 1 <= busy <= size
+
+
+async def test_a_pool_size_out_of_range_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MINEWATCH_API_POOL_SIZE", "0")
+    with pytest.raises(ValidationError, match="api_pool_size"):
+        Settings()

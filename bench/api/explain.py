@@ -96,7 +96,8 @@ async def run(dsn: str) -> str:
                                       mine_id)
         month = (end - timedelta(days=30), end)
         scenarios: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
-            ("token lookup (every request)", lambda: authenticate(pool, token, pepper="explain", now=end)),
+            ("token lookup, with the path's mine and point (every request)", lambda: authenticate(
+                pool, token, pepper="explain", now=end, mine=mine, point=point.code)),
             ("GET /v1/mines (county token)", lambda: mines.list_mines(
                 pool=pool, codec=codec, principal=principal, limit=100, cursor=None)),
             ("GET /v1/mines/{mine}", lambda: mines.get_mine(pool=pool, principal=principal, code=mine)),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -41,15 +41,22 @@ async def _skip_session_reset(conn: asyncpg.Connection) -> None:
     """
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+def _session_setup(statement_timeout_s: float) -> Callable[[asyncpg.Connection], Awaitable[None]]:
     """Session settings of the API's connections: no JIT; floats rendered as text in their
-    shortest exact form (pages PostgreSQL renders, api/readings), whatever the server's default.
+    shortest exact form (pages PostgreSQL renders, api/readings), whatever the server's default;
+    the statement time limit (settings.api_statement_timeout_s).
 
     The API's statements are short, but the planner prices some far above jit_above_cost (it
     cannot know that a 30-day multirange holds one or two ranges, or how few buckets date_bin
     makes) and PostgreSQL then spends 100-200 ms compiling a query that runs in 4 ms.
     """
-    await conn.execute("SET jit = off; SET extra_float_digits = 1")
+    limit = f"{max(1, round(statement_timeout_s * 1000))}ms"
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await conn.execute("SET jit = off; SET extra_float_digits = 1")
+        await conn.execute("SELECT set_config('statement_timeout', $1, false)", limit)
+
+    return init
 
 
 def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: Clock | None = None,
@@ -70,7 +77,7 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: C
             size = settings.api_pool_size
             the_pool = await create_pool(settings.database_url, min_size=min(2, size), max_size=size,
                                          application_name="minewatch-api", reset=_skip_session_reset,
-                                         init=_init_connection)
+                                         init=_session_setup(settings.api_statement_timeout_s))
         try:
             app.state.minewatch = AppState(
                 settings=settings, pool=the_pool, clock=clock or SystemClock(),

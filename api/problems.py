@@ -41,6 +41,7 @@ _DESCRIPTIONS: dict[int, str] = {
     404: "Not found, or outside the caller's scope",
     409: "Not allowed in the resource's current state",
     422: "Request validation failed",
+    503: "The database cannot be reached, or did not answer within the API's time limit",
 }
 
 
@@ -72,7 +73,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 # Every authenticated read answers these; routes add 403/409 where they apply.
-READ_ERRORS = error_responses(400, 401, 404, 422)
+READ_ERRORS = error_responses(400, 401, 404, 422, 503)
 
 
 def _issues(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -125,6 +126,13 @@ async def _on_database_down(request: Request, exc: Exception) -> ProblemResponse
     return problem(err.status, err.detail, slug=err.slug, title=err.title, instance=request.url.path)
 
 
+async def _on_statement_timeout(request: Request, exc: Exception) -> ProblemResponse:
+    log.warning("%s %s: statement cancelled: %s", request.method, request.url.path, exc)
+    err = Unavailable("the database did not answer within the API's time limit; retry later, or ask "
+                      "for a shorter range or a larger step")
+    return problem(err.status, err.detail, slug=err.slug, title=err.title, instance=request.url.path)
+
+
 # Connection-level failures only: a query bug must stay a loud 500, not hide as a 503.
 _DB_DOWN: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
@@ -139,6 +147,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http)
     for exc_type in _DB_DOWN:
         app.add_exception_handler(exc_type, _on_database_down)
+    # statement_timeout (settings.api_statement_timeout_s) or an operator's pg_cancel_backend
+    app.add_exception_handler(asyncpg.QueryCanceledError, _on_statement_timeout)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     # answered the 30-day hourly series at p95 ~50 ms where 20 gave 60-120 ms (docs/api.md).
     # Keep processes x this near 2 x the database server's cores, and within max_connections.
     api_pool_size: int = Field(default=4, ge=1, le=100)
+    # Longest an API statement may run (PostgreSQL statement_timeout, lock waits included). The
+    # heaviest legitimate request (400 days at a sub-hour step) takes ~2 s; past the limit the
+    # client gets a 503 problem and the connection is free again, instead of one stuck request
+    # holding one of the process's few connections.
+    api_statement_timeout_s: float = Field(default=15.0, gt=0, le=3600)
     metrics_port: int = 9108
     token_pepper: SecretStr = SecretStr("minewatch-dev-pepper")
     ingest: IngestSettings = Field(default_factory=IngestSettings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -114,3 +115,37 @@ async def test_a_pool_size_out_of_range_is_refused(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("MINEWATCH_API_POOL_SIZE", "0")
     with pytest.raises(ValidationError, match="api_pool_size"):
         Settings()
+
+
+async def test_a_statement_over_the_time_limit_is_a_503_and_frees_its_connection(
+        db: str, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request stuck in the database (here: waiting on a lock another session holds) is
+    cancelled at MINEWATCH_API_STATEMENT_TIMEOUT_S with a 503 problem, and the connection
+    serves the next request."""
+    monkeypatch.setenv("MINEWATCH_API_STATEMENT_TIMEOUT_S", "0.3")
+    monkeypatch.setenv("MINEWATCH_API_POOL_SIZE", "1")  # the next request must reuse that connection
+    app = create_app(settings_for(db))
+    url = f"/v1/mines/{M1}/exceedances"
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
+        assert await app.state.minewatch.pool.fetchval("SHOW statement_timeout") == "300ms"
+        blocker = await asyncpg.connect(db)
+        try:
+            async with blocker.transaction():
+                await blocker.execute("LOCK TABLE exceedance_events IN ACCESS EXCLUSIVE MODE")
+                started = time.monotonic()
+                r = await asyncio.wait_for(client.get(url, headers=auth(world, "admin")), 5)
+                waited = time.monotonic() - started
+        finally:
+            await blocker.close()
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["type"].endswith("/unavailable") and "time limit" in r.json()["detail"]
+        assert 0.3 <= waited < 5
+        assert (await client.get(url, headers=auth(world, "admin"))).status_code == 200
+
+
+async def test_the_default_statement_time_limit(db: str) -> None:
+    app = create_app(settings_for(db))
+    async with app.router.lifespan_context(app):
+        assert await app.state.minewatch.pool.fetchval("SHOW statement_timeout") == "15s"

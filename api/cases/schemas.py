@@ -29,6 +29,10 @@ class CaseSummary(ApiModel):
     acknowledged_at: datetime | None
     closed_at: datetime | None
     order_id: int | None
+    withdrawn: bool = Field(description=(
+        "Every finding of the case was withdrawn: re-evaluation (late data, a corrected threshold) no "
+        "longer shows it. Its timers stop and the supervising regulator may close it from any state, "
+        "with a comment (docs/alerting.md)"))
 
 
 class CasePage(Page[CaseSummary]):
@@ -46,6 +50,7 @@ class FindingOut(ApiModel):
     level: str
     tier: str | None
     state: str
+    withdrawn: bool = Field(description="Superseded with no successor: re-evaluation no longer shows it")
     evidence: dict[str, Any] | list[Any]
 
 

@@ -7,7 +7,7 @@ from typing import cast
 
 import asyncpg
 
-from alerting.actions import CaseNotFound, apply_action, checklist_from_json
+from alerting.actions import WITHDRAWN_SQL, CaseNotFound, apply_action, checklist_from_json
 from alerting.lifecycle import Refused
 from api.auth.principal import Principal
 from api.cases.schemas import (
@@ -26,14 +26,16 @@ from api.schemas import jsonable
 from api.sql import Where
 
 _KIND = "cases"
+# WITHDRAWN_SQL: the lifecycle's own definition (every finding withdrawn), two probes of case_findings_pkey.
 _COLUMNS = ("c.id, m.code AS mine, c.rule, c.level, c.severity, c.state, c.title, c.opened_at, c.deadline, "
-            "c.acknowledged_at, c.closed_at, c.order_id")
+            "c.acknowledged_at, c.closed_at, c.order_id, " + WITHDRAWN_SQL)
 
 
 def _summary(r: asyncpg.Record) -> CaseSummary:
     return CaseSummary(id=r["id"], mine=r["mine"], rule=r["rule"], level=r["level"], severity=r["severity"],
                        state=r["state"], title=r["title"], opened_at=r["opened_at"], deadline=r["deadline"],
-                       acknowledged_at=r["acknowledged_at"], closed_at=r["closed_at"], order_id=r["order_id"])
+                       acknowledged_at=r["acknowledged_at"], closed_at=r["closed_at"], order_id=r["order_id"],
+                       withdrawn=r["withdrawn"])
 
 
 async def list_cases(*, pool: asyncpg.Pool, codec: CursorCodec, principal: Principal, limit: int,
@@ -78,7 +80,8 @@ async def get_case(*, pool: asyncpg.Pool, principal: Principal, case_id: int) ->
         if r is None or not principal.sees(r["mine_id"]):
             raise NotFound(f"no case {case_id}")
         findings = await conn.fetch(
-            "SELECT f.id, f.rule, f.subject, f.start_ts, f.end_ts, f.level, f.tier, f.state, f.evidence "
+            "SELECT f.id, f.rule, f.subject, f.start_ts, f.end_ts, f.level, f.tier, f.state, f.evidence, "
+            "f.state = 'superseded' AND f.superseded_by IS NULL AS withdrawn "
             "FROM case_findings cf JOIN findings f ON f.id = cf.finding_id WHERE cf.case_id = $1 "
             "ORDER BY f.start_ts, f.id", case_id)
         notes = await conn.fetch(
@@ -92,7 +95,7 @@ async def get_case(*, pool: asyncpg.Pool, principal: Principal, case_id: int) ->
         **_summary(r).model_dump(), level_since=r["level_since"], order_min_end=r["order_min_end"],
         findings=[FindingOut(id=f["id"], rule=f["rule"], subject=f["subject"], start=f["start_ts"],
                              end=f["end_ts"], level=f["level"], tier=f["tier"], state=f["state"],
-                             evidence=jsonable(f["evidence"])) for f in findings],
+                             withdrawn=f["withdrawn"], evidence=jsonable(f["evidence"])) for f in findings],
         checklist=[ChecklistItemOut(measure=i.measure.value, recorded=i.recorded, by=i.by, at=i.at,
                                     note=i.note, by_data=i.by_data)
                    for i in (checklist.items if checklist else ())],

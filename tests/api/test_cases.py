@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 import httpx
 import pytest
 
@@ -90,3 +91,30 @@ async def test_nonexistent_and_out_of_range_ids(client: httpx.AsyncClient, world
     for bad in ("0", "-1", "9223372036854775808", "99999999999999999999999999", "abc", "1.5"):
         r = await client.get(f"/v1/cases/{bad}", headers=h)
         assert r.status_code == 422, (bad, r.text)
+
+
+async def test_a_case_whose_findings_are_all_withdrawn_says_so(client: httpx.AsyncClient, pool: asyncpg.Pool,
+                                                                world: World) -> None:
+    """Re-evaluation withdrew the case's only finding (superseded, no successor): list and detail
+    say `withdrawn`, the finding too, and the county may close the case from `open` with a comment."""
+    cid, h = world.cases["m1_open"], auth(world, "county_qx")
+
+    async def seen() -> tuple[bool, bool, list[bool]]:
+        listed = {c["id"]: c["withdrawn"] for c in (await client.get("/v1/cases", headers=h)).json()["items"]}
+        d = (await client.get(f"/v1/cases/{cid}", headers=h)).json()
+        return listed[cid], d["withdrawn"], [f["withdrawn"] for f in d["findings"]]
+
+    assert await seen() == (False, False, [False])
+    (fid,) = [r["finding_id"] for r in await pool.fetch("SELECT finding_id FROM case_findings WHERE case_id = $1", cid)]
+    try:
+        await pool.execute("UPDATE findings SET state = 'superseded' WHERE id = $1", fid)
+        assert await seen() == (True, True, [True])
+        # a case without findings is not withdrawn: there is nothing to have withdrawn
+        assert (await client.get(f"/v1/cases/{world.cases['m1_order']}", headers=h)).json()["withdrawn"] is False
+        r = await client.post(f"/v1/cases/{cid}/actions", headers=h,
+                              json={"action": "close", "comment": "calibration gas, not methane"})
+        assert r.status_code == 200 and r.json()["state"] == "closed" and r.json()["withdrawn"] is True, r.text
+    finally:
+        await pool.execute("UPDATE cases SET state = 'open', closed_at = NULL WHERE id = $1", cid)
+        await pool.execute("DELETE FROM case_history WHERE case_id = $1", cid)
+        await pool.execute("UPDATE findings SET state = 'open' WHERE id = $1", fid)

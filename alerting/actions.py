@@ -58,11 +58,11 @@ class ActionOutcome:
 
 
 # A case is withdrawn when it has findings and every one of them was superseded with no
-# successor (rules marks a finding so when re-evaluation shows it no longer holds).
-WITHDRAWN_SQL = """(EXISTS (SELECT 1 FROM case_findings wf WHERE wf.case_id = c.id)
-        AND NOT EXISTS (SELECT 1 FROM case_findings wf JOIN findings w ON w.id = wf.finding_id
-                        WHERE wf.case_id = c.id AND (w.state <> 'superseded' OR w.superseded_by IS NOT NULL)))
-       AS withdrawn"""
+# successor (rules marks a finding so when re-evaluation shows it no longer holds). A scalar
+# subquery, evaluated per case through case_findings_pkey: as EXISTS / NOT EXISTS, a page of
+# cases (api/cases) was planned as hash semi-joins over all of case_findings and findings.
+WITHDRAWN_SQL = """(SELECT count(*) > 0 AND bool_and(w.state = 'superseded' AND w.superseded_by IS NULL)
+        FROM case_findings wf JOIN findings w ON w.id = wf.finding_id WHERE wf.case_id = c.id) AS withdrawn"""
 
 _LOCK = """
 SELECT c.id, c.rule, c.level, c.severity, c.state, c.opened_at, c.level_since, c.deadline,

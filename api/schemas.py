@@ -63,8 +63,17 @@ UtcTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_ut
 SafeText = Annotated[str, AfterValidator(_safe_text)]
 """Free text from a client: no NUL, valid Unicode."""
 
-Code = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[0-9A-Za-z_\-]+$")]
+CODE_PATTERN, CODE_MAX = r"^[0-9A-Za-z_\-]+$", 40
+Code = Annotated[str, Field(min_length=1, max_length=CODE_MAX, pattern=CODE_PATTERN)]
 """A mine, point, station or card code (the registry's alphabet)."""
+
+
+def is_code(value: str | None) -> bool:
+    """Whether `value` passes `Code` (for code paths that run before request validation)."""
+    return value is not None and len(value) <= CODE_MAX and _CODE_RE.fullmatch(value) is not None
+
+
+_CODE_RE = re.compile(CODE_PATTERN)
 
 RecordId = Annotated[int, Field(ge=1, le=MAX_ID)]
 

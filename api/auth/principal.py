@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -12,6 +11,7 @@ import asyncpg
 
 from alerting.lifecycle import Actor, Role
 from api.auth.tokens import REGION_ROLES, TokenRole, hash_token
+from api.schemas import is_code
 
 # last_used_at is bookkeeping, not an audit log: writing it at most once a minute
 # keeps a busy client from turning every read into a write.
@@ -38,13 +38,12 @@ LEFT JOIN mines pm ON pm.code = $2::text
 LEFT JOIN points pp ON pp.mine_id = pm.id AND pp.code = $3::text
 WHERE t.token_hash = $1 AND t.revoked_at IS NULL
 """
-# Only path values that can be codes (api.schemas.Code) are looked up; anything else (too long,
-# a NUL byte, another alphabet) fails the route's validation anyway.
-_CODE = re.compile(r"[0-9A-Za-z_\-]{1,40}")
 
 
 def _code(value: str | None) -> str | None:
-    return value if value is not None and _CODE.fullmatch(value) else None
+    """Only path values that can be codes are looked up; anything else (too long, a NUL byte,
+    another alphabet) fails the route's validation anyway."""
+    return value if is_code(value) else None
 
 
 @dataclass(frozen=True, slots=True)

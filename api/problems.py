@@ -120,17 +120,20 @@ def _allowed_methods(request: Request) -> set[str]:
     return allowed
 
 
+def _unavailable(request: Request, detail: str) -> ProblemResponse:
+    err = Unavailable(detail)
+    return problem(err.status, err.detail, slug=err.slug, title=err.title, instance=request.url.path)
+
+
 async def _on_database_down(request: Request, exc: Exception) -> ProblemResponse:
     log.warning("database unavailable: %s", exc)
-    err = Unavailable("the database cannot be reached")
-    return problem(err.status, err.detail, slug=err.slug, title=err.title, instance=request.url.path)
+    return _unavailable(request, "the database cannot be reached")
 
 
 async def _on_statement_timeout(request: Request, exc: Exception) -> ProblemResponse:
     log.warning("%s %s: statement cancelled: %s", request.method, request.url.path, exc)
-    err = Unavailable("the database did not answer within the API's time limit; retry later, or ask "
-                      "for a shorter range or a larger step")
-    return problem(err.status, err.detail, slug=err.slug, title=err.title, instance=request.url.path)
+    return _unavailable(request, "the database did not answer within the API's time limit; retry later, "
+                                 "or ask for a shorter range or a larger step")
 
 
 # Connection-level failures only: a query bug must stay a loud 500, not hide as a 503.

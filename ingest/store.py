@@ -12,6 +12,13 @@ import numpy as np
 
 from minewatch.db import timeseries
 from minewatch.db.timeseries import PartitionKeeper
+from minewatch.text import (
+    MAX_DETAIL_CHARS,
+    MAX_NAME_CHARS,
+    opt_storable,
+    storable,
+    storable_payload,
+)
 
 from .errors import IngestError
 from .validate import DUPLICATE_CONFLICT
@@ -65,12 +72,18 @@ _STAGE_DDL: Final = (
     "CREATE TEMP TABLE IF NOT EXISTS stage_station_states (seq integer, station_id integer, ts timestamptz, "
     "state smallint, power smallint) ON COMMIT DELETE ROWS",
 )
-DEAD_LETTER_COLUMNS: Final = ("received_at", "source", "topic", "file", "line", "mine_code", "reason", "detail", "payload")
+DEAD_LETTER_COLUMNS: Final = ("received_at", "source", "topic", "file", "line", "mine_code", "reason", "detail",
+                               "payload", "payload_raw", "payload_bytes")
 
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A row for the dead-letter store."""
+    """A row for the dead-letter store.
+
+    `payload` may be the bytes that arrived (kept as `payload_raw` when they are
+    not storable text) or text; either way `row()` makes every field storable and
+    caps the payload, so no dead letter can fail the batch that carries it.
+    """
 
     received_at: datetime
     source: str
@@ -80,7 +93,15 @@ class DeadLetter:
     mine_code: str | None
     reason: str
     detail: str
-    payload: str
+    payload: str | bytes
+
+    def row(self) -> tuple[Any, ...]:
+        """The dead letter as a `dead_letters` record (DEAD_LETTER_COLUMNS order), safe to COPY."""
+        text, raw, size = storable_payload(self.payload)
+        line = self.line if self.line is None or -2**31 <= self.line < 2**31 else None
+        return (self.received_at, storable(self.source), opt_storable(self.topic, MAX_NAME_CHARS),
+                opt_storable(self.file, MAX_NAME_CHARS), line, opt_storable(self.mine_code, MAX_NAME_CHARS),
+                storable(self.reason), storable(self.detail, MAX_DETAIL_CHARS), text, raw, size)
 
 
 _UNIX = datetime(1970, 1, 1, tzinfo=UTC)
@@ -291,8 +312,7 @@ class BatchStore:
             if dead:
                 await conn.copy_records_to_table(
                     "dead_letters", columns=DEAD_LETTER_COLUMNS,
-                    records=[(d.received_at, d.source, d.topic, d.file, d.line, d.mine_code, d.reason,
-                              d.detail, d.payload) for d in dead])
+                    records=[d.row() for d in dead])
             if notify:
                 await conn.execute("SELECT pg_notify('minewatch_dirty', '')")
         return WriteResult(stored, dups, confl, len(dead))

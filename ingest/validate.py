@@ -26,11 +26,18 @@ MINE_MISMATCH: Final = "mine_mismatch"
 UNKNOWN_TOPIC: Final = "unknown_topic"
 BATCH_TOO_LARGE: Final = "batch_too_large"
 DUPLICATE_CONFLICT: Final = "duplicate_conflict"
+# Older than the ingest's horizon (default: the retention period): it would be dropped with its
+# partition at the next retention run, and a year-0001 time must not make anyone create partitions.
+TOO_OLD: Final = "too_old"
+# A message bigger than the ingest's byte cap: not parsed, kept as a capped preview.
+TOO_LARGE: Final = "too_large"
+# An item PostgreSQL refused to store (a data error isolated by splitting the batch).
+UNSTORABLE: Final = "unstorable"
 # A message the validator itself could not handle: kept whole, the worker goes on.
 UNPROCESSABLE: Final = "unprocessable"
 REASONS: Final = (UNPROCESSABLE, MALFORMED_JSON, NOT_OBJECT, MISSING_FIELD, BAD_TYPE, BAD_VALUE, BAD_TIME, NAIVE_TIME,
-                  FUTURE_TIME, UNKNOWN_POINT, UNKNOWN_CARD, UNKNOWN_STATION, MINE_MISMATCH, UNKNOWN_TOPIC,
-                  BATCH_TOO_LARGE, DUPLICATE_CONFLICT)
+                  FUTURE_TIME, TOO_OLD, UNKNOWN_POINT, UNKNOWN_CARD, UNKNOWN_STATION, MINE_MISMATCH, UNKNOWN_TOPIC,
+                  BATCH_TOO_LARGE, TOO_LARGE, UNSTORABLE, DUPLICATE_CONFLICT)
 
 MAX_ITEMS: Final = 10_000  # contract: a batch holds up to 10 000 items
 _fromtimestamp = datetime.fromtimestamp

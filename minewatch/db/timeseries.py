@@ -59,7 +59,16 @@ async def detect(conn: asyncpg.Connection, wanted: str = "auto") -> Backend:
     if installed:
         return "timescale"
     available = await conn.fetchval("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'")
-    if available:
+    # An extension that is installed but not in shared_preload_libraries (right after the
+    # package is installed, before timescaledb-tune and a restart) makes CREATE EXTENSION end the
+    # session with FATAL: the connection is gone. Ask first, so the fallback keeps its connection.
+    preloaded = "timescaledb" in (await conn.fetchval("SELECT current_setting('shared_preload_libraries')") or "")
+    if available and not preloaded:
+        if wanted == "timescale":
+            raise RuntimeError("timescale backend requested but timescaledb is not in shared_preload_libraries")
+        log.warning("timescaledb is installed but not preloaded (add it to shared_preload_libraries and restart "
+                    "PostgreSQL to use it); using plain partitioning")
+    elif available:
         try:
             await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
             return "timescale"

@@ -17,6 +17,7 @@ import pytest
 from minewatch.cli import build_parser
 from minewatch.embedded import MOSQUITTO_CONF, free_port, mosquitto_binary, port_open
 from minewatch.settings import IngestSettings, Settings
+from tests.dashboards.promtool import promtool
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 CONF = DEPLOY / "mosquitto" / "minewatch.conf"
@@ -228,10 +229,44 @@ def test_prometheus_scrapes_every_metrics_port_the_units_open() -> None:
     assert ports | {f"127.0.0.1:{api_port}"} == targets
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
 def test_prometheus_config_and_alert_rules_are_valid(tmp_path: Path) -> None:
+    tool = promtool()
     for p in (DEPLOY / "prometheus").iterdir():
-        shutil.copy(p, tmp_path / p.name)
-    res = subprocess.run(["promtool", "check", "config", "prometheus.yml"], cwd=tmp_path, capture_output=True,
+        if p.is_file():
+            shutil.copy(p, tmp_path / p.name)
+    res = subprocess.run([tool, "check", "config", "prometheus.yml"], cwd=tmp_path, capture_output=True,
                          text=True, check=False)
     assert res.returncode == 0 and "rule files found" in res.stdout, res.stdout + res.stderr
+    res = subprocess.run([tool, "check", "rules", "minewatch-alerts.yml"], cwd=tmp_path, capture_output=True,
+                         text=True, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+# Alerts the rule unit tests must show firing: the ones whose failure mode is "alarms reach people
+# late" (a stuck outbox, ingest lag, a rules backlog).
+MUST_BE_UNIT_TESTED = frozenset({"MinewatchOutboxStuck", "MinewatchIngestLagHigh", "MinewatchRulesLagging",
+                                 "MinewatchRulesBacklogDeep"})
+
+
+def test_alert_rules_pass_their_unit_tests() -> None:
+    """promtool test rules on deploy/prometheus/tests/*.yml: each alert fires on its condition, not on health."""
+    import yaml
+
+    tool = promtool()
+    tests = sorted((DEPLOY / "prometheus" / "tests").glob("*.yml"))
+    assert tests
+    fired = {a["alertname"] for t in tests for case in yaml.safe_load(t.read_text(encoding="utf-8"))["tests"]
+             for a in case.get("alert_rule_test", []) if a.get("exp_alerts")}
+    assert fired >= MUST_BE_UNIT_TESTED, f"no firing test for {MUST_BE_UNIT_TESTED - fired}"
+    res = subprocess.run([tool, "test", "rules", *map(str, tests)], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_the_promtool_check_fails_rather_than_skips_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        promtool()
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception):
+        promtool()

@@ -15,7 +15,15 @@ QUIET_MINE = "140100000002"    # same county, nothing happening
 COUNTY = "140121"
 HOT_POINT = "140100000001_01MN0001_T0003"    # upper corner of face F11301: in alarm
 CALM_POINTS = ("140100000001_01MN0001_T0004", "140100000001_01MN0001_T0005")
-SILENT_POINT = "140100000001_01MN0001_T0027"  # no readings at all
+SILENT_POINT = "140100000001_01MN0001_T0027"  # no readings at all; an intake airway (alarm 0.5)
+RETURN_POINT = "140100000001_01MN0001_T0005"  # longwall return airway T2: alarm 1.0, power-off 1.0
+MAIN_RETURN_POINT = "140100000001_01MN0001_T0029"  # main return: alarm 0.75, no power-off
+RETHRESHOLDED_POINT = "140100000001_01MN0001_T0014"  # face T1 whose thresholds change 2 h ago
+NEW_THRESHOLDS_AGO = timedelta(hours=2)
+NEW_ALARM, NEW_POWER_OFF = 0.8, 1.2            # a stricter set a mine might adopt
+CO_POINT = "140100000001_01MN0004_T0007"      # CO: 30 ppm (over its 24 ppm alarm) for the last 10 min
+O2_POINT = "140100000001_01MN0012_T0008"      # O2: dips to 19.5 % (under its 20 % lower alarm) for a minute
+CO2_POINT = "140100000001_01MN0013_T0034"     # CO2: 0.3 %, under its 0.5 % alarm
 AREA_STATION = "140100000001S0002"           # area A01 (11301 face)
 SHAFT_STATION = "140100000001S0001"          # area A00, the shaft
 WORKINGS_STATION = "140100000001S0005"       # area A04
@@ -45,7 +53,7 @@ async def _ids(conn: asyncpg.Connection, table: str, codes: list[str]) -> dict[s
 async def seed(conn: asyncpg.Connection, now: datetime) -> Seeded:
     """Write the state; `now` is the database's clock (the panels of current state use now())."""
     mine_id = await conn.fetchval("SELECT id FROM mines WHERE code = $1", MINE)
-    points = await _ids(conn, "points", [HOT_POINT, *CALM_POINTS])
+    points = await _ids(conn, "points", [HOT_POINT, *CALM_POINTS, CO_POINT, O2_POINT, CO2_POINT, RETHRESHOLDED_POINT])
     stations = await _ids(conn, "stations", [AREA_STATION, SHAFT_STATION, WORKINGS_STATION])
     keeper = timeseries.PartitionKeeper(await timeseries.current_backend(conn))
     for table in ("readings", "card_reads", "station_states"):
@@ -59,9 +67,17 @@ async def seed(conn: asyncpg.Connection, now: datetime) -> Seeded:
         rows.append((points[HOT_POINT], ts, 1.2 if left < 16 else 0.3, 0))  # above 1.0 for the last 8 min
         rows.append((points[CALM_POINTS[0]], ts, 0.4, 0))
         rows.append((points[CALM_POINTS[1]], ts, 0.6, 4 if left == 0 else 0))  # calibrating right now
+        rows.append((points[CO_POINT], ts, 30.0 if left < 20 else 5.0, 0))
+        rows.append((points[O2_POINT], ts, 19.5 if 100 <= left < 102 else 20.8, 0))
+        rows.append((points[CO2_POINT], ts, 0.3, 0))
     for i in range(120):
         rows.append((points[HOT_POINT], now - OLD_AT + timedelta(seconds=30 * i), 2.1 if i < 20 else 0.2, 0))
     await conn.copy_records_to_table("readings", records=rows, columns=["point_id", "ts", "value", "status"])
+
+    await conn.execute(
+        "INSERT INTO point_thresholds(point_id, effective_from, alarm_hi, clear_hi, poweroff_hi, restore_hi, source) "
+        "VALUES ($1, $2, $3, $3, $4, $3, 'seed')", points[RETHRESHOLDED_POINT], now - NEW_THRESHOLDS_AGO, NEW_ALARM,
+        NEW_POWER_OFF)
 
     start = now - timedelta(minutes=8)
     order = await conn.fetchval(

@@ -25,10 +25,19 @@ from tests.dashboards.promtool import promtool
 from tests.dashboards.seed import (
     AREA_STATION,
     CALM_POINTS,
+    CO2_POINT,
+    CO_POINT,
     COUNTY,
     HOT_POINT,
+    MAIN_RETURN_POINT,
     MINE,
+    NEW_ALARM,
+    NEW_POWER_OFF,
+    NEW_THRESHOLDS_AGO,
+    O2_POINT,
     PEOPLE_IN_A01,
+    RETHRESHOLDED_POINT,
+    RETURN_POINT,
     SILENT_POINT,
     Seeded,
     seed,
@@ -315,6 +324,63 @@ def test_methane_series_uses_minute_buckets_up_to_a_day_and_hours_beyond(db: str
     assert max(row["value"] for row in long) == 2.1  # the old peak survives the hourly bucket (max, not avg)
     # the first bucket starts at most a minute before the range; the 50 h old readings are out
     assert all(row["time"] > seeded.now - SHORT - timedelta(minutes=1) for row in short)
+
+
+def _series(rows: list[dict[str, Any]]) -> dict[str, list[tuple[datetime, float]]]:
+    out: dict[str, list[tuple[datetime, float]]] = {}
+    for row in rows:
+        out.setdefault(row["metric"], []).append((row["time"], row["value"]))
+    return out
+
+
+def _line(series: dict[str, list[tuple[datetime, float]]], name: str) -> set[float]:
+    return {v for _, v in series[name]}
+
+
+@pytest.mark.integration
+def test_methane_threshold_lines_are_each_points_own(db: str, seeded: Seeded) -> None:
+    """Not fixed 1.0 / 1.5 lines: each point's thresholds by its location type, as the registry set them."""
+    series = _series(_results(db, "control-room.json", _range(seeded, SHORT)).panel("Methane by point"))
+    assert (_line(series, f"{HOT_POINT} alarm"), _line(series, f"{HOT_POINT} power-off")) == ({1.0}, {1.5})
+    # a longwall return airway: power-off at 1.0, not the face's 1.5
+    assert (_line(series, f"{RETURN_POINT} alarm"), _line(series, f"{RETURN_POINT} power-off")) == ({1.0}, {1.0})
+    # an intake airway (no readings: the lines are drawn all the same)
+    assert _line(series, f"{SILENT_POINT} alarm") == {0.5} and _line(series, f"{SILENT_POINT} clear") == {0.5}
+    # a main return: alarm 0.75, and no power-off line at all
+    assert _line(series, f"{MAIN_RETURN_POINT} alarm") == {0.75}
+    assert f"{MAIN_RETURN_POINT} power-off" not in series
+    # each line spans the whole range
+    t0, t1 = seeded.now - SHORT, seeded.now + timedelta(minutes=1)
+    assert [t for t, _ in series[f"{RETURN_POINT} alarm"]] == [t0, t1]
+
+
+@pytest.mark.integration
+def test_threshold_lines_follow_the_version_in_force(db: str, seeded: Seeded) -> None:
+    series = _series(_results(db, "control-room.json", _range(seeded, SHORT)).panel("Methane by point"))
+    changed = seeded.now - NEW_THRESHOLDS_AGO
+    t0, t1 = seeded.now - SHORT, seeded.now + timedelta(minutes=1)
+    assert series[f"{RETHRESHOLDED_POINT} alarm"] == [(t0, 1.0), (changed, NEW_ALARM), (t1, NEW_ALARM)]
+    assert series[f"{RETHRESHOLDED_POINT} power-off"] == [(t0, 1.5), (changed, NEW_POWER_OFF), (t1, NEW_POWER_OFF)]
+    # a range that ends before the change shows only the old version
+    early = grafana.TimeRange(seeded.now - SHORT, changed - timedelta(minutes=10), timedelta(minutes=1))
+    series = _series(_results(db, "control-room.json", early).panel("Methane by point"))
+    assert _line(series, f"{RETHRESHOLDED_POINT} alarm") == {1.0}
+
+
+@pytest.mark.integration
+def test_co_o2_co2_charts_against_their_own_thresholds(db: str, seeded: Seeded) -> None:
+    r = _results(db, "control-room.json", _range(seeded, SHORT))
+    co = _series(r.panel("Carbon monoxide"))
+    (co_metric,) = [m for m in co if m.endswith(CO_POINT)]
+    assert max(v for _, v in co[co_metric]) == 30.0 and _line(co, f"{CO_POINT} alarm") == {24.0}
+    o2 = _series(r.panel("Oxygen"))
+    (o2_metric,) = [m for m in o2 if m.endswith(O2_POINT)]
+    # lower is worse: the bucket keeps the dip, and the line is the lower alarm (below 20 %)
+    assert min(v for _, v in o2[o2_metric]) == 19.5 and _line(o2, f"{O2_POINT} alarm") == {20.0}
+    assert f"{O2_POINT} power-off" not in o2
+    co2 = _series(r.panel("Carbon dioxide"))
+    assert _line(co2, f"{CO2_POINT} alarm") == {0.5}
+    assert all(not m.endswith(HOT_POINT) for m in co | o2 | co2)  # one gas per chart
 
 
 @pytest.mark.integration

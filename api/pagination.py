@@ -18,6 +18,12 @@ KeyValue = datetime | int | str
 R = TypeVar("R")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# What a key part may hold, even in a cursor this server signed: PostgreSQL's bigint, and times
+# the API itself accepts (api/schemas.py). A cursor is bounded input like any other: signed
+# with a leaked or weak pepper it must still be a 400, never an overflow (500).
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+_US_MIN = (datetime(1, 1, 2, tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+_US_MAX = (datetime(9999, 12, 30, tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 # 12 bytes of HMAC-SHA256 are plenty to make forging a cursor pointless while
 # keeping cursors short enough for a query string.
 _TAG = 12
@@ -53,15 +59,18 @@ class CursorCodec:
         tag, payload = raw[:_TAG], raw[_TAG:]
         if len(tag) != _TAG or not hmac.compare_digest(tag, self._tag(payload)):
             raise BadCursor("cursor was not issued by this server or was altered")
-        parts = json.loads(payload)
+        try:
+            parts = json.loads(payload)
+        except ValueError as exc:  # not JSON, not UTF-8, or an integer of more than 4 300 digits
+            raise BadCursor("cursor payload is not readable") from exc
         if not isinstance(parts, list) or not parts or parts[0] != kind or len(parts) != len(shape) + 1:
             raise BadCursor(f"cursor does not belong to this list ({kind})")
         out: list[KeyValue] = []
         for want, v in zip(shape, parts[1:], strict=True):
-            is_int = isinstance(v, int) and not isinstance(v, bool)
-            if (want == "str" and isinstance(v, str)) or (want == "int" and is_int):
+            is_int = isinstance(v, int) and not isinstance(v, bool) and _INT_MIN <= v <= _INT_MAX
+            if (want == "str" and isinstance(v, str) and len(v) <= 1024) or (want == "int" and is_int):
                 out.append(v)
-            elif want == "time" and is_int:
+            elif want == "time" and is_int and _US_MIN <= v <= _US_MAX:
                 out.append(_EPOCH + timedelta(microseconds=v))
             else:
                 raise BadCursor("cursor key has an unexpected shape")

@@ -120,7 +120,11 @@ async def seed(conn: asyncpg.Connection, now: datetime) -> Seeded:
     closed = await case("closed", state="closed", opened_at=now - OLD_AT, level_since=now - OLD_AT,
                         closed_at=now - timedelta(hours=20))
 
-    cards = [r["id"] for r in await conn.fetch("SELECT id FROM cards WHERE mine_id = $1 ORDER BY code LIMIT 5", mine_id)]
+    # two workers and a leader in A01, then two more workers (one leaves, one just went in)
+    workers = [r["id"] for r in await conn.fetch(
+        "SELECT id FROM cards WHERE mine_id = $1 AND role = 'worker' ORDER BY code LIMIT 4", mine_id)]
+    leader = await conn.fetchval("SELECT id FROM cards WHERE mine_id = $1 AND role = 'leader' ORDER BY code", mine_id)
+    cards = [workers[0], workers[1], leader, workers[2], workers[3]]
     reads = [(c, now - timedelta(minutes=5), stations[AREA_STATION], mine_id) for c in cards[:PEOPLE_IN_A01]]
     # one card came up from the workings and left through the shaft: not underground
     reads += [(cards[3], now - timedelta(minutes=6), stations[WORKINGS_STATION], mine_id),

@@ -36,6 +36,7 @@ from tests.dashboards.seed import (
     NEW_THRESHOLDS_AGO,
     O2_POINT,
     PEOPLE_IN_A01,
+    QUIET_MINE,
     RETHRESHOLDED_POINT,
     RETURN_POINT,
     SILENT_POINT,
@@ -384,6 +385,21 @@ def test_co_o2_co2_charts_against_their_own_thresholds(db: str, seeded: Seeded) 
 
 
 @pytest.mark.integration
+def test_personnel_head_count_over_time_and_leader(db: str, seeded: Seeded) -> None:
+    r = _results(db, "control-room.json", _range(seeded, SHORT))
+    series = _series(r.panel("Head count by area"))
+    (a01,) = [m for m in series if m.startswith("A01 ") and not m.endswith("approved")]
+    # the reads are 5 min old: the last tick sees them, the first (6 h ago) sees nobody
+    assert series[a01][0][1] == 0 and series[a01][-1][1] == PEOPLE_IN_A01
+    assert _line(series, "A01 approved") == {40} and _line(series, "Whole mine approved") == {450}
+    assert series["Whole mine"][-1][1] == PEOPLE_IN_A01 + 1
+    ticks = [t for t, _ in series["Whole mine"]]
+    assert {(b - a).total_seconds() for a, b in itertools.pairwise(ticks)} == {300}
+    assert r.panel("Leader underground") == [{"Leader underground": "yes", "Leaders": 1, "Workers": 3,
+                                              "Visitors": 0}]
+
+
+@pytest.mark.integration
 def test_regulator_shows_status_and_overdue_cases(db: str, seeded: Seeded) -> None:
     r = _results(db, "regulator.json", _range(seeded, timedelta(days=7)))
     assert r.panel("Mines by status") == [{"Normal": 2, "Warning": 0, "Under order": 1}]
@@ -395,6 +411,11 @@ def test_regulator_shows_status_and_overdue_cases(db: str, seeded: Seeded) -> No
     by_state = {row["State"]: row for row in r.panel("Open cases by state and level")}
     assert (by_state["open"]["County"], by_state["rectifying"]["City"]) == (1, 1)
     assert sum(row[level] for row in by_state.values() for level in ("Mine", "County", "City", "Province")) == 2
+    people = {row["Mine"]: row for row in r.panel("People underground per mine")}
+    assert (people[MINE]["Underground"], people[MINE]["Approved"], people[MINE]["Leaders"]) == (PEOPLE_IN_A01 + 1,
+                                                                                              450, 1)
+    assert people[MINE]["Leader with workers"] is True
+    assert people[QUIET_MINE]["Underground"] == 0 and people[QUIET_MINE]["Leader with workers"] is None
 
 
 def _reader_statements(role: str, database: str) -> list[str]:

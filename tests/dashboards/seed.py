@@ -13,6 +13,10 @@ from minewatch.db import timeseries
 MINE = "140100000001"          # the sample registry's first coal mine (county 140121)
 QUIET_MINE = "140100000002"    # same county, nothing happening
 COUNTY = "140121"
+PROVINCE = "140000"
+# positions for mines the registry left without one (WGS-84 longitude, latitude); the province
+# map draws every mine that has one
+POSITIONS = {MINE: (112.3412, 37.5891), QUIET_MINE: (112.2905, 37.6203)}
 HOT_POINT = "140100000001_01MN0001_T0003"    # upper corner of face F11301: in alarm
 CALM_POINTS = ("140100000001_01MN0001_T0004", "140100000001_01MN0001_T0005")
 SILENT_POINT = "140100000001_01MN0001_T0027"  # no readings at all; an intake airway (alarm 0.5)
@@ -43,6 +47,7 @@ class Seeded:
     overdue_case: int
     unacknowledged_case: int
     closed_case: int
+    coordinates: dict[str, tuple[float, float]]  # mine code -> (longitude, latitude); empty without the columns
 
 
 async def _ids(conn: asyncpg.Connection, table: str, codes: list[str]) -> dict[str, int]:
@@ -146,8 +151,19 @@ async def seed(conn: asyncpg.Connection, now: datetime) -> Seeded:
         "INSERT INTO dirty_windows(mine_id, kind, min_ts, max_ts, n_rows, created_at) "
         "VALUES ($1, 'readings', $2, $3, 10, $3)", mine_id, now - timedelta(minutes=1), now - timedelta(seconds=30))
 
+    coordinates: dict[str, tuple[float, float]] = {}
+    if await conn.fetchval("SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
+                           "AND table_name = 'mines' AND column_name IN ('longitude', 'latitude')") == 2:
+        for code, (lon, lat) in POSITIONS.items():
+            await conn.execute("UPDATE mines SET longitude = COALESCE(longitude, $2), latitude = COALESCE(latitude, $3) "
+                               "WHERE code = $1", code, lon, lat)
+        coordinates = {r["code"]: (r["longitude"], r["latitude"]) for r in await conn.fetch(
+            "SELECT code, longitude, latitude FROM mines WHERE active AND province = $1 "
+            "AND longitude IS NOT NULL AND latitude IS NOT NULL", PROVINCE)}
+
     if keeper.backend == "timescale":  # continuous aggregates see new rows only when refreshed
         for view in ("readings_1m", "readings_1h"):
             await conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
     return Seeded(now=now, open_event=open_event, closed_event=closed_event, order=order, overdue_case=overdue,
-                  unacknowledged_case=unacknowledged, closed_case=closed)
+                  unacknowledged_case=unacknowledged, closed_case=closed,
+                  coordinates=coordinates)

@@ -191,6 +191,9 @@ class Mine(BaseModel):
     county: Code
     city: Code
     province: Code
+    # WGS-84 position of the mine (the console's map); optional, a mine without one is not drawn.
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
     gas_class: Literal["low", "high", "outburst"] = "low"
     approved_underground: int | None = Field(default=None, ge=0)
     shift_hours: float = Field(default=8.0, gt=0)

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from alerting.inbound import router as sms_reply_router
 from api.accidents.router import router as accidents_router
 from api.cases.router import router as cases_router
+from api.console import install as install_console
 from api.deadletters.router import router as deadletters_router
 from api.deps import AppState, reject_unknown_query
 from api.errors import ApiError
@@ -89,6 +90,7 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: C
 
     app = FastAPI(
         title="Minewatch API", version=API_VERSION, lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served from vendored files by api/console (no CDN)
         description="Mine monitoring and early warning: mines, exceedances, orders, readings, personnel, "
                     "supervised-rectification cases. Errors are application/problem+json (RFC 9457).",
     )
@@ -101,5 +103,6 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: C
     app.include_router(sms_reply_router, dependencies=[Depends(reject_unknown_query)],
                        responses=error_responses(400, 401, 403, 404, 422, 503))
     app.include_router(ops_router)  # probes and scrapers: no auth, no strictness about extra parameters
+    install_console(app)  # the web console for people under /console/, `/` and the local /docs
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

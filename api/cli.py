@@ -167,3 +167,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     r.set_defaults(func=cmd_tokens)
     lst = ts.add_parser("list", help="list tokens (never the tokens themselves)")
     lst.set_defaults(func=cmd_tokens)
+
+    from api.console.cli import add_commands as add_console_commands
+
+    add_console_commands(sub)  # `minewatch user ...`: the console's people

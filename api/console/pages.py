@@ -1,0 +1,162 @@
+"""Console pages of mines: the overview of the scope, one mine live, and its exceedance history with exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from api.console import queries
+from api.console.web import LOCAL, Session, State, is_htmx, not_found, render, secure_headers
+from api.errors import NotFound
+from api.mines.service import MineRef, visible_mine
+from api.orders.service import active_order_of
+from api.personnel.service import underground
+from api.schemas import is_code
+
+router = APIRouter()
+GASES = ("methane", "co", "o2", "co2", "h2s")
+LEVELS = ("alarm", "power_off")
+
+
+async def _mine(state: State, session: Session, code: str) -> MineRef | None:
+    if not is_code(code):
+        return None
+    try:
+        return await visible_mine(pool=state.pool, principal=session.principal, code=code)
+    except NotFound:
+        return None
+
+
+@router.get("/", include_in_schema=False)
+async def overview(request: Request, state: State, session: Session) -> Response:
+    now = state.clock.now()
+    mines = await queries.mines_in_scope(state.pool, session.principal)
+    by_level = await queries.open_cases_by_level(state.pool, session.principal, now)
+    cases = await queries.case_board(state.pool, session.principal, now, limit=50)
+    counts: dict[str, int] = {"normal": 0, "warning": 0, "under_order": 0, "offline": 0}
+    for m in mines:
+        counts[m.status] += 1
+    points = [{"name": m.name, "code": m.code, "status": m.status, "value": [m.longitude, m.latitude]}
+              for m in mines if m.longitude is not None and m.latitude is not None]
+    # Problems first: a province's 900 mines are mostly normal.
+    order = {"under_order": 0, "warning": 1, "offline": 2, "normal": 3}
+    mines.sort(key=lambda m: (order[m.status], m.code))
+    return render(request, "overview.html", {"mines": mines, "counts": counts, "by_level": by_level,
+                                             "cases": cases, "map_points": points, "now": now}, session=session)
+
+
+async def _live(state: State, ref: MineRef, now: datetime) -> dict[str, Any]:
+    points = await queries.live_points(state.pool, ref.id, now)
+    people = await underground(pool=state.pool, codec=state.codec, mine_id=ref.id, mine=ref.code, now=now,
+                               limit=1, cursor=None)
+    order = await active_order_of(pool=state.pool, mine_id=ref.id, mine=ref.code)
+    return {"points": points, "people": people, "order": order, "now": now}
+
+
+@router.get("/mines/{code}", include_in_schema=False)
+async def mine_page(request: Request, state: State, session: Session, code: str) -> Response:
+    ref = await _mine(state, session, code)
+    if ref is None:
+        return not_found(request, session)
+    now = state.clock.now()
+    head = await queries.mine_head(state.pool, ref.id)
+    cases = await queries.case_board(state.pool, session.principal, now, mine=ref.code, limit=50)
+    return render(request, "mine.html", {"mine": head, "cases": cases, **await _live(state, ref, now)},
+                  session=session)
+
+
+@router.get("/mines/{code}/live", include_in_schema=False)
+async def mine_live(request: Request, state: State, session: Session, code: str) -> Response:
+    """The part of the mine page that refreshes itself (htmx polling every 5 s)."""
+    ref = await _mine(state, session, code)
+    if ref is None:
+        return not_found(request, session)
+    return render(request, "mine_live.html", {"mine": {"code": ref.code}, **await _live(state, ref, state.clock.now())},
+                  session=session)
+
+
+def _day(value: str | None, *, end: bool = False) -> datetime | None:
+    """A `YYYY-MM-DD` filter as the start of that local day (of the next one for `until`)."""
+    if not value:
+        return None
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        return None
+    if end:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(), LOCAL)
+
+
+_COLUMNS = ("event", "gas", "scope", "scope_key", "level", "start", "end", "peak",
+            "point", "location", "episode_start", "episode_end", "episode_peak", "episode_level")
+
+
+def _rows(events: list[dict[str, Any]]) -> list[list[Any]]:
+    """One row per episode (an event without episodes gets one row), times in local time."""
+    def t(v: datetime | None) -> str:
+        return v.astimezone(LOCAL).strftime("%Y-%m-%d %H:%M:%S") if v else ""
+    out: list[list[Any]] = []
+    for e in events:
+        head = [e["id"], e["gas"], e["scope"], e["scope_key"], e["level"], t(e["start_ts"]), t(e["end_ts"]), e["peak"]]
+        for ep in e["episodes"] or [None]:
+            out.append(head + ([ep["code"], ep["location"], t(ep["start_ts"]), t(ep["end_ts"]), ep["peak"], ep["level"]]
+                               if ep else ["", "", "", "", "", ""]))
+    return out
+
+
+def _safe_cell(value: Any) -> Any:
+    """Text that a spreadsheet would run as a formula is prefixed with a quote (CSV injection)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+@router.get("/mines/{code}/exceedances", include_in_schema=False)
+async def history(request: Request, state: State, session: Session, code: str, since: str | None = None,
+                  until: str | None = None, gas: str | None = None, level: str | None = None,
+                  format: str | None = None) -> Response:
+    ref = await _mine(state, session, code)
+    if ref is None:
+        return not_found(request, session)
+    filters = {"since": since or "", "until": until or "", "gas": gas if gas in GASES else "",
+               "level": level if level in LEVELS else ""}
+    events = await queries.exceedances(state.pool, ref.id, since=_day(since), until=_day(until, end=True),
+                                       gas=filters["gas"] or None, level=filters["level"] or None,
+                                       limit=10_000 if format else 500)
+    stamp = state.clock.now().astimezone(LOCAL).strftime("%Y%m%d")
+    if format == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(_COLUMNS)
+        writer.writerows([[_safe_cell(v) for v in row] for row in _rows(events)])
+        # A byte-order mark, so Excel opens the UTF-8 file with its Chinese intact.
+        response: Response = Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="exceedances_{ref.code}_{stamp}.csv"'})
+        secure_headers(response)
+        return response
+    if format == "xlsx":
+        from openpyxl import Workbook
+
+        wb = Workbook(write_only=True)
+        ws = wb.create_sheet(ref.code)
+        ws.append(list(_COLUMNS))
+        for row in _rows(events):
+            ws.append([_safe_cell(v) for v in row])
+        out = io.BytesIO()
+        wb.save(out)
+        response = Response(out.getvalue(),
+                            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                            headers={"Content-Disposition": f'attachment; filename="exceedances_{ref.code}_{stamp}.xlsx"'})
+        secure_headers(response)
+        return response
+    head = await queries.mine_head(state.pool, ref.id)
+    page: HTMLResponse = render(request, "history.html", {"mine": head, "events": events, "filters": filters,
+                                                          "gases": GASES, "levels": LEVELS,
+                                                          "fragment": is_htmx(request)}, session=session)
+    return page

@@ -1,0 +1,134 @@
+"""What every console page shares: templates, the language, the signed-in session, CSRF, HTML errors."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from api.console import i18n
+from api.console.sessions import COOKIE, ConsoleSession, lookup
+from api.deps import AppState, get_state
+
+PREFIX = "/console"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf"
+# Console pages run only our own scripts (vendored, no inline code); ECharts and htmx set
+# inline styles. Framing is refused (clickjacking of the action buttons).
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+# Times are shown in the mines' zone: every mine of the registry so far is in China.
+LOCAL = ZoneInfo("Asia/Shanghai")
+
+_env = Environment(loader=PackageLoader("api.console", "templates"), autoescape=select_autoescape(default=True),
+                   trim_blocks=True, lstrip_blocks=True)
+
+
+def _local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return value.astimezone(LOCAL).strftime(fmt) if value is not None else "—"
+
+
+def _tojson(value: Any) -> Markup:
+    """JSON for a `<script type="application/json">` block: `<`, `>` and `&` escaped so no value can end it."""
+    text = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))  # noqa: S704
+
+
+_env.filters["local"] = _local
+_env.filters["tojson"] = _tojson
+
+
+class SignInRequired(Exception):
+    """No valid session: pages redirect to the sign-in page, htmx fragments answer 401."""
+
+
+class CsrfFailed(Exception):
+    """A POST without the session's synchronizer token."""
+
+
+def lang_of(request: Request) -> i18n.Lang:
+    return i18n.pick(request.query_params.get("lang"), request.cookies.get(i18n.COOKIE))
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def render(request: Request, template: str, context: dict[str, Any], *, status: int = 200,
+           session: ConsoleSession | None = None, headers: dict[str, str] | None = None) -> HTMLResponse:
+    """Render a template in the request's language, with the session's user and CSRF token."""
+    lang = lang_of(request)
+    html = _env.get_template(template).render(
+        t=i18n.translator(lang), lang=lang, session=session, prefix=PREFIX, request=request,
+        csrf=session.csrf_token if session else "", path=request.url.path, **context)
+    response = HTMLResponse(html, status_code=status, headers=headers)
+    secure_headers(response)
+    if request.query_params.get("lang") in i18n.LANGS:
+        response.set_cookie(i18n.COOKIE, lang, max_age=365 * 86400, samesite="strict", httponly=True,
+                            secure=request.url.scheme == "https")
+    return response
+
+
+def secure_headers(response: Response) -> None:
+    """Headers every console answer carries: no caching of scoped pages, no framing, no sniffing."""
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+
+
+async def get_session(request: Request, state: Annotated[AppState, Depends(get_state)]) -> ConsoleSession:
+    """The signed-in person; SignInRequired without a valid session cookie."""
+    cookie = request.cookies.get(COOKIE)
+    session = await lookup(state.pool, cookie, now=state.clock.now()) if cookie else None
+    if session is None:
+        raise SignInRequired
+    return session
+
+
+Session = Annotated[ConsoleSession, Depends(get_session)]
+State = Annotated[AppState, Depends(get_state)]
+
+
+async def check_csrf(request: Request, session: ConsoleSession) -> dict[str, str]:
+    """The POST's form fields, once its synchronizer token (header for htmx, field for forms) matches."""
+    form = await request.form()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    presented = request.headers.get(CSRF_HEADER) or fields.get(CSRF_FIELD)
+    if not session.csrf_ok(presented):
+        raise CsrfFailed
+    return fields
+
+
+async def on_sign_in_required(request: Request, exc: Exception) -> Response:
+    if is_htmx(request) or request.method != "GET":
+        response: Response = Response(status_code=401, headers={"HX-Redirect": f"{PREFIX}/login"})
+    else:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        from urllib.parse import quote
+        response = RedirectResponse(f"{PREFIX}/login?next={quote(target, safe='')}", status_code=303)
+    secure_headers(response)
+    return response
+
+
+async def on_csrf_failed(request: Request, exc: Exception) -> Response:
+    return render(request, "error.html", {"status": 403, "message_key": "csrf_failed", "detail": ""}, status=403)
+
+
+def not_found(request: Request, session: ConsoleSession) -> HTMLResponse:
+    """The one answer for a resource that does not exist and one outside the scope."""
+    return render(request, "error.html", {"status": 404, "message_key": "not_found", "detail": ""},
+                  status=404, session=session)
+
+
+def safe_next(value: str | None) -> str:
+    """A redirect target after sign-in: only a console path of this server."""
+    if value and value.startswith(PREFIX + "/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return PREFIX + "/"

@@ -29,7 +29,7 @@ from alerting.worker import CaseWorker, load_all_templates
 from minewatch.clock import FrozenClock
 from minewatch.db import create_pool
 from tests.alerting.db.receivers import HOOK_SECRET, SMS_TOKEN, Behaviour, Running, receiver
-from tests.conftest import _create_db, _drop_db, _with_db
+from tests.conftest import _create_db, _drop_db, copy_db
 
 pytestmark = pytest.mark.integration
 
@@ -138,17 +138,7 @@ def alerting_db(pg_dsn: str, template_db: str) -> Iterator[str]:
     """A fresh database per test, copied from the template: the same as `fresh_db`, faster
     (a file copy instead of migrating and loading the registry each time)."""
     name = f"mw_alert_{uuid.uuid4().hex[:12]}"
-    template = template_db.rsplit("/", 1)[-1].split("?")[0]
-
-    async def create() -> None:
-        admin = await asyncpg.connect(pg_dsn)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')  # names are ours
-        finally:
-            await admin.close()
-
-    asyncio.run(create())
-    dsn = _with_db(pg_dsn, name)
+    dsn = asyncio.run(copy_db(pg_dsn, template_db, name))
     try:
         yield dsn
     finally:

@@ -6,10 +6,9 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 
-import asyncpg
 import pytest
 
-from tests.conftest import _drop_db, _with_db
+from tests.conftest import _drop_db, copy_db
 from tests.rules.db.helpers import new_db
 
 
@@ -27,16 +26,9 @@ def rules_template(pg_dsn: str) -> Iterator[str]:
 def make_db(pg_dsn: str, rules_template: str) -> Iterator[Callable[[], Awaitable[str]]]:
     """Create fresh copies of the template (same point ids), all dropped after the test."""
     made: list[str] = []
-    template = rules_template.rsplit("/", 1)[-1].split("?")[0]
 
     async def create() -> str:
-        name = f"mw_rules_{uuid.uuid4().hex[:12]}"
-        admin = await asyncpg.connect(pg_dsn)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')  # names are ours
-        finally:
-            await admin.close()
-        made.append(_with_db(pg_dsn, name))
+        made.append(await copy_db(pg_dsn, rules_template, f"mw_rules_{uuid.uuid4().hex[:12]}"))
         return made[-1]
 
     yield create

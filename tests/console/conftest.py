@@ -16,7 +16,7 @@ from api.console.users import create_user
 from minewatch.clock import FrozenClock
 from minewatch.db import create_pool
 from tests.api.conftest import settings_for
-from tests.api.scenario import COUNTY_GJ, COUNTY_QX, CITY, M1, M2, PROVINCE, World, seed
+from tests.api.scenario import CITY, COUNTY_GJ, COUNTY_QX, M1, M2, PROVINCE, World, seed
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 PASSWORD = "correct horse battery staple"

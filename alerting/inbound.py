@@ -33,6 +33,7 @@ from alerting.lifecycle import Allowed, Level, Role
 from alerting.messages import parse_reply
 from alerting.routing import Routing, load_routing, normalize_phone
 from alerting.settings import load_alerting_settings
+from api.schemas import MAX_ID, SafeText
 from minewatch.clock import Clock
 
 router = APIRouter(prefix="/v1/alerting", tags=["alerting"])
@@ -85,9 +86,10 @@ class SmsReply(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    sender: str = Field(alias="from", min_length=3, max_length=32)
-    text: str = Field(max_length=1000)
-    id: str | None = Field(default=None, max_length=200)
+    # SafeText: no NUL, no lone surrogate; what PostgreSQL could not store is a 422, not a 500.
+    sender: SafeText = Field(alias="from", min_length=3, max_length=32)
+    text: SafeText = Field(max_length=1000)
+    id: SafeText | None = Field(default=None, max_length=200)
 
 
 class ReplyResult(BaseModel):
@@ -117,7 +119,9 @@ async def sms_reply(
     if named is None or not named.isdigit():
         return ReplyResult(status="ignored", detail="not an acknowledgement (expected `1 <case id>`)")
     phone = normalize_phone(reply.sender)
-    case_id = int(named)
+    case_id = _case_id(named)
+    if case_id is None:  # a number no case id can be (bigint): no such case, not a database error
+        raise HTTPException(404, f"no case {named[:24]}{'…' if len(named) > 24 else ''}")
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn:
         case = (await store.load_cases(conn, [case_id])).get(case_id)
@@ -151,6 +155,14 @@ async def sms_reply(
     if result.acknowledged:
         result.status = "acknowledged"
     return result
+
+
+def _case_id(digits: str) -> int | None:
+    """The case id `digits` (ASCII, from parse_reply) names, or None when no case can have it."""
+    if len(digits) > 19:  # past bigint whatever the value; int() of a huge string costs time too
+        return None
+    value = int(digits)
+    return value if 1 <= value <= MAX_ID else None
 
 
 def _sender_level(routing: Routing, case: store.CaseRow, phone: str) -> Level | None:

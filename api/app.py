@@ -17,6 +17,7 @@ from api.deadletters.router import router as deadletters_router
 from api.deps import AppState, reject_unknown_query
 from api.errors import ApiError
 from api.exceedances.router import router as exceedances_router
+from api.limits import RequestLimitsMiddleware
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.mines.router import router as mines_router
 from api.ops.router import router as ops_router
@@ -104,5 +105,8 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: C
                        responses=error_responses(400, 401, 403, 404, 422, 503))
     app.include_router(ops_router)  # probes and scrapers: no auth, no strictness about extra parameters
     install_console(app)  # the web console for people under /console/, `/` and the local /docs
+    # Inside the metrics middleware, so refused requests are counted too.
+    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.api_max_body_bytes,
+                       body_timeout_s=settings.api_body_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

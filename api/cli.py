@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from minewatch.clock import SystemClock
 from minewatch.errors import MinewatchError
-from minewatch.settings import Settings
+from minewatch.settings import Settings, require_strong_pepper
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -26,7 +26,9 @@ def app_from_environment() -> FastAPI:
     main(), so it builds its settings once, from the same environment the command was given."""
     from api.app import create_app
 
-    return create_app(Settings())
+    settings = Settings()
+    require_strong_pepper(settings)
+    return create_app(settings)
 
 
 def serve_workers(app: str, *, workers: int, host: str, port: int, **options: Any) -> None:
@@ -47,6 +49,18 @@ def serve_workers(app: str, *, workers: int, host: str, port: int, **options: An
     Multiprocess(config, sockets=[sock]).run()
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn options that bound what slow or numerous clients can hold (docs/operations.md):
+    the h11 protocol with a deadline for request headers (api/limits.py; uvicorn has none), at
+    most 16 KiB of incomplete headers, `limit_concurrency` connections + requests (then 503),
+    and idle keep-alive connections closed after `api_keep_alive_s`."""
+    from api.limits import HeaderDeadlineH11Protocol
+
+    return {"http": HeaderDeadlineH11Protocol, "h11_max_incomplete_event_size": 16 * 1024,
+            "limit_concurrency": settings.api_limit_concurrency,
+            "timeout_keep_alive": settings.api_keep_alive_s, "proxy_headers": False}
+
+
 def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     """Serve the API with uvicorn until SIGINT / SIGTERM."""
     import uvicorn
@@ -54,9 +68,10 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from api.app import create_app
 
     _dsn(settings)
+    require_strong_pepper(settings)
     host = args.host or settings.api_host
     port = args.port if args.port is not None else settings.api_port
-    options: dict[str, Any] = {"log_level": "info", "access_log": args.access_log, "proxy_headers": False}
+    options: dict[str, Any] = {"log_level": "info", "access_log": args.access_log, **server_options(settings)}
     if args.workers > 1:
         # One process runs Python on one core: a busy API needs several (PostgreSQL wants cores too).
         serve_workers("api.cli:app_from_environment", workers=args.workers, host=host, port=port, **options)
@@ -105,6 +120,8 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
     from api.errors import ApiError
 
     dsn = _dsn(settings)
+    if args.tokens_cmd == "create":
+        require_strong_pepper(settings)  # a token hashed with a known pepper is crackable offline
     now = SystemClock().now()
 
     async def go() -> int:

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.errors import PROBLEM_BASE, ApiError, Unavailable
 from api.schemas import Problem
+from minewatch.text import log_safe
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ _STATUS: dict[int, tuple[str, str]] = {
     403: ("forbidden", "Forbidden"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
+    408: ("timeout", "Request timeout"),
     409: ("conflict", "Conflict"),
     413: ("too-large", "Request too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
@@ -131,7 +133,8 @@ async def _on_database_down(request: Request, exc: Exception) -> ProblemResponse
 
 
 async def _on_statement_timeout(request: Request, exc: Exception) -> ProblemResponse:
-    log.warning("%s %s: statement cancelled: %s", request.method, request.url.path, exc)
+    # the path is the client's: escaped so it cannot forge or break the log line
+    log.warning("%s %s: statement cancelled: %s", log_safe(request.method, 20), log_safe(request.url.path), exc)
     return _unavailable(request, "the database did not answer within the API's time limit; retry later, "
                                  "or ask for a shorter range or a larger step")
 

@@ -8,6 +8,7 @@ import functools
 import importlib
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -21,12 +22,37 @@ from typing import Any
 import asyncpg
 import yaml
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 from minewatch.clock import SystemClock
 from minewatch.embedded import EmbeddedBroker, EmbeddedPostgres
-from minewatch.settings import Settings
+from minewatch.errors import MinewatchError
+from minewatch.settings import Settings, pepper_problem
 
 log = logging.getLogger(__name__)
+
+
+PEPPER_FILE = "token_pepper"
+
+
+def installation_pepper(settings: Settings, data: Path) -> tuple[Settings, Path | None]:
+    """`settings` with a token pepper fit for use: the configured one when it is, else this
+    installation's own, generated once at random into `<data dir>/token_pepper` (mode 0600).
+    The demo must never run on a publicly known pepper (forgeable cursors, crackable token
+    hashes), and `minewatch tokens create` needs the same one: the file says where it is."""
+    if pepper_problem(settings.token_pepper.get_secret_value()) is None:
+        return settings, None
+    path = data / PEPPER_FILE
+    if not path.exists():
+        data.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32) + "\n")
+    pepper = path.read_text(encoding="ascii").strip()
+    if pepper_problem(pepper) is not None:
+        raise MinewatchError(f"{path} does not hold a usable token pepper; delete it to make a new one")
+    return settings.model_copy(update={"token_pepper": SecretStr(pepper)}), path
 
 
 DEMO_SCENARIO = Path(str(resources.files("simulators") / "demo_scenario.yaml"))
@@ -71,6 +97,7 @@ async def run_all(settings: Settings, *, speed: float = 1.0, with_simulators: bo
     from minewatch.cli import _prepare_db
 
     data = settings.data_dir.resolve()
+    settings, pepper_file = installation_pepper(settings, data)
     pg: EmbeddedPostgres | None = None
     broker: EmbeddedBroker | None = None
     sim: subprocess.Popen[bytes] | None = None
@@ -101,7 +128,8 @@ async def run_all(settings: Settings, *, speed: float = 1.0, with_simulators: bo
             tasks.append(tg.create_task(_rollup(dsn)))
             if with_simulators:
                 sim = _start_simulators(settings, url, speed, data, scenario)
-            print(_banner(settings, dsn, url, api_url, data, scenario if with_simulators else None), flush=True)
+            print(_banner(settings, dsn, url, api_url, data, scenario if with_simulators else None,
+                          pepper_file), flush=True)
             tasks.append(tg.create_task(_status(dsn, 10.0)))
             if seconds is not None:
                 await asyncio.sleep(seconds)
@@ -122,7 +150,8 @@ async def run_all(settings: Settings, *, speed: float = 1.0, with_simulators: bo
     return 0
 
 
-def _banner(settings: Settings, dsn: str, url: str, api_url: str, data: Path, scenario: Path | None) -> str:
+def _banner(settings: Settings, dsn: str, url: str, api_url: str, data: Path, scenario: Path | None,
+            pepper_file: Path | None = None) -> str:
     lines = [
         "",
         "=" * 72,
@@ -130,8 +159,9 @@ def _banner(settings: Settings, dsn: str, url: str, api_url: str, data: Path, sc
         f"   database : {dsn}",
         f"   broker   : {url}  (topics mines/<mine>/safety|geotech|personnel|stations)",
     ]
+    env = f"MINEWATCH_TOKEN_PEPPER=$(cat {pepper_file}) " if pepper_file is not None else ""
     lines += [f"   API      : {api_url}/v1/mines   (docs {api_url}/docs; create a token with",
-              "              `minewatch tokens create --role admin --name me`)",
+              f"              `{env}DATABASE_URL='{dsn}' minewatch tokens create --role admin --name me`)",
               f"   metrics  : {api_url}/metrics", f"   health   : {api_url}/readyz"]
     lines += [
         f"   data dir : {data}",
@@ -188,9 +218,11 @@ async def _api(settings: Settings, registry: CollectorRegistry) -> None:
     import uvicorn
 
     from api.app import create_app
+    from api.cli import server_options
 
     app = create_app(settings, registry=registry)
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="warning",
+                                           **server_options(settings)))
     serving = asyncio.ensure_future(server.serve())
     try:
         await asyncio.shield(serving)

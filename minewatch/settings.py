@@ -9,6 +9,16 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from minewatch.errors import ConfigError
+
+# The token pepper keys the API token hashes and the cursors' HMAC: a known or guessable one
+# makes cursors forgeable and token hashes crackable offline. 32 characters is what
+# `openssl rand -hex 16` prints, 128 bits; docs ask for `openssl rand -hex 32`.
+MIN_PEPPER_CHARS = 32
+# Public values: the old built-in default and the placeholders docs and examples have shown.
+KNOWN_PEPPERS = frozenset({"minewatch-dev-pepper", "changeme", "change-me", "secret", "pepper",
+                           "test-pepper", "bench-pepper"})
+
 
 def packaged(name: str) -> Path:
     """Path of a data file shipped inside the `minewatch` package (sample registry, packs)."""
@@ -79,6 +89,38 @@ class Settings(BaseSettings):
     # client gets a 503 problem and the connection is free again, instead of one stuck request
     # holding one of the process's few connections.
     api_statement_timeout_s: float = Field(default=15.0, gt=0, le=3600)
+    # Bounds on what one client may make an API process hold (api/limits.py, docs/operations.md):
+    # the largest request body (the biggest legitimate one, a case action with a long comment, is
+    # a few KB), the time its body may take to arrive, the connections + requests in flight past
+    # which uvicorn answers 503, and how long an idle keep-alive connection stays open.
+    api_max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    api_body_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    api_limit_concurrency: int = Field(default=500, ge=10, le=100_000)
+    api_keep_alive_s: float = Field(default=5.0, gt=0, le=300)
     metrics_port: int = 9108
-    token_pepper: SecretStr = SecretStr("minewatch-dev-pepper")
+    # No usable default: `minewatch api` and `minewatch tokens` refuse to start without a strong
+    # one (require_strong_pepper); `minewatch run`, the embedded demo, makes one per data dir.
+    token_pepper: SecretStr = SecretStr("")
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+
+
+def pepper_problem(pepper: str) -> str | None:
+    """Why `pepper` is unfit to key tokens and cursors, or None when it is fit."""
+    if not pepper.strip():
+        return "is empty"
+    if pepper.strip().lower() in KNOWN_PEPPERS:
+        return "is a publicly known value"
+    if len(pepper) < MIN_PEPPER_CHARS:
+        return f"is shorter than {MIN_PEPPER_CHARS} characters"
+    if len(set(pepper)) < 8:
+        return "repeats too few distinct characters to be random"
+    return None
+
+
+def require_strong_pepper(settings: Settings) -> None:
+    """ConfigError naming MINEWATCH_TOKEN_PEPPER unless the pepper is fit (see pepper_problem).
+    Called where a service that uses it starts (`minewatch api`, `minewatch tokens`)."""
+    problem = pepper_problem(settings.token_pepper.get_secret_value())
+    if problem is not None:
+        raise ConfigError(f"MINEWATCH_TOKEN_PEPPER {problem}: set it to a random secret of at least "
+                          f"{MIN_PEPPER_CHARS} characters, e.g. `openssl rand -hex 32` (docs/operations.md)")

@@ -13,7 +13,8 @@ from alerting.checklist import Checklist
 from api.auth.tokens import create_token
 from minewatch.db.timeseries import PartitionKeeper, current_backend
 
-PEPPER = "test-pepper"
+# Strong enough for require_strong_pepper (minewatch/settings.py): tests start `minewatch api` with it.
+PEPPER = "test-pepper-0123456789abcdef0123456789abcdef"
 M1, M2, M3, TAILINGS, PIT = "140100000001", "140100000002", "140100000003", "140100000901", "140100000902"
 ALL_MINES = {M1, M2, M3, TAILINGS, PIT}
 COUNTY_QX = "140121"  # 清徐县: M1, M2, TAILINGS

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from minewatch.cli import dispatch
 from minewatch.errors import ConfigError, MinewatchError
 from minewatch.settings import Settings
+from minewatch.text import log_safe
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +66,19 @@ def _reasons(lang: Lang, counts: Counter[str] | dict[str, int]) -> str:
 
 def describe(summary: Any, lang: Lang) -> str:
     """One line about what became of a file (a `source.FileSummary`)."""
+    # Names and details come from uploaders: a newline in a file name must not forge a line.
     s = summary
+    name = log_safe(s.name, 1000)
     if s.state == "done":
         extra = "".join(f", {k} {v}" for k, v in sorted(s.extra.items()) if v)
-        text = say(lang, "done", name=s.name, kind=s.kind, records=s.records, stored=s.stored,
+        text = say(lang, "done", name=name, kind=s.kind, records=s.records, stored=s.stored,
                    duplicates=s.duplicates, rejected=_reasons(lang, s.rejected), extra=extra)
     elif s.state == "rejected":
-        text = say(lang, "rejected", name=s.name, reason=s.reason, detail=s.detail)
+        text = say(lang, "rejected", name=name, reason=s.reason, detail=log_safe(str(s.detail), 1000))
     else:
-        text = say(lang, s.state, name=s.name, detail=s.detail)
+        text = say(lang, s.state, name=name, detail=log_safe(str(s.detail), 1000))
     if s.moved_to:
-        text += "\n" + say(lang, "moved", path=s.moved_to)
+        text += "\n" + say(lang, "moved", path=log_safe(s.moved_to, 1000))
     return text
 
 
@@ -127,10 +130,14 @@ class _Bar:
             print(file=sys.stderr, flush=True)
 
 
-def _file_settings(args: argparse.Namespace) -> Any:
+def _file_settings(args: argparse.Namespace, settings: Settings | None = None) -> Any:
     from ingest.files.source import FileSourceSettings
 
-    values = {k: getattr(args, k) for k in ("poll_s", "incomplete_timeout_s", "chunk_rows") if getattr(args, k, None) is not None}
+    names = ("poll_s", "incomplete_timeout_s", "chunk_rows", "max_file_bytes", "max_record_errors")
+    values: dict[str, Any] = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    retention = getattr(settings, "retention_days", None)
+    if isinstance(retention, int):
+        values["retention_days"] = retention
     try:
         return FileSourceSettings(**values)
     except ValidationError as exc:
@@ -166,7 +173,7 @@ def cmd_ingest_files(args: argparse.Namespace, settings: Settings) -> int:
 
     dsn = _dsn(settings)
     lang: Lang = args.lang
-    options = _file_settings(args)
+    options = _file_settings(args, settings)
     drop: Path = args.watch
     if not drop.is_dir():
         raise MinewatchError(f"--watch {drop}: not a directory")
@@ -192,6 +199,7 @@ def cmd_ingest_files(args: argparse.Namespace, settings: Settings) -> int:
         try:
             await watcher.run(once=args.once, stop=stop)
         finally:
+            watcher.close()
             await ingester.close()
             print(totals.line(lang), flush=True)  # also when stopped by a signal
         return 0
@@ -206,7 +214,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
     dsn = _dsn(settings)
     lang: Lang = args.lang
-    options = _file_settings(args)
+    options = _file_settings(args, settings)
     paths: list[Path] = args.files
 
     async def main(stop: asyncio.Event) -> int:
@@ -245,10 +253,17 @@ _WATCH_EPILOG = """\
 Takes the top-level files named {mine}_{TYPE}_{yyyyMMddHHmmss}.txt in the order of
 the time in their names, definitions (FZDY, CDDY) first. A file without its closing ||
 is left alone until it is complete, and quarantined as 'incomplete' if it stays so for
---incomplete-timeout-s. Other names (x.txt.part, hidden files) are ignored.
+--incomplete-timeout-s. Other names (x.txt.part, hidden files) are left alone and
+reported once. DIR is untrusted: only regular files are read; links, FIFOs and hard
+links are removed unread with a dead letter (not_regular_file); names starting with ..
+are refused; a file over --max-file-bytes is quarantined unread (too_large), one with
+more than --max-record-errors bad records whole (too_many_errors, one dead letter).
 
+A complete file is first moved into DIR/.minewatch-processing/ and read from there.
 Ingested files move to ARCHIVE/YYYY/MM/DD/, refused ones to QUARANTINE/ next to a
-NAME.reason file (move a file back into DIR to retry it). Rejected records go to dead
+NAME.reason file (move a file back into DIR to retry it). ARCHIVE and QUARANTINE
+(default DIR.archive and DIR.quarantine, next to DIR) must lie outside DIR and not be
+symbolic links. Rejected records go to dead
 letters (GET /v1/dead-letters) with the file name, line and reason. Content already
 ingested is never ingested twice; a stopped or killed run resumes where it left off.
 
@@ -283,9 +298,13 @@ def _add_watch(sub: Any, name: str) -> None:
                        epilog=_WATCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     w.add_argument("--watch", type=Path, required=True, metavar="DIR", help="the drop directory")
     w.add_argument("--archive", type=Path, default=None, metavar="ARCHIVE",
-                   help="where ingested files go (default DIR/archive)")
+                   help="where ingested files go, outside DIR (default DIR.archive)")
     w.add_argument("--quarantine", type=Path, default=None, metavar="QUARANTINE",
-                   help="where refused files go (default DIR/quarantine)")
+                   help="where refused files go, outside DIR (default DIR.quarantine)")
+    w.add_argument("--max-file-bytes", type=int, default=None, metavar="BYTES",
+                   help="bigger files are quarantined unread (default 33554432 = 32 MiB)")
+    w.add_argument("--max-record-errors", type=int, default=None, metavar="N",
+                   help="a file with more bad records is quarantined whole (default 1000)")
     w.add_argument("--once", action="store_true", help="one pass over the directory, then exit")
     w.add_argument("--poll-s", type=float, default=None, metavar="SECONDS", help="seconds between scans (default 1)")
     w.add_argument("--incomplete-timeout-s", type=float, default=None, metavar="SECONDS",

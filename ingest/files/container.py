@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime
 from typing import NamedTuple
 
@@ -74,37 +75,72 @@ def strip_terminator(text: str) -> str:
     return trimmed[: -len(TERMINATOR)]
 
 
-def split_records(body: str) -> tuple[list[Row], Row | None]:
-    """The `~`-terminated records of `body` (header first) and the unterminated rest, if any.
+# Records are split a block of about this many characters at a time: `str.split` keeps the
+# per-record cost in C, and the block bound keeps a file of millions of tiny records from
+# becoming millions of strings at once (a parse that stops early then never builds them).
+_BLOCK_CHARS = 1 << 20
 
-    Blank records (`~~`, blank lines) are skipped. Line numbers count `\\n`, so CRLF and LF
-    files number alike; records that share a line (no newline after `~`) share its number and
-    are told apart by their ordinal.
+
+class RecordSplitter:
+    """The `~`-terminated records of `body` (header first), a block (list of rows) at a time.
+
+    After iteration `rest` holds the unterminated text after the last `~`, if any. Blank
+    records (`~~`, blank lines) are skipped. Line numbers count `\\n`, so CRLF and LF files
+    number alike; records that share a line (no newline after `~`) share its number and are
+    told apart by their ordinal.
     """
-    chunks = body.split(RECORD_END)
-    tail = chunks.pop()  # whatever follows the last `~`: blank in a well-formed file
-    rows: list[Row] = []
-    append = rows.append
-    line = 1
-    ordinal = 0
-    for chunk in chunks:
-        text = chunk.strip()
-        newlines = chunk.count("\n")
+
+    def __init__(self, body: str, block: int = _BLOCK_CHARS) -> None:
+        self.body = body
+        self.block = block
+        self.rest: Row | None = None
+        self.line = 1
+        self.ordinal = 0
+
+    def __iter__(self) -> Iterator[list[Row]]:
+        body = self.body
+        end = body.rfind(RECORD_END)
+        pos = 0
+        while pos <= end:
+            cut = body.rfind(RECORD_END, pos, pos + self.block)
+            if cut < 0:
+                cut = body.find(RECORD_END, pos + self.block)
+            rows = self._rows(body[pos:cut].split(RECORD_END))
+            pos = cut + 1
+            if rows:
+                yield rows
+        tail = body[end + 1 :]  # whatever follows the last `~`: blank in a well-formed file
+        text = tail.strip()
         if text:
-            if newlines == 0 or (newlines == 1 and (chunk[0] == "\n" or chunk.startswith("\r\n"))):
-                # The usual layouts: records on one line, or one record per line (LF or CRLF).
-                start = line + newlines
-            else:
-                # Count the newlines before the record's first non-blank character.
-                start = line + chunk.count("\n", 0, chunk.find(text[0]))
-            append((start, ordinal, text))
-            ordinal += 1
-        line += newlines
-    rest: Row | None = None
-    text = tail.strip()
-    if text:
-        rest = (line + tail.count("\n", 0, tail.find(text[0])), ordinal, text)
-    return rows, rest
+            self.rest = (self.line + tail.count("\n", 0, tail.find(text[0])), self.ordinal, text)
+
+    def _rows(self, chunks: list[str]) -> list[Row]:
+        rows: list[Row] = []
+        append = rows.append
+        line = self.line
+        ordinal = self.ordinal
+        for chunk in chunks:
+            text = chunk.strip()
+            newlines = chunk.count("\n")
+            if text:
+                if newlines == 0 or (newlines == 1 and (chunk[0] == "\n" or chunk.startswith("\r\n"))):
+                    # The usual layouts: records on one line, or one record per line (LF or CRLF).
+                    start = line + newlines
+                else:
+                    # Count the newlines before the record's first non-blank character.
+                    start = line + chunk.count("\n", 0, chunk.find(text[0]))
+                append((start, ordinal, text))
+                ordinal += 1
+            line += newlines
+        self.line, self.ordinal = line, ordinal
+        return rows
+
+
+def split_records(body: str) -> tuple[list[Row], Row | None]:
+    """All the `~`-terminated records of `body` and the unterminated rest (see `RecordSplitter`)."""
+    splitter = RecordSplitter(body)
+    rows = [row for block in splitter for row in block]
+    return rows, splitter.rest
 
 
 def needs_strip(text: str) -> bool:

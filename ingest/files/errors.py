@@ -11,6 +11,7 @@ REJECT_REASONS: tuple[str, ...] = (
     "bad_encoding",  # neither UTF-8 nor GBK/GB18030
     "bad_header",  # no header record, wrong field count or unparseable header times
     "mine_mismatch",  # mine code in the file name differs from the header's
+    "too_many_errors",  # more bad records than the source's limit: one dead letter for the file
 )
 
 

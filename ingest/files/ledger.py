@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -27,18 +27,20 @@ import asyncpg
 from ingest.errors import IngestError
 from ingest.files.container import FILE_TYPES, is_complete, parse_file_name
 from ingest.files.errors import FileRejected
-from ingest.files.parse import parse_file
-from ingest.files.records import CddyRecord, FzdyRecord, ParsedFile
+from ingest.files.parse import parse_file, too_many
+from ingest.files.records import CddyRecord, FzdyRecord, ParsedFile, Record, RecordError
 from ingest.files.registry_update import apply_cddy, apply_fzdy, load_lookup, load_mine, reprocess
 from ingest.files.source import (
     INCOMPLETE,
     REGISTRY_KINDS,
     UNKNOWN_MINE,
+    Converted,
     FileSourceSettings,
     FileSummary,
     MineInfo,
     chunks,
     convert,
+    display_name,
     file_dead_letter,
     raw_records,
     record_dead_letter,
@@ -51,6 +53,7 @@ from ingest.store import BatchStore, DeadLetter
 from ingest.validate import DUPLICATE_CONFLICT, UNPROCESSABLE, Lookup
 from minewatch.clock import Clock
 from minewatch.db.timeseries import PartitionKeeper, current_backend
+from minewatch.text import log_safe
 from minewatch.timeutil import zone
 
 log = logging.getLogger(__name__)
@@ -213,15 +216,46 @@ class FileIngester:
         assert self._keeper is not None
         return BatchStore(conn, self._keeper, source="file")
 
-    async def ingest(self, name: str, data: bytes, *, progress: Report | None = None) -> FileSummary:
+    async def ingest(self, name: str, data: bytes, *, progress: Report | None = None,
+                     recovered: bool = False) -> FileSummary:
         """Store one file (`name` as uploaded, `data` its bytes) and say what became of it.
 
         States: `done`; `already_done` (this content is in the ledger as done: nothing is
         stored again); `incomplete` (no `||`: nothing done, look again later); `rejected` (a
-        whole-file reason: a ledger row and a dead letter). Raises `IngestError` while the
-        database is unavailable.
+        whole-file reason: a ledger row and a dead letter). `recovered`: the watcher took this
+        file before a stop and finds it again; if the ledger already quarantined this content
+        no second dead letter is written. Raises `IngestError` while the database is unavailable.
+        The name may be anything a directory listing returns (see `display_name`).
         """
-        return await self._guard(name, data, lambda: self._ingest(name, data, progress))
+        name = display_name(name)
+        return await self._guard(name, data, lambda: self._ingest(name, data, progress, recovered))
+
+    async def refuse(self, name: str, data: bytes, reason: str, detail: str, *, sha: str | None = None,
+                     size: int | None = None, ledger: bool = True, recovered: bool = False) -> FileSummary:
+        """Refuse a whole file the watcher judged unusable: a dead letter (and a ledger row).
+
+        `data` is what the dead letter keeps (the head of an oversized file); `sha` and `size`
+        are of the whole file when `data` is not all of it. `ledger=False` for entries that
+        have no content (a link): a dead letter only.
+        """
+        name = display_name(name)
+        return await self._guard(name, data, lambda: self._refuse(name, data, reason, detail, sha, size, ledger,
+                                                                 recovered))
+
+    async def _refuse(self, name: str, data: bytes, reason: str, detail: str, sha: str | None, size: int | None,
+                      ledger: bool, recovered: bool) -> FileSummary:
+        if recovered:
+            conn = await self._connect()
+            entry = await Ledger(conn).get(sha or hashlib.sha256(data).hexdigest())
+            if entry is not None and entry.state == QUARANTINED:
+                return self._again(entry)
+        return await self._reject(name, data, reason, detail, sha=sha, size=size, ledger=ledger)
+
+    @staticmethod
+    def _again(entry: LedgerEntry) -> FileSummary:
+        # A file this run's predecessor refused but could not move: not dead-lettered again.
+        return FileSummary(entry.name, "rejected", entry.kind, entry.mine_code, reason=entry.reason,
+                           detail=entry.detail, sha256=entry.sha256)
 
     async def quarantine_incomplete(self, name: str, data: bytes, *, waited: timedelta) -> FileSummary:
         """Record that a file stayed without `||` too long: a ledger row and a dead letter."""
@@ -242,11 +276,11 @@ class FileIngester:
             state = str(getattr(exc, "sqlstate", "") or "")
             if not state or state[:2] in _TRANSIENT:
                 raise IngestError(f"{name}: database error: {exc}") from exc
-            log.exception("%s cannot be stored; it is refused as unprocessable", name)
+            log.exception("%s cannot be stored; it is refused as unprocessable", log_safe(name))
             failure = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # a bug must cost this one file (kept whole, dead-lettered), not the file worker
             await self.close()
-            log.exception("%s could not be processed; it is refused as unprocessable", name)
+            log.exception("%s could not be processed; it is refused as unprocessable", log_safe(name))
             failure = f"{type(exc).__name__}: {exc}"
         try:
             return await self._reject(name, data, UNPROCESSABLE, failure)
@@ -254,13 +288,15 @@ class FileIngester:
             await self.close()
             raise IngestError(f"{name}: database error: {again}") from again
 
-    async def _ingest(self, name: str, data: bytes, progress: Report | None) -> FileSummary:
+    async def _ingest(self, name: str, data: bytes, progress: Report | None, recovered: bool) -> FileSummary:
         conn = await self._connect()
         sha = hashlib.sha256(data).hexdigest()
         entry = await Ledger(conn).get(sha)
         if entry is not None and entry.state == DONE:
             return FileSummary(name, "already_done", entry.kind, entry.mine_code, entry.records,
-                               detail=f"same content as {entry.name}, done at {entry.finished_at}")
+                               detail=f"same content as {entry.name}, done at {entry.finished_at}", sha256=sha)
+        if recovered and entry is not None and entry.state == QUARANTINED:
+            return self._again(entry)
         if not is_complete(data):
             return FileSummary(name, "incomplete")
         try:
@@ -270,13 +306,21 @@ class FileIngester:
         mine, lookup = await self._mine(code)
         if mine is None or lookup is None:
             return await self._reject(name, data, UNKNOWN_MINE, f"mine {code!r} is not in the registry", mine=code)
+        limit = self.settings.max_record_errors
         try:
-            parsed = parse_file(name, data, tz=mine.tz, power_table=mine.power_table, encoding=mine.encoding)
+            parsed = parse_file(name, data, tz=mine.tz, power_table=mine.power_table, encoding=mine.encoding,
+                                max_errors=limit)
         except FileRejected as exc:
             return await self._reject(name, data, exc.reason, exc.detail, mine=code)
         resume = entry if entry is not None and entry.state == STARTED else None
+        if resume is None and parsed.type not in REGISTRY_KINDS and len(parsed.records) + len(parsed.errors) > limit:
+            # Counted before anything is stored, so a file over the limit stores nothing.
+            bad, lookup = await self._refusals(parsed, mine, lookup)
+            if len(bad) > limit:
+                refusal = too_many(bad, limit)
+                return await self._reject(name, data, refusal.reason, refusal.detail, mine=code)
         key = FileKey(sha, name, len(data), mine.code, parsed.type, len(parsed.records) + len(parsed.errors))
-        summary = FileSummary(name, "done", parsed.type, mine.code, key.records)
+        summary = FileSummary(name, "done", parsed.type, mine.code, key.records, sha256=sha)
         if resume is not None:  # what the chunks an earlier run committed did
             summary.add(resume.stored, resume.duplicates, resume.rejected)
             summary.extra.update(resume.summary)
@@ -298,6 +342,29 @@ class FileIngester:
         self._mines[code] = (mine, lookup, time.monotonic())
         return mine, lookup
 
+    def _convert(self, kind: str, records: Sequence[Record], lookup: Lookup, mine: str, now: datetime) -> Converted:
+        oldest = now - timedelta(days=self.settings.retention_days)
+        return convert(kind, records, lookup, mine, now=now, future_tolerance=self._tolerance, oldest=oldest)
+
+    async def _refusals(self, parsed: ParsedFile, mine: MineInfo, lookup: Lookup) -> tuple[list[RecordError], Lookup]:
+        """The file's bad records (parse errors, then registry refusals) up to one past the limit."""
+        bad = list(parsed.errors)
+        now = self.clock.now()
+        refreshed = False
+        for chunk in chunks(parsed.records, (), self.settings.chunk_rows):
+            conv = self._convert(parsed.type, chunk.records, lookup, mine.code, now)
+            if not refreshed and any(r.reason.startswith("unknown_") for r in conv.rejects):
+                refreshed = True
+                fresh = (await self._mine(mine.code, fresh=True))[1]
+                if fresh is not None:
+                    lookup = fresh
+                    conv = self._convert(parsed.type, chunk.records, lookup, mine.code, now)
+            bad += [RecordError(r.line, r.ordinal, r.reason, r.detail, "") for r in conv.rejects]
+            if len(bad) > self.settings.max_record_errors:
+                break
+        bad.sort(key=lambda e: e.ordinal)
+        return bad, lookup
+
     async def _data(self, conn: asyncpg.Connection, parsed: ParsedFile, data: bytes, mine: MineInfo, lookup: Lookup,
                     key: FileKey, resume: LedgerEntry | None, summary: FileSummary, progress: Report | None) -> None:
         now = self.clock.now()
@@ -313,14 +380,14 @@ class FileIngester:
 
         refreshed = False
         for i, chunk in enumerate(parts):
-            conv = convert(key.kind, chunk.records, lookup, mine.code, now=now, future_tolerance=self._tolerance)
+            conv = self._convert(key.kind, chunk.records, lookup, mine.code, now)
             if not refreshed and any(r.reason.startswith("unknown_") for r in conv.rejects):
                 # Our copy of the registry may predate a definition: refresh it once per file.
                 refreshed = True
                 fresh = (await self._mine(mine.code, fresh=True))[1]
                 if fresh is not None:
                     lookup = fresh
-                    conv = convert(key.kind, chunk.records, lookup, mine.code, now=now, future_tolerance=self._tolerance)
+                    conv = self._convert(key.kind, chunk.records, lookup, mine.code, now)
             dead = [record_dead_letter(e, name=key.name, mine=mine.code, now=now) for e in chunk.errors]
             if conv.rejects:
                 dead += [reject_dead_letter(r, texts().get(r.ordinal, ""), name=key.name, mine=mine.code, now=now)
@@ -381,17 +448,21 @@ class FileIngester:
             await ledger.record(key, Progress(last, summary.stored, 0, summary.rejected, summary.extra),
                                 done=True, new_run=False, now=now)
 
-    async def _reject(self, name: str, data: bytes, reason: str, detail: str, *, mine: str | None = None) -> FileSummary:
+    async def _reject(self, name: str, data: bytes, reason: str, detail: str, *, mine: str | None = None,
+                      sha: str | None = None, size: int | None = None, ledger: bool = True) -> FileSummary:
         """A whole file refused: a dead letter and a ledger row, in one transaction."""
         conn = await self._connect()
         now = self.clock.now()
         parts = name.rsplit(".", 1)[0].rsplit("_", 2)
         kind = parts[1].upper() if len(parts) == 3 and parts[1].upper() in FILE_TYPES else None
+        sha = sha or hashlib.sha256(data).hexdigest()
         async with conn.transaction():
             await self._store(conn).write({}, [file_dead_letter(name, data, reason, detail, mine=mine, now=now)], now=now)
-            await Ledger(conn).quarantine(sha256=hashlib.sha256(data).hexdigest(), name=name, size=len(data),
-                                          mine_code=mine, kind=kind, reason=reason, detail=detail, now=now)
-        summary = FileSummary(name, "rejected", kind, mine, reason=reason, detail=detail)
+            if ledger:
+                await Ledger(conn).quarantine(sha256=sha, name=name, size=len(data) if size is None else size,
+                                              mine_code=mine, kind=kind, reason=reason, detail=detail, now=now)
+        summary = FileSummary(name, "rejected", kind, mine, reason=reason, detail=detail,
+                              sha256=sha if ledger else None)
         self._count(summary)
         return summary
 

@@ -21,17 +21,18 @@ Whole-file problems raise `IncompleteFile` or `FileRejected` (see `errors.REJECT
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from ingest.files.container import (
+    RecordSplitter,
     Row,
     is_complete,
     parse_file_name,
     parse_header,
     split_fields,
-    split_records,
     strip_terminator,
 )
 from ingest.files.encoding import decode
@@ -164,7 +165,11 @@ def _count(fields: list[str], *allowed: int) -> None:
         raise _Bad("field_count", f"{len(fields)} fields, expected {expected}")
 
 
-def _cdss(rows: list[Row], ctx: _Ctx, out: list[Record], errors: list[RecordError]) -> None:
+class _TooMany(Exception):
+    """Internal: more bad records than the caller's limit; the parse stops here."""
+
+
+def _cdss(rows: list[Row], ctx: _Ctx, out: list[Record], errors: list[RecordError], max_errors: float) -> None:
     # The hot path: locals for everything looked up per row, the cached time lookup inlined.
     point_max = ctx.point_max
     mine = ctx.mine
@@ -193,6 +198,8 @@ def _cdss(rows: list[Row], ctx: _Ctx, out: list[Record], errors: list[RecordErro
             append(record)
         except _Bad as bad:
             errors.append(RecordError(line, ordinal, bad.reason, bad.detail, text))
+            if len(errors) > max_errors:
+                raise _TooMany from None
 
 
 def _status(text: str) -> int:
@@ -330,20 +337,29 @@ _RowParser = Callable[[list[str], _Ctx, int, int], Record]
 _PARSERS: dict[str, _RowParser] = {"CDDY": _cddy, "FZDY": _fzdy, "FZSS": _fzss, "TJSJ": _tjsj, "YCBJ": _ycbj}
 
 
-def _parse_rows(kind: str, rows: list[Row], ctx: _Ctx) -> tuple[list[Record], list[RecordError]]:
+def _parse_rows(kind: str, rows: list[Row], ctx: _Ctx, out: list[Record], errors: list[RecordError],
+                max_errors: float) -> None:
     # Records of one type from already-split rows; one RecordError per bad row.
-    out: list[Record] = []
-    errors: list[RecordError] = []
     if kind == "CDSS":
-        _cdss(rows, ctx, out, errors)
-        return out, errors
+        _cdss(rows, ctx, out, errors, max_errors)
+        return
     parser = _PARSERS[kind]
     for line, ordinal, text in rows:
         try:
             out.append(parser(split_fields(text), ctx, line, ordinal))
         except _Bad as bad:
             errors.append(RecordError(line, ordinal, bad.reason, bad.detail, text))
-    return out, errors
+            if len(errors) > max_errors:
+                raise _TooMany from None
+
+
+def too_many(errors: Sequence[RecordError], limit: int) -> FileRejected:
+    """The whole-file refusal of a file with more than `limit` bad records: one summary, not one per record."""
+    tally = Counter(e.reason for e in errors)
+    reasons = ", ".join(f"{r} {n}" for r, n in tally.most_common())
+    first = errors[0]
+    return FileRejected("too_many_errors", f"more than {limit} bad records (first at line {first.line}: "
+                                           f"{first.reason}); the first {len(errors)}: {reasons}")
 
 
 def parse_file(
@@ -353,6 +369,7 @@ def parse_file(
     tz: ZoneInfo | None = None,
     power_table: Mapping[int, str] = POWER_TABLE_DC0,
     encoding: str | None = None,
+    max_errors: int | None = None,
 ) -> ParsedFile:
     """Parse one complete upload file.
 
@@ -360,14 +377,19 @@ def parse_file(
     `power_table` maps FZSS power-state codes (`records.POWER_TABLES`); `encoding` names a
     source's known encoding instead of detecting it (see `encoding.decode`).
     Raises `IncompleteFile` (no `||`: leave the file alone) before anything else, then
-    `FileRejected` for a bad name, unknown type, bad encoding, bad header or a mine mismatch.
+    `FileRejected` for a bad name, unknown type, bad encoding, bad header or a mine mismatch,
+    and `too_many_errors` as soon as more than `max_errors` records are bad (the rest of the
+    file is not even split: memory stays bounded whatever the file holds).
     """
     if not is_complete(data):
         raise IncompleteFile(f"{name}: no `||` terminator: the file is incomplete")
     wall = WallClock(tz if tz is not None else zone())
     file_name = parse_file_name(name, wall)
     text, used = decode(data, encoding)
-    rows, rest = split_records(strip_terminator(text))
+    splitter = RecordSplitter(strip_terminator(text))
+    del text
+    blocks = iter(splitter)
+    rows = next(blocks, None)
     if not rows:
         raise FileRejected("bad_header", f"{name}: no `~`-terminated header record")
     header = parse_header(rows[0], wall)
@@ -377,8 +399,19 @@ def parse_file(
             f"file name says {file_name.mine_code!r}, header says {header.mine_code!r}",
         )
     ctx = _Ctx(header.mine_code, wall, power_table)
-    records, errors = _parse_rows(file_name.type, rows[1:], ctx)
-    if rest is not None:
-        line, ordinal, raw = rest
-        errors.append(RecordError(line, ordinal, "unterminated_record", "no `~` before `||`", raw))
+    records: list[Record] = []
+    errors: list[RecordError] = []
+    limit = float("inf") if max_errors is None else max_errors
+    try:
+        _parse_rows(file_name.type, rows[1:], ctx, records, errors, limit)
+        for rows in blocks:
+            _parse_rows(file_name.type, rows, ctx, records, errors, limit)
+        if splitter.rest is not None:
+            line, ordinal, raw = splitter.rest
+            errors.append(RecordError(line, ordinal, "unterminated_record", "no `~` before `||`", raw))
+            if len(errors) > limit:
+                raise _TooMany
+    except _TooMany:
+        assert max_errors is not None
+        raise too_many(errors, max_errors) from None
     return ParsedFile(name, header.mine_code, file_name.type, file_name.stamp, header, records, errors, used)

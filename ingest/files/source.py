@@ -9,6 +9,7 @@ the database; `watch.py` does the IO.
 from __future__ import annotations
 
 import bisect
+import os
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,15 +35,19 @@ from ingest.validate import (
     BAD_VALUE,
     FUTURE_TIME,
     MINE_MISMATCH,
+    TOO_LARGE,
+    TOO_OLD,
     UNKNOWN_POINT,
     UNKNOWN_STATION,
     Lookup,
 )
+from minewatch.text import MAX_NAME_CHARS, storable
 
-# Whole-file reasons: the parser's, plus the two only the source can tell.
+# Whole-file reasons: the parser's, plus those only the source can tell.
 UNKNOWN_MINE: Final = "unknown_mine"  # the file's mine is not in the registry
 INCOMPLETE: Final = "incomplete"  # still no `||` after the quarantine timeout
-FILE_REASONS: Final = (*REJECT_REASONS, UNKNOWN_MINE, INCOMPLETE)
+NOT_REGULAR: Final = "not_regular_file"  # a link, FIFO, socket, device or hard link in the drop: never read
+FILE_REASONS: Final = (*REJECT_REASONS, UNKNOWN_MINE, INCOMPLETE, NOT_REGULAR, TOO_LARGE)
 
 # A relation in a CDDY record names a point that is not defined (here or earlier).
 UNKNOWN_RELATION_POINT: Final = "unknown_relation_point"
@@ -79,6 +84,22 @@ class FileSourceSettings(BaseModel):
     future_tolerance_s: int = Field(default=300, ge=0)
     # How long a copy of a mine's points and stations is trusted (its CDDY / FZDY resets it).
     lookup_refresh_s: float = Field(default=30.0, gt=0)
+    # The drop directory reads no file bigger than this (it is quarantined whole, unread).
+    # formats.md sizes it: the biggest legitimate upload is a CDDY of a large mine, some 5 000
+    # points of 24 fields (≤ ~600 bytes each with Chinese names and relations) ≈ 3 MB; a
+    # CDSS snapshot of the same mine is ≈ 0.75 MB. 32 MiB is ten times the biggest and keeps
+    # the watcher's peak memory (decoded text + records) near 0.5 GB at worst. Backfills of
+    # bigger files go through `minewatch import`, which an operator runs on chosen files.
+    max_file_bytes: int = Field(default=32 << 20, ge=1024)
+    # After this many bad records (parse errors and registry refusals) a file is quarantined
+    # whole with ONE dead letter: a file of millions of broken records is one fault, and
+    # writing millions of dead letters (10 M for a 20 MB file) would be the attack's payoff.
+    # A real file with a handful of bad records stays far below it.
+    max_record_errors: int = Field(default=1_000, ge=1)
+    # Records older than this (the database's retention) are `too_old` dead letters: they
+    # would be dropped with their partition at the next retention run, and a year-0001 time
+    # must not make anyone create partitions.
+    retention_days: int = Field(default=730, ge=1)
 
 
 @dataclass(frozen=True)
@@ -139,6 +160,7 @@ class FileSummary:
     reason: str | None = None
     detail: str | None = None
     moved_to: str | None = None  # where the watcher put the file (archive or quarantine)
+    sha256: str | None = None  # of the bytes read (None when nothing was read)
 
     def add(self, stored: int, duplicates: int, rejected: Mapping[str, int]) -> None:
         self.stored += stored
@@ -173,8 +195,11 @@ def chunks(records: Sequence[Record], errors: Sequence[RecordError], size: int, 
 
 
 def convert(kind: str, records: Sequence[Record], lookup: Lookup, mine: str, *, now: datetime,
-            future_tolerance: timedelta = timedelta(minutes=5)) -> Converted:
-    """Rows of `TABLE_OF_KIND[kind]` for the records that pass the registry checks, rejects for the rest."""
+            future_tolerance: timedelta = timedelta(minutes=5), oldest: datetime | None = None) -> Converted:
+    """Rows of `TABLE_OF_KIND[kind]` for the records that pass the registry checks, rejects for the rest.
+
+    A record whose data time is before `oldest` (the retention horizon) is refused `too_old`.
+    """
     out = Converted(TABLE_OF_KIND[kind])
     limit = now + future_tolerance
     if kind == "CDSS":
@@ -185,6 +210,8 @@ def convert(kind: str, records: Sequence[Record], lookup: Lookup, mine: str, *, 
         _reported(records, lookup.points, mine, limit, out)
     else:
         raise ValueError(f"{kind} records are registry definitions, not rows")
+    if oldest is not None and out.rows:
+        _too_old(kind, records, oldest, out)
     if out.rows:
         times = [r[1] for r in out.rows] if kind in ("CDSS", "FZSS") else [r[-2] for r in out.rows]
         out.lo, out.hi = min(times), max(times)
@@ -257,6 +284,38 @@ def _reported(records: Sequence[Record], points: Mapping[str, tuple[int, str]], 
                    _opt_text(r.entered_by), _opt_text(r.unit), r.data_time, r.line)
         out.rows.append(row)
         out.lines.append(r.line)
+
+
+def _too_old(kind: str, records: Sequence[Record], oldest: datetime, out: Converted) -> None:
+    # Rare (a backlog beyond retention, a hostile year 0001): filter after the hot path.
+    at = 1 if kind in ("CDSS", "FZSS") else -2
+    if all(row[at] >= oldest for row in out.rows):
+        return
+    by_line: dict[int, list[Record]] = {}
+    for r in records:
+        by_line.setdefault(r.line, []).append(r)
+    rows: list[tuple[Any, ...]] = []
+    lines: list[int] = []
+    for row, line in zip(out.rows, out.lines, strict=True):
+        if row[at] >= oldest:
+            rows.append(row)
+            lines.append(line)
+            continue
+        ordinal = next((r.ordinal for r in by_line.get(line, ()) if r.data_time == row[at]), 0)
+        out.rejects.append(Reject(line, ordinal, TOO_OLD,
+                                  f"data time {row[at].isoformat()} is before the retention horizon {oldest.isoformat()}"))
+    out.rows, out.lines = rows, lines
+    out.rejects.sort(key=lambda r: r.ordinal)
+
+
+def display_name(name: str) -> str:
+    """A file name as storable, readable text: bytes that are not UTF-8 (surrogate escapes from
+    `os.fsdecode`) shown as `\\xNN`, NUL replaced, cut to the dead-letter name limit."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        name = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return storable(name, MAX_NAME_CHARS)
 
 
 def raw_records(data: bytes, encoding: str) -> dict[int, str]:

@@ -42,7 +42,10 @@ class WallClock:
         offset = self._by_hour.get(text[:13])
         if offset is None:
             offset = self._offset(text[:13], wall.replace(tzinfo=None))
-        utc = wall - offset
+        try:
+            utc = wall - offset
+        except OverflowError:  # year 1 east of UTC, year 9999 west of it
+            raise ValueError(f"{text!r} is outside the representable times") from None
         if len(self.known) >= _MAX_CACHED_TEXTS:
             self.known.clear()
         self.known[text] = utc

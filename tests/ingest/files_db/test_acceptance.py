@@ -275,7 +275,8 @@ async def test_sigkill_in_the_middle_of_a_big_file_then_restart_stores_every_row
         state, done = await conn.fetchrow("SELECT state, done_ordinal FROM file_ledger WHERE name = $1", name)
         partial = await conn.fetchval("SELECT count(*) FROM readings")
         assert state == "started" and 0 < partial < len(expected), (state, partial)
-        assert (drop / name).exists()  # not archived: not done
+        # Taken into processing before it was read, not archived: not done.
+        assert [p.name for p in (drop / ".minewatch-processing").glob("*/*")] == [name]
 
         again = spawn_minewatch([*args, "--once"], env, tmp_path / "second.log")
         assert again.wait(120) == 0, (tmp_path / "second.log").read_text()[-2000:]
@@ -288,7 +289,8 @@ async def test_sigkill_in_the_middle_of_a_big_file_then_restart_stores_every_row
                                   "WHERE name = $1", name)
         assert tuple(row) == ("done", 2, len(expected), 0, 100_000, 100_000)
         day = end.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y/%m/%d")
-        assert (drop / "archive" / day / name).exists()
+        assert (tmp_path / "drop.archive" / day / name).exists()
+        assert not list((drop / ".minewatch-processing").iterdir())
     finally:
         await conn.close()
         if proc.poll() is None:

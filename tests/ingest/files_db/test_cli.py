@@ -16,7 +16,8 @@ pytestmark = pytest.mark.integration
 
 
 def run(args: list[str], dsn: str, module: str = "ingest.files.cli") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": dsn, "PYTHONUNBUFFERED": "1"}
+    # The hand-written files are of 2024-05-14: a long retention keeps them inside the horizon.
+    env = {**os.environ, "DATABASE_URL": dsn, "PYTHONUNBUFFERED": "1", "MINEWATCH_RETENTION_DAYS": "36500"}
     return subprocess.run([sys.executable, "-m", module, *args], env=env, cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=False)
 
@@ -47,12 +48,14 @@ async def test_import_prints_a_summary_per_file_and_a_progress_bar(db: str, tmp_
 async def test_minewatch_ingest_files_once_archives_what_it_ingested(db: str, tmp_path: Path, command: list[str]) -> None:
     minute = 21 + len(command)  # the module shares one database: each spelling gets its own file
     file = name("CDSS", stamp=f"2024051413{minute}00")
-    (tmp_path / file).write_bytes(body(f"{P_T0};甲烷;x;0.71;%CH4;0;2024-05-14 13:{minute}:00"))
-    done = run([*command, "--watch", str(tmp_path), "--once", "--lang", "en"], db, module="minewatch")
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / file).write_bytes(body(f"{P_T0};甲烷;x;0.71;%CH4;0;2024-05-14 13:{minute}:00"))
+    done = run([*command, "--watch", str(drop), "--once", "--lang", "en"], db, module="minewatch")
     assert done.returncode == 0, done.stderr
     assert f"{file}: CDSS 1 records, stored 1, duplicates 0, rejected none" in done.stdout
     assert done.stdout.rstrip().endswith("files: 1, stored 1, duplicates 0, rejected none, whole files refused none")
-    assert (tmp_path / "archive/2024/05/14" / file).exists() and not (tmp_path / file).exists()
+    assert (tmp_path / "drop.archive/2024/05/14" / file).exists() and not (drop / file).exists()
 
 
 def test_bad_options_are_named(tmp_path: Path) -> None:

@@ -19,12 +19,13 @@ import pytest
 
 import ingest.files.ledger as ledger_module
 from ingest.files import RECORD_ERROR_REASONS
-from ingest.files.source import FILE_REASONS, UNKNOWN_RELATION_POINT
+from ingest.files.source import FILE_REASONS, NOT_REGULAR, UNKNOWN_RELATION_POINT
 from ingest.validate import (
     BAD_VALUE,
     DUPLICATE_CONFLICT,
     FUTURE_TIME,
     MINE_MISMATCH,
+    TOO_LARGE,
     UNKNOWN_POINT,
     UNKNOWN_STATION,
     UNPROCESSABLE,
@@ -352,6 +353,8 @@ def _whole_files() -> dict[str, tuple[str, bytes]]:
         MINE_MISMATCH: (name("CDSS", stamp="20240514135004"), body(good.replace(MINE, OTHER), mine=OTHER)),
         "unknown_mine": (name("CDSS", mine="999999999999", stamp="20240514135005"), body(mine="999999999999")),
         "incomplete": (name("CDSS", stamp="20240514135006"), body(good, end="")),  # cut in transfer: no `||`
+        # One dead letter for the file, not 1 001: the default limit is 1 000 bad records.
+        "too_many_errors": (name("CDSS", stamp="20240514135007"), body(*["x"] * 1001)),
     }
 
 
@@ -378,5 +381,7 @@ def test_every_documented_reason_is_exercised_here() -> None:
     exercised |= {"unterminated_record"} | set(_whole_files()) | {UNPROCESSABLE}
     registry = {UNKNOWN_POINT, UNKNOWN_STATION, MINE_MISMATCH, FUTURE_TIME, BAD_VALUE, DUPLICATE_CONFLICT,
                 UNKNOWN_RELATION_POINT}
+    # Only the drop directory can tell these: exercised in test_hostile_drop.py.
+    exercised |= {NOT_REGULAR, TOO_LARGE}
     assert exercised == set(RECORD_ERROR_REASONS) | registry | set(FILE_REASONS) | {UNPROCESSABLE}
     assert set(TABLES) == {"CDDY", "CDSS", "FZDY", "FZSS", "TJSJ", "YCBJ"}

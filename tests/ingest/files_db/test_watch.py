@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ingest.files.source import FileSourceSettings, FileSummary
-from ingest.files.watch import DropWatcher
+from ingest.files.watch import PROCESSING, DropWatcher
 from minewatch.clock import FrozenClock
 from tests.ingest.files_db.helpers import (
     MINE,
@@ -28,9 +28,12 @@ from tests.ingest.files_db.helpers import (
 pytestmark = pytest.mark.integration
 
 
-def watcher(db: str, drop: Path, clock: FrozenClock, **settings: object) -> DropWatcher:
+def watcher(db: str, root: Path, clock: FrozenClock, **settings: object) -> DropWatcher:
+    """A watcher of `root/drop`, archiving to `root/archive` and quarantining to `root/quarantine`."""
     options = FileSourceSettings(**settings)  # type: ignore[arg-type]
-    return DropWatcher(ingester(db, clock, **settings), drop, clock=clock, settings=options)
+    (root / "drop").mkdir(exist_ok=True)
+    return DropWatcher(ingester(db, clock, **settings), root / "drop", archive=root / "archive",
+                       quarantine=root / "quarantine", clock=clock, settings=options)
 
 
 def listing(root: Path) -> set[str]:
@@ -42,20 +45,21 @@ async def test_incomplete_file_is_left_alone_until_complete_then_archived(db: st
     w = watcher(db, tmp_path, clock)
     file = name("CDSS", stamp="20240514133600")
     half = body(f"{P_T0};甲烷;x;0.31;%CH4;0;2024-05-14 13:36:00", end="")
-    (tmp_path / file).write_bytes(half[:-7])  # cut inside the last record
+    (w.drop / file).write_bytes(half[:-7])  # cut inside the last record
     try:
         assert await w.scan() == []
         clock.advance(timedelta(minutes=9))
         assert await w.scan() == []
-        assert listing(tmp_path) == {file}
+        assert listing(tmp_path) == {f"drop/{file}"}
         assert not await fetch(db, "SELECT 1 FROM file_ledger WHERE name = $1", file)
-        (tmp_path / file).write_bytes(half + b"||\r\n")  # the writer finished
+        (w.drop / file).write_bytes(half + b"||\r\n")  # the writer finished
         [summary] = await w.scan()
     finally:
         await w.store.close()
     assert (summary.state, summary.stored) == ("done", 1)
     assert listing(tmp_path) == {f"archive/2024/05/14/{file}"}
     assert summary.moved_to == str(tmp_path / "archive/2024/05/14" / file)
+    assert not list((w.drop / PROCESSING).iterdir())  # nothing left in processing
     assert (P_T0, utc("2024-05-14 05:36:00"), 0.31, 0) in await readings(db, [P_T0])
 
 
@@ -63,13 +67,13 @@ async def test_incomplete_file_is_quarantined_after_the_timeout(db: str, tmp_pat
     clock = FrozenClock(NOW)
     w = watcher(db, tmp_path, clock, incomplete_timeout_s=600)
     cut, growing = name("CDSS", stamp="20240514133700"), name("CDSS", stamp="20240514133710")
-    (tmp_path / cut).write_bytes(body(f"{P_T0};甲烷;x;0.32;%CH4;0;2024-05-14 13:37:00", end=""))
-    (tmp_path / growing).write_bytes(body(f"{P_T1};甲烷;x;0.32;%CH4;0;2024-05-14 13:37:10", end=""))
+    (w.drop / cut).write_bytes(body(f"{P_T0};甲烷;x;0.32;%CH4;0;2024-05-14 13:37:00", end=""))
+    (w.drop / growing).write_bytes(body(f"{P_T1};甲烷;x;0.32;%CH4;0;2024-05-14 13:37:10", end=""))
     try:
         await w.scan()
         clock.advance(timedelta(minutes=9))
         # Still being written: a change restarts its clock.
-        (tmp_path / growing).write_bytes(body(f"{P_T1};甲烷;x;0.32;%CH4;0;2024-05-14 13:37:10",
+        (w.drop / growing).write_bytes(body(f"{P_T1};甲烷;x;0.32;%CH4;0;2024-05-14 13:37:10",
                                               f"{P_T1};甲烷;x;0.33;%CH4;0;2024-05-14 13:37:20", end=""))
         assert await w.scan() == []
         clock.advance(timedelta(minutes=1, seconds=1))
@@ -77,9 +81,9 @@ async def test_incomplete_file_is_quarantined_after_the_timeout(db: str, tmp_pat
     finally:
         await w.store.close()
     assert (summary.name, summary.state, summary.reason) == (cut, "rejected", "incomplete")
-    assert listing(tmp_path) == {growing, f"quarantine/{cut}", f"quarantine/{cut}.reason"}
+    assert listing(tmp_path) == {f"drop/{growing}", f"quarantine/{cut}", f"quarantine/{cut}.reason"}
     reason = (tmp_path / "quarantine" / f"{cut}.reason").read_text(encoding="utf-8")
-    assert reason.startswith("reason: incomplete\n") and "after 601 s" in reason
+    assert "\nreason: incomplete\n" in reason and "after 601 s" in reason
     assert await dead_letters(db, cut) == [(None, "incomplete")]
     assert not await readings(db, [P_T0]) & {(P_T0, utc("2024-05-14 05:37:00"), 0.32, 0)}
 
@@ -89,7 +93,7 @@ async def test_refused_files_are_quarantined_with_their_reason(db: str, tmp_path
     quarantine = tmp_path / "elsewhere"
     drop = tmp_path / "drop"
     drop.mkdir()
-    w = DropWatcher(ingester(db, clock), drop, quarantine=quarantine, clock=clock)
+    w = DropWatcher(ingester(db, clock), drop, archive=tmp_path / "archive", quarantine=quarantine, clock=clock)
     files = {
         "mine_mismatch": (name("CDSS", stamp="20240514133800"), body(mine="140100000002")),
         "unknown_mine": (name("CDSS", mine="999999999998", stamp="20240514133801"), body(mine="999999999998")),
@@ -104,10 +108,10 @@ async def test_refused_files_are_quarantined_with_their_reason(db: str, tmp_path
     finally:
         await w.store.close()
     assert sorted((s.reason, s.name) for s in summaries) == sorted((r, f) for r, (f, _) in files.items())
-    assert listing(drop) == {"upload.tmp", ".hidden.txt"}
+    assert listing(drop) == {"upload.tmp", ".hidden.txt"}  # reported once in the log, left alone
     assert listing(quarantine) == {x for _, (f, _) in files.items() for x in (f, f"{f}.reason")}
     for reason, (file, _) in files.items():
-        assert (quarantine / f"{file}.reason").read_text(encoding="utf-8").startswith(f"reason: {reason}\n")
+        assert f"\nreason: {reason}\n" in (quarantine / f"{file}.reason").read_text(encoding="utf-8")
         assert await dead_letters(db, file) == [(None, reason)]
 
 
@@ -117,11 +121,11 @@ async def test_the_ledger_prevents_a_second_ingest_of_the_same_content(db: str, 
     file = name("CDSS", stamp="20240514133900")
     data = body(f"{P_T0};甲烷;x;0.34;%CH4;0;2024-05-14 13:39:00", f"{MINE}_01MN0001_T9999;x;x;1;;0;2024-05-14 13:39:00")
     try:
-        (tmp_path / file).write_bytes(data)
+        (w.drop / file).write_bytes(data)
         [first] = await w.scan()
-        (tmp_path / file).write_bytes(data)  # uploaded again, same bytes
+        (w.drop / file).write_bytes(data)  # uploaded again, same bytes
         [second] = await w.scan()
-        (tmp_path / file).write_bytes(data.replace(b"0.34", b"0.35"))  # same name, other content
+        (w.drop / file).write_bytes(data.replace(b"0.34", b"0.35"))  # same name, other content
         [third] = await w.scan()
     finally:
         await w.store.close()

@@ -9,7 +9,8 @@ Error reasons (first element of each `AdaptedMessage.errors` pair) reuse the MQT
 codes (`ingest.validate`) so dead letters and metrics speak one vocabulary; whole-message errors
 carry the payload as raw, item errors the item re-encoded as JSON:
 
-- `malformed_json`: the payload is not JSON (or not UTF-8, or nested beyond reason)
+- `malformed_json`: the payload is not JSON (or not UTF-8, or nested beyond reason); also one
+  item of `values` holding invalid UTF-8 (its neighbours still count)
 - `not_object`: the payload, or an element of `values`, is not an object
 - `missing_field`: no `timestamp`, `systemcode` or `values`; an item without `code` or `v`
 - `bad_time`: `timestamp` is not non-negative integer epoch milliseconds
@@ -42,6 +43,12 @@ ERROR_REASONS: tuple[str, ...] = (
 )
 
 _json = msgspec.json.Decoder()
+# The envelope and `values` as undecoded items: when one item holds invalid UTF-8, only that
+# item is refused (msgspec checks UTF-8 when it builds a str, not when it skips a Raw).
+_envelope = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+# What a decoder raises on hostile bytes: UnicodeDecodeError is a ValueError.
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, ValueError, OverflowError)
 _encode = msgspec.json.Encoder().encode
 
 
@@ -87,9 +94,15 @@ def adapt(topic: str, payload: bytes) -> AdaptedMessage | None:
     def whole(reason: str) -> AdaptedMessage:
         return AdaptedMessage(mine, FAMILY, [], [(reason, payload)])
 
+    raw_values: list[bytes] | None = None
     try:
         body = _json.decode(payload)
-    except (msgspec.DecodeError, RecursionError):
+    except UnicodeDecodeError:
+        split = _split_envelope(payload)
+        if split is None:
+            return whole(MALFORMED_JSON)
+        body, raw_values = split
+    except _DECODE_ERRORS:
         # RecursionError: hostile nesting thousands deep (msgspec recurses per level).
         return whole(MALFORMED_JSON)
     if not isinstance(body, dict):
@@ -110,13 +123,38 @@ def adapt(topic: str, payload: bytes) -> AdaptedMessage | None:
 
     items: list[dict[str, Any]] = []
     errors: list[tuple[str, bytes]] = []
-    for raw in values:
+    for i, raw in enumerate(values):
+        if raw_values is not None:  # the slow path after invalid UTF-8: decode item by item
+            try:
+                raw = _json.decode(raw_values[i])
+            except _DECODE_ERRORS:
+                errors.append((MALFORMED_JSON, raw_values[i]))
+                continue
         reason, point, value = _item(raw)
         if reason is None:
             items.append({"point": point, "ts": ts, "value": value, "status": 0})
         else:
             errors.append((reason, _encode(raw)))
     return AdaptedMessage(mine, FAMILY, items, errors)
+
+
+def _split_envelope(payload: bytes) -> tuple[dict[str, Any], list[bytes] | None] | None:
+    """The envelope decoded with `values` left as its items' bytes; None if the invalid UTF-8
+    (or anything else wrong) is outside `values`, which refuses the whole message."""
+    try:
+        env = _envelope.decode(payload)
+        body: dict[str, Any] = {k: _json.decode(v) for k, v in env.items() if k != "values"}
+        if "values" not in env:
+            return body, None
+        try:
+            raw_values = [bytes(r) for r in _raw_list.decode(env["values"])]
+        except msgspec.ValidationError:  # not an array: the caller says bad_type
+            body["values"] = None
+            return body, None
+        body["values"] = raw_values
+        return body, raw_values
+    except _DECODE_ERRORS:
+        return None
 
 
 def _epoch_ms(value: object) -> int | None:

@@ -13,6 +13,7 @@ import numpy as np
 from minewatch.db import timeseries
 from minewatch.db.timeseries import PartitionKeeper
 from minewatch.text import (
+    MAX_CODE_CHARS,
     MAX_DETAIL_CHARS,
     MAX_NAME_CHARS,
     opt_storable,
@@ -20,7 +21,7 @@ from minewatch.text import (
     storable_payload,
 )
 
-from .errors import IngestError
+from .errors import IngestError, UnstorableBatch
 from .validate import DUPLICATE_CONFLICT
 
 
@@ -94,14 +95,19 @@ class DeadLetter:
     reason: str
     detail: str
     payload: str | bytes
+    # The size that arrived when `payload` is already a preview of it (a `too_large` message).
+    payload_size: int | None = None
 
     def row(self) -> tuple[Any, ...]:
         """The dead letter as a `dead_letters` record (DEAD_LETTER_COLUMNS order), safe to COPY."""
         text, raw, size = storable_payload(self.payload)
         line = self.line if self.line is None or -2**31 <= self.line < 2**31 else None
+        # mine_code is indexed: a btree entry must stay under ~2700 bytes, so a hostile topic's
+        # mine level is cut far shorter than other names (real codes are 12-20 characters).
         return (self.received_at, storable(self.source), opt_storable(self.topic, MAX_NAME_CHARS),
-                opt_storable(self.file, MAX_NAME_CHARS), line, opt_storable(self.mine_code, MAX_NAME_CHARS),
-                storable(self.reason), storable(self.detail, MAX_DETAIL_CHARS), text, raw, size)
+                opt_storable(self.file, MAX_NAME_CHARS), line, opt_storable(self.mine_code, MAX_CODE_CHARS),
+                storable(self.reason), storable(self.detail, MAX_DETAIL_CHARS), text, raw,
+                size if self.payload_size is None else self.payload_size)
 
 
 _UNIX = datetime(1970, 1, 1, tzinfo=UTC)
@@ -254,6 +260,14 @@ class TableBatch:
     def windows(self) -> dict[int, tuple[datetime, datetime, int]]:
         return self.by_mine
 
+    def days(self) -> set[date]:
+        """The UTC days that hold rows of this batch: the only partitions it may need."""
+        out = {r[1].astimezone(UTC).date() for r in self.rows} if self.cols is None else set()
+        if self.cols is not None and self.cols.ts_us:
+            ts = np.fromiter(self.cols.ts_us, dtype=np.int64, count=len(self.cols.ts_us))
+            out |= {date.fromordinal(_UNIX_ORDINAL + int(d)) for d in np.unique(ts // _DAY_US)}
+        return out
+
 
 @dataclass(frozen=True)
 class WriteResult:
@@ -278,7 +292,9 @@ class BatchStore:
         """Store a batch idempotently; conflicting duplicates go to dead letters. Raises IngestError on DB failure."""
         try:
             return await self._write(batches, dead, now)
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, ValueError, TypeError, OverflowError) as exc:
+            if is_data_error(exc):
+                raise UnstorableBatch(f"batch refused by the database: {type(exc).__name__}: {exc}") from exc
             raise IngestError(f"batch write failed: {exc}") from exc
 
     async def _write(self, batches: dict[str, TableBatch], dead: list[DeadLetter], now: datetime) -> WriteResult:
@@ -294,8 +310,10 @@ class BatchStore:
         for b in batches.values():
             b.seal()
         for table, b in batches.items():
-            if b.count() and b.min_ts is not None and b.max_ts is not None:
-                await self.keeper.ensure_range(conn, table, b.min_ts, b.max_ts)
+            if b.count():
+                # Only the days that hold rows, never the range between the oldest and the newest:
+                # one old reading next to a current one must not create a partition per day between.
+                await self.keeper.ensure_days(conn, table, b.days())
         async with conn.transaction():
             notify = False
             for table, b in batches.items():
@@ -380,6 +398,24 @@ class BatchStore:
                 confl[table] += 1
         await conn.execute(f"TRUNCATE {k.stage}")  # constant name; ON COMMIT DELETE ROWS only at commit
         return n
+
+
+# SQLSTATE classes that say "this data", not "this database": 22 data exception (NUL in text,
+# invalid encoding, out of range), 23 integrity constraint violation, 54 program limit exceeded
+# (an index row too large).
+_DATA_CLASSES: Final = ("22", "23", "54")
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """True when a failed write failed because of the data it carried (retrying it unchanged fails
+    again), False for connection loss and server trouble (retrying it later succeeds)."""
+    if isinstance(exc, asyncpg.DataError):  # asyncpg could not encode a value
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(getattr(exc, "sqlstate", "") or "")[:2] in _DATA_CLASSES
+    if isinstance(exc, (OSError, asyncpg.InterfaceError)):
+        return False
+    return isinstance(exc, (ValueError, TypeError, OverflowError))  # an encoder raising on a value
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:

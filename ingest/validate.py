@@ -40,6 +40,16 @@ REASONS: Final = (UNPROCESSABLE, MALFORMED_JSON, NOT_OBJECT, MISSING_FIELD, BAD_
                   BATCH_TOO_LARGE, TOO_LARGE, UNSTORABLE, DUPLICATE_CONFLICT)
 
 MAX_ITEMS: Final = 10_000  # contract: a batch holds up to 10 000 items
+# Bytes of one message the ingest will parse. A contract item is ~100 bytes as JSON (the
+# examples: 95-110), ~200 pretty-printed with long numbers; 10 000 of those are 2 MB, and twice
+# that is the margin. The shipped Mosquitto config sets the same message_size_limit.
+MAX_MESSAGE_BYTES: Final = 4 << 20
+# Readings older than this are `too_old`: the default is the retention period's default
+# (settings.retention_days = 730), past which retention would drop them with their partition.
+DEFAULT_MAX_AGE: Final = timedelta(days=730)
+# Every error a decoder can raise on hostile bytes: msgspec's own, RecursionError (nesting
+# thousands deep), UnicodeDecodeError (invalid UTF-8 inside a JSON string), OverflowError.
+_DECODE_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, ValueError, OverflowError)
 _fromtimestamp = datetime.fromtimestamp
 # Epoch-ms outside year 1970..2200 is a unit mistake (seconds, µs), not a time.
 _MS_MIN, _MS_MAX = 0, 7_258_118_400_000
@@ -189,27 +199,34 @@ def _raw_items(payload: bytes) -> list[bytes] | None:
         if payload.lstrip()[:1] == b"[":
             return [bytes(r) for r in msgspec.json.decode(payload, type=list[msgspec.Raw])]
         msgspec.json.decode(payload)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+    except _DECODE_ERRORS:
         return None
     return [payload.strip()]
 
 
 def validate(family: str, mine: str, payload: bytes, lookup: Lookup, *, now: datetime,
-             future_tolerance: timedelta = timedelta(minutes=5)) -> Validated:
+             future_tolerance: timedelta = timedelta(minutes=5), max_age: timedelta = DEFAULT_MAX_AGE) -> Validated:
     """Validate one message of a topic family for the mine named by its topic.
 
     A bad item never rejects its good neighbours. Every reject keeps the
-    item's exact bytes (or the whole message when it is not JSON).
+    item's exact bytes (or the whole message when it is not JSON). Never
+    raises on any payload: what cannot be understood is a reject.
     """
     fam = FAMILIES[family]
     out = Validated()
     limit = now + future_tolerance
+    oldest = now - max_age
+    if len(payload) > MAX_MESSAGE_BYTES:
+        out.rejects.append(Reject(TOO_LARGE, f"{len(payload)} bytes; the ingest parses at most {MAX_MESSAGE_BYTES}",
+                                  payload))
+        return out
     try:
         decoded = fam.many.decode(payload)
         items: list[Any] = decoded if isinstance(decoded, list) else [decoded]
         raws: list[bytes] | None = None
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+    except _DECODE_ERRORS:
         # RecursionError: hostile nesting thousands deep; msgspec recurses per level.
+        # UnicodeDecodeError: invalid UTF-8 in one item's string; its neighbours still count.
         raws = _raw_items(payload)
         if raws is None:
             out.rejects.append(Reject(MALFORMED_JSON, "payload is not valid UTF-8 JSON", payload))
@@ -220,8 +237,8 @@ def validate(family: str, mine: str, payload: bytes, lookup: Lookup, *, now: dat
                 items.append(fam.one.decode(raw))
             except msgspec.ValidationError as exc:
                 items.append(Reject(_classify(exc), str(exc), raw))
-            except msgspec.DecodeError as exc:  # pragma: no cover - raws came from a valid document
-                items.append(Reject(MALFORMED_JSON, str(exc), raw))
+            except _DECODE_ERRORS as exc:  # invalid UTF-8 in a string, an overflowing number
+                items.append(Reject(MALFORMED_JSON, f"{type(exc).__name__}: {exc}", raw))
     if len(items) > MAX_ITEMS:
         out.rejects.append(Reject(BATCH_TOO_LARGE, f"{len(items)} items; the contract allows {MAX_ITEMS}", payload))
         return out
@@ -230,21 +247,27 @@ def validate(family: str, mine: str, payload: bytes, lookup: Lookup, *, now: dat
         if isinstance(it, Reject):
             out.rejects.append(it)
             continue
-        ts = to_datetime(it.ts)
-        if isinstance(ts, str):
-            reason, detail = ts, f"ts {it.ts!r}: " + ("no UTC offset" if ts == NAIVE_TIME else "not a valid time")
-        elif ts > limit:
-            reason, detail = FUTURE_TIME, f"ts {ts.isoformat()} is more than {future_tolerance} ahead of {now.isoformat()}"
-        else:
-            row = fam.check(it, mine, ts, lookup)
-            if len(row) != 2:
-                out.rows.append(row)
-                if lo is None or ts < lo:
-                    lo = ts
-                if hi is None or ts > hi:
-                    hi = ts
-                continue
-            reason, detail = row
+        try:
+            ts = to_datetime(it.ts)
+            if isinstance(ts, str):
+                reason, detail = ts, f"ts {it.ts!r}: " + ("no UTC offset" if ts == NAIVE_TIME else "not a valid time")
+            elif ts > limit:
+                reason, detail = (FUTURE_TIME,
+                                  f"ts {ts.isoformat()} is more than {future_tolerance} ahead of {now.isoformat()}")
+            elif ts < oldest:
+                reason, detail = TOO_OLD, f"ts {ts.isoformat()} is more than {max_age.days} days before {now.isoformat()}"
+            else:
+                row = fam.check(it, mine, ts, lookup)
+                if len(row) != 2:
+                    out.rows.append(row)
+                    if lo is None or ts < lo:
+                        lo = ts
+                    if hi is None or ts > hi:
+                        hi = ts
+                    continue
+                reason, detail = row
+        except (ValueError, OverflowError, TypeError) as exc:  # e.g. an offset that overflows year 1 / 9999
+            reason, detail = BAD_TIME, f"{type(exc).__name__}: {exc}"
         if raws is None:
             raws = _raw_items(payload) or [payload]
         out.rejects.append(Reject(reason, detail, raws[i] if i < len(raws) else msgspec.json.encode(it)))
@@ -262,19 +285,22 @@ def epoch_us(ts: datetime) -> int:
     return (ts - _UNIX) // _US
 
 
-def readings_fast(payload: bytes, mine: str, points: Mapping[str, tuple[int, str]], limit_us: int
-                  ) -> tuple[list[int], list[int], list[float], list[int]] | None:
+def readings_fast(payload: bytes, mine: str, points: Mapping[str, tuple[int, str]], limit_us: int,
+                  oldest_us: int = -(2**63)) -> tuple[list[int], list[int], list[float], list[int]] | None:
     """Columns (point id, epoch µs, value, status) of a safety / geotech message whose items are all valid.
 
     The hot path: no datetime, tuple or Validated per item. It makes the same
     checks as `validate` (same decoder, same bounds) but does not explain a
     failure: on the first item that is not clean it returns None and the
     caller runs `validate`, which finds the reasons. `limit_us` is now + the
-    future tolerance, in epoch µs.
+    future tolerance, `oldest_us` now - the maximum age, in epoch µs. Never
+    raises on any payload.
     """
+    if len(payload) > MAX_MESSAGE_BYTES:
+        return None
     try:
         decoded = FAMILIES["safety"].many.decode(payload)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+    except _DECODE_ERRORS:
         return None
     items: list[SafetyItem] = decoded if type(decoded) is list else [decoded]
     if not items or len(items) > MAX_ITEMS:
@@ -294,12 +320,15 @@ def readings_fast(payload: bytes, mine: str, points: Mapping[str, tuple[int, str
                 return None
             us = ts * 1000
         elif isinstance(ts, datetime) and ts.tzinfo is not None:
-            us = (ts - _UNIX) // _US
+            try:
+                us = (ts - _UNIX) // _US
+            except OverflowError:  # year 1 with a positive offset: validate explains
+                return None
         else:
             return None
         value = it.value
         status = it.status
-        if us > limit_us or not _isfinite(value) or not 0 <= status < 65_536:
+        if us > limit_us or us < oldest_us or not _isfinite(value) or not 0 <= status < 65_536:
             return None
         pids.append(known[0])
         tss.append(us)

@@ -11,6 +11,8 @@ from typing import Final
 MAX_PAYLOAD_BYTES: Final = 1 << 20
 MAX_DETAIL_CHARS: Final = 4_000
 MAX_NAME_CHARS: Final = 1_000
+# Codes that are indexed (dead_letters.mine_code): a btree entry must stay under ~2 700 bytes.
+MAX_CODE_CHARS: Final = 200
 
 # PostgreSQL `text` refuses NUL; asyncpg cannot encode lone surrogates (what os.fsdecode and
 # `surrogateescape` make of bytes that are not UTF-8).

@@ -89,9 +89,10 @@ def build_messages(prefix: str, now: datetime) -> tuple[list[tuple[str, bytes]],
     expected[v.MALFORMED_JSON] += PER_REASON
     expected[v.UNKNOWN_TOPIC] += PER_REASON
     # hostile strings: SQL, control characters, huge strings, deep nesting, all must be stored verbatim as dead letters
-    hostile = [b'{"point": "\'; DROP TABLE readings; --", "ts": 1, "value": 1}',
-               b'{"point": "\\u0000\\u202e", "ts": 1, "value": 1}',
-               b'{"point": "' + b"A" * 100_000 + b'", "ts": 1, "value": 1}',
+    recent = str(base_ms).encode()
+    hostile = [b'{"point": "\'; DROP TABLE readings; --", "ts": ' + recent + b', "value": 1}',
+               b'{"point": "\\u0000\\u202e", "ts": ' + recent + b', "value": 1}',
+               b'{"point": "' + b"A" * 100_000 + b'", "ts": ' + recent + b', "value": 1}',
                b"[" * 5000 + b"]" * 5000]
     for h in hostile:
         raw_messages.append((f"{prefix}mines/{mine}/safety", h))

@@ -73,9 +73,45 @@ def test_future_tolerance_is_five_minutes_by_server_clock() -> None:
     assert len(out.rows) == 1 and [r.reason for r in out.rejects] == [v.FUTURE_TIME]
 
 
-def test_old_data_is_accepted() -> None:
-    out = run("safety", b'{"point":"P1","ts":"2020-01-01T00:00:00+08:00","value":1}')
+def test_old_data_is_accepted_within_the_horizon() -> None:
+    # contract: late and back-filled data are normal; the horizon is the retention period
+    out = run("safety", b'{"point":"P1","ts":"2025-01-01T00:00:00+08:00","value":1}')
     assert len(out.rows) == 1
+    out = v.validate("safety", "M1", b'{"point":"P1","ts":"2020-01-01T00:00:00+08:00","value":1}', LK, now=NOW,
+                     max_age=timedelta(days=3650))
+    assert len(out.rows) == 1
+
+
+@pytest.mark.parametrize("ts", [b"0", b"1", b'"0001-01-01T00:00:00Z"', b'"0001-01-01T00:00:00+05:00"',
+                                b'"1970-01-01T00:00:00.001+00:00"', b'"2024-11-22T00:14:59Z"'])
+def test_readings_older_than_the_horizon_are_too_old(ts: bytes) -> None:
+    payload = b'[{"point":"P1","ts":' + ts + b',"value":1}, {"point":"P1","ts":1795392900250,"value":2}]'
+    out = run("safety", payload)
+    assert [r.reason for r in out.rejects] == [v.TOO_OLD]
+    assert out.rejects[0].payload == b'{"point":"P1","ts":' + ts + b',"value":1}'
+    assert [r[2] for r in out.rows] == [2.0]
+    assert out.min_ts == out.max_ts == out.rows[0][1]  # the old item widens no range
+    limit = v.epoch_us(NOW + timedelta(minutes=5))
+    assert v.readings_fast(payload, "M1", LK.points, limit, v.epoch_us(NOW - v.DEFAULT_MAX_AGE)) is None
+
+
+def test_invalid_utf8_in_one_item_rejects_that_item_only() -> None:
+    payload = (b'[{"point":"P1","ts":1795392900250,"value":1}, {"point":"P\xff\xfe","ts":1795392900250,"value":1},'
+               b' {"point":"P1","ts":1795392930250,"value":2}]')
+    assert v.readings_fast(payload, "M1", LK.points, 2**62) is None
+    out = run("safety", payload)
+    assert [r[2] for r in out.rows] == [1.0, 2.0]
+    assert [(r.reason, r.payload) for r in out.rejects] == [
+        (v.MALFORMED_JSON, b'{"point":"P\xff\xfe","ts":1795392900250,"value":1}')]
+    whole = run("safety", b'{"point":"\xff","ts":1,"value":1}')
+    assert [r.reason for r in whole.rejects] == [v.MALFORMED_JSON]
+
+
+def test_a_message_over_the_byte_cap_is_too_large_and_not_parsed() -> None:
+    payload = b"[" + b" " * v.MAX_MESSAGE_BYTES + b"]"
+    out = run("safety", payload)
+    assert [r.reason for r in out.rejects] == [v.TOO_LARGE]
+    assert v.readings_fast(payload, "M1", LK.points, 2**62) is None
 
 
 def test_personnel_and_station_items() -> None:

@@ -96,7 +96,10 @@ def test_timescale_path_where_the_extension_exists(pg_dsn: str) -> None:
     async def available() -> bool:
         conn = await asyncpg.connect(pg_dsn)
         try:
-            return bool(await conn.fetchval("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"))
+            # Installed but not preloaded (no timescaledb-tune + restart yet) cannot be created either.
+            preloaded = "timescaledb" in (await conn.fetchval("SELECT current_setting('shared_preload_libraries')") or "")
+            return preloaded and bool(await conn.fetchval(
+                "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"))
         finally:
             await conn.close()
     if not run(available()):

@@ -119,6 +119,57 @@ class _BufferedSocket:
         return getattr(self._sock, name)
 
 
+# Bytes of payload the queue holds before the network thread blocks. Count alone is no bound:
+# 20 000 messages of 4 MiB would be 80 GiB. 64 MiB holds 16 maximum-size messages, or about
+# 600 000 readings in 100-item messages: several full batches ahead of the writer.
+QUEUE_MAX_BYTES = 64 << 20
+
+
+class ByteBoundedQueue(queue.Queue[Inbound]):
+    """A queue bounded in messages and in payload bytes; `put` blocks while either is full.
+
+    A message larger than the whole byte bound is still let in when the queue is
+    empty (one at a time), or it could never be taken and the session would stall.
+    """
+
+    def __init__(self, maxsize: int, max_bytes: int) -> None:
+        super().__init__(maxsize)
+        self.max_bytes = max_bytes
+        self.bytes = 0
+
+    def _put(self, item: Inbound) -> None:
+        super()._put(item)
+        self.bytes += len(item.payload)
+
+    def _get(self) -> Inbound:
+        item = super()._get()
+        self.bytes -= len(item.payload)
+        return item
+
+    def _full(self, size: int) -> bool:
+        return self._qsize() >= self.maxsize or (self.bytes > 0 and self.bytes + size > self.max_bytes)
+
+    def put(self, item: Inbound, block: bool = True, timeout: float | None = None) -> None:
+        size = len(item.payload)
+        with self.not_full:
+            if not block:
+                if self._full(size):
+                    raise queue.Full
+            elif timeout is None:
+                while self._full(size):
+                    self.not_full.wait()
+            else:
+                end = time.monotonic() + timeout
+                while self._full(size):
+                    remaining = end - time.monotonic()
+                    if remaining <= 0:
+                        raise queue.Full
+                    self.not_full.wait(remaining)
+            self._put(item)
+            self.unfinished_tasks += 1
+            self.not_empty.notify()
+
+
 _PUBACK = struct.Struct("!BBH")  # PUBACK, remaining length 2, packet id (MQTT 5: reason 0 implied)
 
 
@@ -194,7 +245,8 @@ class _Client(mqtt.Client):
 class MqttSource:
     """Receives messages into a bounded queue; acks only what the writer says is committed.
 
-    The network thread blocks on a full queue: the socket stops being read,
+    The network thread blocks on a full queue (full in messages or in payload
+    bytes): the socket stops being read,
     TCP pushes back, and the broker keeps the backlog in our persistent
     session. Nothing is acknowledged before its rows are committed, so a
     crash at any moment loses nothing; the broker redelivers, and idempotent
@@ -204,14 +256,15 @@ class MqttSource:
     def __init__(self, url: str, *, client_id: str, topic_prefix: str = "", share_group: str | None = None,
                  queue_max: int = 20_000, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
                  reconnect_min_s: float = 0.5,
-                 reconnect_max_s: float = 30.0, field_variant: bool = False) -> None:
+                 reconnect_max_s: float = 30.0, field_variant: bool = False,
+                 queue_max_bytes: int = QUEUE_MAX_BYTES) -> None:
         self.address = parse_broker_url(url)
         self.host, self.port = self.address.host, self.address.port
         self.topic_prefix = topic_prefix
         # Also take the provincial variant's `/{mine}/{system}` topics (ingest/field_variant.py).
         self.field_variant = field_variant
         self.share_group = share_group
-        self.queue: queue.Queue[Inbound] = queue.Queue(maxsize=queue_max)
+        self.queue: ByteBoundedQueue = ByteBoundedQueue(queue_max, queue_max_bytes)
         self.epoch = 0
         self.connected = threading.Event()
         self._stopping = threading.Event()

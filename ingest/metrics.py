@@ -30,6 +30,8 @@ class IngestMetrics:
                                         registry=registry)
         self.queue_depth = Gauge("minewatch_ingest_queue_depth", "Messages waiting for the writer",
                                  registry=registry)
+        self.queue_bytes = Gauge("minewatch_ingest_queue_bytes", "Payload bytes waiting for the writer",
+                                 registry=registry)
         self.lag_seconds = Histogram("minewatch_ingest_lag_seconds",
                                      "now - item time of the newest item of each batch",
                                      buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400),

@@ -43,6 +43,10 @@ from .validate import (
 
 log = logging.getLogger(__name__)
 
+# Payload bytes per batch: with `writers` batches in flight and one being validated, the ingest
+# holds about (writers + 1) x this beside its queue; 16 MiB is 160 000 readings in 100-item
+# messages, more than batch_max_items, so it binds only on large or hostile messages.
+BATCH_MAX_BYTES = 16 << 20
 # What a `too_large` dead letter keeps of the message: enough to see who sent what.
 TOO_LARGE_PREVIEW = 64 * 1024
 
@@ -165,7 +169,7 @@ class IngestService:
                  batch_max_items: int = 20_000, batch_max_age_s: float = 0.05,
                  future_tolerance: timedelta = timedelta(minutes=5), lookup_refresh_s: float = 30.0,
                  writers: int = 2, max_age: timedelta = DEFAULT_MAX_AGE,
-                 max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
+                 max_message_bytes: int = MAX_MESSAGE_BYTES, batch_max_bytes: int = BATCH_MAX_BYTES) -> None:
         self.source = source
         self.dsn = dsn
         self.clock = clock
@@ -178,6 +182,7 @@ class IngestService:
         self.max_age = max_age
         # Messages above this are `too_large`, not parsed (the broker's message_size_limit too).
         self.max_message_bytes = max_message_bytes
+        self.batch_max_bytes = batch_max_bytes
         self.lookup_refresh_s = lookup_refresh_s
         self.totals = Totals()
         self._stop = asyncio.Event()
@@ -238,8 +243,9 @@ class IngestService:
         q = self.source.queue
         batch: list[Inbound] = []
         items = 0
+        size = 0
         first_at = 0.0
-        while items < self.batch_max_items and not self._stop.is_set():
+        while items < self.batch_max_items and size < self.batch_max_bytes and not self._stop.is_set():
             try:
                 m = q.get_nowait()
             except queue.Empty:
@@ -262,7 +268,9 @@ class IngestService:
             batch.append(m)
             # Rough item count so 100-item payloads make batches of ~batch_max_items readings.
             items += max(1, m.payload.count(b"{"))
+            size += len(m.payload)
         self.metrics.queue_depth.set(q.qsize())
+        self.metrics.queue_bytes.set(q.bytes)
         return batch
 
     async def _lookup_now(self, force: bool) -> Lookup:

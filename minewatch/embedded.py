@@ -39,6 +39,10 @@ max_queued_bytes 0
 # after COPY commits, so a batch of thousands must be able to be in flight.
 max_inflight_messages 0
 max_inflight_bytes 0
+# 4 MiB: a contract batch (10 000 items of ~100-200 bytes) is at most ~2 MB; twice that is the
+# margin. The ingest refuses larger messages as too_large (ingest.validate.MAX_MESSAGE_BYTES);
+# the broker refuses them at the door, so they cost the ingest no memory.
+message_size_limit 4194304
 persistent_client_expiration 30d
 set_tcp_nodelay true
 log_type error

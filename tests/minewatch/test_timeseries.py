@@ -134,3 +134,21 @@ def test_ident_refuses_anything_unexpected() -> None:
     for bad in ('readings"; DROP TABLE x; --', "Readings", "", "a" * 64, "1abc"):
         with pytest.raises(ValueError):
             ident(bad)
+
+
+def test_ensure_days_creates_only_the_days_given(fresh_db: str) -> None:
+    """A batch with a 1970 reading and a current one needs two partitions, not one per day between."""
+    async def go() -> None:
+        conn = await asyncpg.connect(fresh_db)
+        try:
+            if await timeseries.current_backend(conn) != "plain":
+                pytest.skip("database uses TimescaleDB")
+            before = set(await partitions(conn, "readings"))
+            keeper = timeseries.PartitionKeeper("plain")
+            days = [datetime(1970, 1, 1, tzinfo=UTC).date(), datetime(2001, 2, 3, tzinfo=UTC).date()]
+            await keeper.ensure_days(conn, "readings", days)
+            await keeper.ensure_days(conn, "readings", days)  # known: no DDL again
+            assert set(await partitions(conn, "readings")) - before == {"readings_p19700101", "readings_p20010203"}
+        finally:
+            await conn.close()
+    run(go())

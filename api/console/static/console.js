@@ -29,11 +29,15 @@
     add(d.power_off[0], d.labels.power_off, "#c62828"); add(d.power_off[1], d.labels.power_off, "#c62828");
     return {
       animation: false,
-      title: d.title ? { text: d.title, textStyle: { fontSize: 13 } } : undefined,
-      grid: { left: 48, right: 16, top: d.title ? 30 : 10, bottom: 24 },
+      title: d.title ? { text: d.title, left: 0, top: 0, textStyle: { fontSize: 13 } } : undefined,
+      grid: { left: 48, right: 60, top: d.title ? 56 : 24, bottom: 24 },
       tooltip: { trigger: "axis" },
-      xAxis: { type: "time" },
-      yAxis: { type: "value", name: d.unit, scale: true },
+      xAxis: { type: "time", splitNumber: 4, axisLabel: { hideOverlap: true } },
+      // The thresholds stay in view even while the gas is far below them.
+      yAxis: { type: "value", name: d.unit, scale: true, max: function (v) {
+        var top = [d.alarm[0], d.power_off[0]].filter(function (x) { return x !== null && x !== undefined; });
+        return top.length ? +Math.max(v.max, Math.max.apply(null, top) * 1.15).toPrecision(3) : null;
+      } },
       series: d.series.map(function (s, i) {
         return { type: "line", name: s.name, data: s.data, showSymbol: false, lineStyle: { width: 1.5 },
           markLine: i === 0 ? { symbol: "none", silent: true, data: marks } : undefined };
@@ -41,15 +45,24 @@
     };
   }
 
+  function padded(values) {
+    // Mines at the edge of the scope stay inside the plot: 10 % margin, at least 0.05 degrees.
+    var lo = Math.min.apply(null, values), hi = Math.max.apply(null, values);
+    var pad = Math.max((hi - lo) * 0.1, 0.05);
+    return { min: +(lo - pad).toFixed(3), max: +(hi + pad).toFixed(3) };
+  }
+
   function mapOption(d) {
     var groups = {};
     d.points.forEach(function (p) { (groups[p.status] = groups[p.status] || []).push(p); });
+    var x = padded(d.points.map(function (p) { return p.value[0]; }));
+    var y = padded(d.points.map(function (p) { return p.value[1]; }));
     return {
       animation: false,
       tooltip: { trigger: "item", formatter: function (p) { return p.data.name + "<br>" + p.data.code; } },
       legend: { top: 0 },
       grid: { left: 50, right: 16, top: 30, bottom: 30 },
-      xAxis: { type: "value", scale: true, name: "E" }, yAxis: { type: "value", scale: true, name: "N" },
+      xAxis: { type: "value", name: "E", min: x.min, max: x.max }, yAxis: { type: "value", name: "N", min: y.min, max: y.max },
       series: Object.keys(groups).map(function (k) {
         return { type: "scatter", name: d.labels[k] || k, data: groups[k], symbolSize: k === "normal" ? 8 : 14,
           itemStyle: { color: COLORS[k] || "#1565c0" } };

@@ -59,6 +59,34 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        # as the servers bind: a port left in TIME_WAIT by our own last run is still ours
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def stable_port(path: Path, host: str = "127.0.0.1") -> int:
+    """The port recorded in `path` when it is still free, else a new free one, recorded there.
+
+    Embedded servers keep their address across restarts, so the URLs and commands the run
+    banner printed (and a client's saved connection) stay valid; a port someone else took
+    meanwhile is given up, not fought for."""
+    try:
+        port = int(path.read_text().strip())
+    except (OSError, ValueError):
+        port = 0
+    if not 1024 <= port <= 65535 or not _bindable(host, port):
+        port = free_port(host)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{port}\n")
+    return port
+
+
 def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
     """True when something accepts TCP connections at host:port."""
     try:
@@ -151,7 +179,8 @@ class EmbeddedPostgres:
             self._run(["initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
                        "--encoding=UTF8", "--locale=C"], timeout=120)
         if self.port == 0:
-            self.port = free_port(self.host)
+            # beside the data directory: PostgreSQL's own directory belongs to its server user
+            self.port = stable_port(self.data_dir.parent / f"{self.data_dir.name}.port", self.host)
         opts = (f"-p {self.port} -h {self.host} -k {self.data_dir} -c max_connections=200 "
                 f"-c shared_buffers=256MB -c fsync={'on' if self.fsync else 'off'} "
                 "-c synchronous_commit=on -c max_wal_size=2GB -c timezone=UTC")
@@ -201,7 +230,7 @@ class EmbeddedBroker:
     def start(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.port == 0:
-            self.port = free_port(self.host)
+            self.port = stable_port(self.data_dir / "port", self.host)
         binary = mosquitto_binary()
         if binary:
             conf = self.data_dir / "mosquitto.conf"

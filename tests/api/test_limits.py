@@ -205,6 +205,26 @@ def test_slowloris_connections_are_cut_at_the_header_deadline(served: int) -> No
     assert elapsed >= HEADER_TIMEOUT_S - 0.2
 
 
+def test_an_unread_body_trickled_after_the_response_is_cut(served: int) -> None:
+    """A GET declaring a huge body is answered without reading it; feeding that body a byte at a
+    time must not keep the connection open past the header deadline."""
+    s = socket.create_connection(("127.0.0.1", served))
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\nx")
+    started = time.monotonic()
+    closed = False
+    while time.monotonic() - started < HEADER_TIMEOUT_S + 3:
+        try:
+            s.sendall(b"x")
+        except OSError:
+            closed = True
+            break
+        closed, _ = _closed_within(s, 0.1)
+        if closed:
+            break
+    s.close()
+    assert closed, "the connection outlived the header deadline"
+
+
 def test_a_silent_connection_is_cut_and_normal_requests_still_answer(served: int) -> None:
     silent = socket.create_connection(("127.0.0.1", served))
     closed, _ = _closed_within(silent, HEADER_TIMEOUT_S + 2)

@@ -53,12 +53,27 @@ def _minewatch(args: list[str], pepper: str | None) -> subprocess.CompletedProce
 
 @pytest.mark.parametrize("pepper", [None, "", "minewatch-dev-pepper", "0123456789"])
 @pytest.mark.parametrize("args", [["api", "--port", "1"], ["tokens", "create", "--role", "admin", "--name", "x"]])
-def test_the_service_refuses_to_start(pepper: str | None, args: list[str]) -> None:
-    done = _minewatch(args, pepper)
-    assert done.returncode == 2, done.stderr
-    assert "MINEWATCH_TOKEN_PEPPER" in done.stderr and "openssl rand" in done.stderr
+def test_the_commands_refuse_to_start(pepper: str | None, args: list[str], monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from minewatch.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    if pepper is None:
+        monkeypatch.delenv("MINEWATCH_TOKEN_PEPPER", raising=False)
+    else:
+        monkeypatch.setenv("MINEWATCH_TOKEN_PEPPER", pepper)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "MINEWATCH_TOKEN_PEPPER" in err and "openssl rand" in err
     if pepper:
-        assert pepper not in done.stderr  # the error names the variable, never the value
+        assert pepper not in err  # the error names the variable, never the value
+
+
+def test_the_service_process_refuses_to_start() -> None:
+    """`minewatch api` as deploy/env.example ships it (an empty pepper): exit 2, the variable named."""
+    done = _minewatch(["api", "--port", "1"], "")
+    assert done.returncode == 2, done.stderr
+    assert "MINEWATCH_TOKEN_PEPPER is empty" in done.stderr
 
 
 def test_the_embedded_demo_makes_one_per_installation(tmp_path: Path) -> None:

@@ -102,7 +102,7 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: C
         app.include_router(router, dependencies=[Depends(reject_unknown_query)])
     # the SMS provider's reply webhook: its own shared-secret auth, not an API token
     app.include_router(sms_reply_router, dependencies=[Depends(reject_unknown_query)],
-                       responses=error_responses(400, 401, 403, 404, 422, 503))
+                       responses=error_responses(400, 401, 403, 404, 408, 413, 422, 503))
     app.include_router(ops_router)  # probes and scrapers: no auth, no strictness about extra parameters
     install_console(app)  # the web console for people under /console/, `/` and the local /docs
     # Inside the metrics middleware, so refused requests are counted too.

@@ -41,7 +41,9 @@ _DESCRIPTIONS: dict[int, str] = {
     401: "Missing, unknown or revoked bearer token",
     403: "The caller's role may not do this",
     404: "Not found, or outside the caller's scope",
+    408: "The request body did not arrive within the API's time limit (MINEWATCH_API_BODY_TIMEOUT_S)",
     409: "Not allowed in the resource's current state",
+    413: "The request body is larger than the API accepts (MINEWATCH_API_MAX_BODY_BYTES)",
     422: "Request validation failed",
     503: "The database cannot be reached, or did not answer within the API's time limit",
 }

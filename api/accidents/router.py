@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/mines/{mine}", tags=["accidents"])
 
 
 @router.post("/accidents", response_model=AccidentOut, status_code=201,
-             responses=error_responses(400, 401, 403, 404, 422, 503), summary="Record an accident")
+             responses=error_responses(400, 401, 403, 404, 408, 413, 422, 503), summary="Record an accident")
 async def record(pool: Pool, caller: Caller, now: Now, mine: MineCode, body: AccidentIn) -> AccidentOut:
     """Record an accident (regulators of the mine's region and admins); the accident count rules
     read these records."""

@@ -37,7 +37,7 @@ async def get_case(pool: Pool, caller: Caller, case_id: CaseId) -> CaseDetail:
 
 
 @router.post("/{case_id}/actions", response_model=CaseDetail,
-             responses=error_responses(400, 401, 403, 404, 409, 422, 503), summary="Act on a case")
+             responses=error_responses(400, 401, 403, 404, 408, 409, 413, 422, 503), summary="Act on a case")
 async def act(pool: Pool, caller: Caller, now: Now, case_id: CaseId, body: CaseActionIn) -> CaseDetail:
     """Acknowledge, plan, submit (the mine's users) or verify, reject, close (the supervising
     regulator). 403: the role may not; 409: not in this state; 422: the request is incomplete."""

@@ -285,3 +285,13 @@ def test_the_real_service_cuts_a_stalled_client_within_its_header_deadline(db: s
         closed, _ = _closed_within(s, HeaderDeadlineH11Protocol.header_timeout_s + 3)
         s.close()
         assert closed and time.monotonic() - started >= HeaderDeadlineH11Protocol.header_timeout_s - 1
+
+
+def test_the_document_declares_408_and_413_where_bodies_are_read() -> None:
+    from minewatch.settings import Settings
+
+    doc = create_app(Settings()).openapi()
+    for path in ("/v1/cases/{case_id}/actions", "/v1/mines/{mine}/accidents", "/v1/alerting/sms/replies"):
+        responses = doc["paths"][path]["post"]["responses"]
+        assert {"408", "413"} <= set(responses), path
+        assert "application/problem+json" in responses["413"]["content"]

@@ -87,6 +87,7 @@ def test_a_list_of_large_dead_letters_stays_small(api: ApiProcess, world: World,
         small = [d for d in c.get("/v1/dead-letters", params={"since": (NOW - timedelta(minutes=10)).isoformat(),
                                                                  "reason": "unknown_point"}).json()["items"]]
         assert [d["payload_truncated"] for d in small] == [False] and small[0]["payload"] == '{"x": 1}'
+    print(f"dead letters: peak RSS {api.rss_kib('VmHWM')} KiB after listing {BIG} x 1 MiB")
     assert api.rss_kib("VmHWM") < RSS_BOUND_KIB, api.rss_kib("VmHWM")
 
 

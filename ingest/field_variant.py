@@ -23,11 +23,12 @@ carry the payload as raw, item errors the item re-encoded as JSON:
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import msgspec
 
-from ingest.validate import BAD_TIME, BAD_TYPE, BAD_VALUE, MALFORMED_JSON, MISSING_FIELD, NOT_OBJECT
+from ingest.validate import BAD_TIME, BAD_TYPE, BAD_VALUE, MALFORMED_JSON, MISSING_FIELD, NOT_OBJECT, split_top
 
 FAMILY = "safety"
 SYSTEMCODE_MISMATCH = "systemcode_mismatch"
@@ -43,10 +44,7 @@ ERROR_REASONS: tuple[str, ...] = (
 )
 
 _json = msgspec.json.Decoder()
-# The envelope and `values` as undecoded items: when one item holds invalid UTF-8, only that
-# item is refused (msgspec checks UTF-8 when it builds a str, not when it skips a Raw).
-_envelope = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+_key = re.compile(rb'\s*("(?:[^"\\]|\\.)*")\s*:', re.S)
 # What a decoder raises on hostile bytes: UnicodeDecodeError is a ValueError.
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError, ValueError, OverflowError)
 _encode = msgspec.json.Encoder().encode
@@ -97,7 +95,9 @@ def adapt(topic: str, payload: bytes) -> AdaptedMessage | None:
     raw_values: list[bytes] | None = None
     try:
         body = _json.decode(payload)
-    except UnicodeDecodeError:
+    except (msgspec.DecodeError, ValueError):
+        # One element a decoder refuses (invalid UTF-8, a lone surrogate escape) must cost that
+        # element only: split the envelope and `values` by structure and decode piece by piece.
         split = _split_envelope(payload)
         if split is None:
             return whole(MALFORMED_JSON)
@@ -139,22 +139,33 @@ def adapt(topic: str, payload: bytes) -> AdaptedMessage | None:
 
 
 def _split_envelope(payload: bytes) -> tuple[dict[str, Any], list[bytes] | None] | None:
-    """The envelope decoded with `values` left as its items' bytes; None if the invalid UTF-8
-    (or anything else wrong) is outside `values`, which refuses the whole message."""
+    """The envelope decoded with `values` left as its items' bytes; None if what is wrong is
+    outside `values` (or the brackets do not balance), which refuses the whole message."""
+    if payload.lstrip()[:1] != b"{":
+        return None
+    members = split_top(payload)
+    if members is None:
+        return None
+    body: dict[str, Any] = {}
+    raw_values: list[bytes] | None = None
     try:
-        env = _envelope.decode(payload)
-        body: dict[str, Any] = {k: _json.decode(v) for k, v in env.items() if k != "values"}
-        if "values" not in env:
-            return body, None
-        try:
-            raw_values = [bytes(r) for r in _raw_list.decode(env["values"])]
-        except msgspec.ValidationError:  # not an array: the caller says bad_type
-            body["values"] = None
-            return body, None
-        body["values"] = raw_values
-        return body, raw_values
+        for member in members:
+            m = _key.match(member)
+            if m is None:
+                return None
+            key = _json.decode(m.group(1))
+            value = member[m.end():]
+            if key == "values" and value.lstrip()[:1] == b"[":
+                raw_values = split_top(value)
+                if raw_values is None:
+                    return None
+                body[key] = raw_values
+            else:
+                body[key] = _json.decode(value)
+                raw_values = None if key == "values" else raw_values
     except _DECODE_ERRORS:
         return None
+    return body, raw_values
 
 
 def _epoch_ms(value: object) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -193,14 +194,58 @@ TABLE_OF: Final = {"safety": "readings", "geotech": "readings", "personnel": "ca
                    "stations": "station_states"}
 
 
+# A JSON string (escapes skipped whole) or a structural character: enough to find where the
+# top-level elements of an array begin and end without decoding any of them.
+_TOKENS: Final = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]', re.S)
+_WS: Final = b" \t\r\n"
+
+
+def split_top(payload: bytes) -> list[bytes] | None:
+    """The exact bytes of the top-level elements of a JSON array (or `"key": value` members of an
+    object), found by structure alone; None when the brackets do not balance.
+
+    The fallback when a decoder refuses the whole document because of one element (a lone
+    surrogate escape, invalid UTF-8, a number out of range): each element is then decoded, and
+    refused, alone. What it returns need not be JSON; the caller decodes each element.
+    """
+    body = payload.strip(_WS)
+    if len(body) < 2 or (body[:1], body[-1:]) not in ((b"[", b"]"), (b"{", b"}")):
+        return None
+    depth = 0
+    start = 1
+    out: list[bytes] = []
+    for m in _TOKENS.finditer(body):
+        c = body[m.start()]
+        if c == 0x22:  # a string
+            continue
+        if c in (0x5B, 0x7B):  # [ {
+            depth += 1
+        elif c in (0x5D, 0x7D):  # ] }
+            depth -= 1
+            if depth == 0:
+                if m.end() != len(body):
+                    return None
+                last = body[start:m.start()].strip(_WS)
+                if last or out:
+                    out.append(last)
+                return out
+        elif depth == 1:  # a comma between elements
+            out.append(body[start:m.start()].strip(_WS))
+            start = m.end()
+    return None
+
+
 def _raw_items(payload: bytes) -> list[bytes] | None:
     """Split a payload into its items' exact bytes; None if it is not JSON at all."""
     try:
         if payload.lstrip()[:1] == b"[":
             return [bytes(r) for r in msgspec.json.decode(payload, type=list[msgspec.Raw])]
         msgspec.json.decode(payload)
-    except _DECODE_ERRORS:
+    except RecursionError:
         return None
+    except _DECODE_ERRORS:
+        # One element msgspec cannot even skip (a lone surrogate escape): split by structure.
+        return split_top(payload) if payload.lstrip()[:1] == b"[" else None
     return [payload.strip()]
 
 

@@ -101,6 +101,8 @@ class RequestLimitsMiddleware:
             nonlocal received, deadline
             if deadline is None:
                 deadline = time.monotonic() + self.body_timeout_s
+            elif deadline == float("inf"):
+                return await receive()  # the body is whole: a later receive waits for the disconnect
             try:
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                     message = await receive()
@@ -113,7 +115,7 @@ class RequestLimitsMiddleware:
                 if received > self.max_body_bytes:
                     raise BodyTooLarge(self.max_body_bytes)
                 if not message.get("more_body", False):
-                    deadline = float("inf")  # the body is whole: later receives wait for disconnect
+                    deadline = float("inf")
             return message
 
         async def tracking_send(message: Message) -> None:

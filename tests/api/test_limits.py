@@ -295,3 +295,30 @@ def test_the_document_declares_408_and_413_where_bodies_are_read() -> None:
         responses = doc["paths"][path]["post"]["responses"]
         assert {"408", "413"} <= set(responses), path
         assert "application/problem+json" in responses["413"]["content"]
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_after_the_whole_body_a_receive_waits_for_the_disconnect_unbounded() -> None:
+    """Streaming responses listen for the disconnect after the body: that wait is not the body's."""
+    from api.limits import RequestLimitsMiddleware
+
+    got: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        got.append(await receive())
+        got.append(await receive())
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    calls = {"n": 0}
+
+    async def receive() -> dict[str, Any]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+        await asyncio.sleep(BODY_TIMEOUT_S * 1.5)  # longer than the body timeout
+        return {"type": "http.disconnect"}
+
+    limited = RequestLimitsMiddleware(app, max_body_bytes=LIMIT, body_timeout_s=BODY_TIMEOUT_S)
+    status, _ = await _call(limited, "POST", "/healthz", {}, receive)  # type: ignore[arg-type]
+    assert status == 204 and [m["type"] for m in got] == ["http.request", "http.disconnect"]

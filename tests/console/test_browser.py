@@ -172,6 +172,8 @@ def test_docs_load_offline(server: tuple[str, World], contexts: tuple[Any, Offli
     shot(page, "docs")
     page.goto(f"{base}/redoc")
     page.wait_for_selector("text=Minewatch API", timeout=15000)
+    page.goto(f"{base}/console/login")
+    shot(page, "login")
     assert guard.outside == []
 
 
@@ -200,6 +202,7 @@ def test_county_and_mine_walk_a_methane_case(server: tuple[str, World], contexts
     county.wait_for_selector("#refusal")
     refusal = county.inner_text("#refusal")
     assert "403" in refusal and "only the mine's own users acknowledge" in refusal
+    shot(county, "case-refused")
 
     mine = sign_in(new(), base, "mine1")
     mine.goto(f"{base}/console/cases/{cid}")
@@ -267,4 +270,4 @@ def test_a_mine_of_another_mine_sees_nothing(server: tuple[str, World], contexts
         assert M1 not in page.inner_text("main")
     page.goto(f"{base}/console/cases")
     assert f"/console/cases/{world.cases['m1_open']}" not in page.content()
-    shot(page, "login-scope-mine2")
+    shot(page, "cases-mine2")

@@ -134,11 +134,8 @@ class _QuickHeaders(HeaderDeadlineH11Protocol):
     header_timeout_s = HEADER_TIMEOUT_S
 
 
-@pytest.fixture(scope="module")
-def served(small_limits: Any, world: World) -> Iterator[int]:
-    """The app behind uvicorn with `minewatch api`'s options, a 1 s header deadline and keep-alive."""
+def _serve(settings: Any) -> Iterator[int]:
     port = free_port()
-    settings = small_limits.model_copy(update={"api_keep_alive_s": 1.0, "api_limit_concurrency": 1000})
     options = {**server_options(settings), "http": _QuickHeaders}
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
                                            access_log=False, **options))
@@ -153,6 +150,39 @@ def served(small_limits: Any, world: World) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def served(small_limits: Any, world: World) -> Iterator[int]:
+    """The app behind uvicorn with `minewatch api`'s options, a 1 s header deadline and keep-alive."""
+    yield from _serve(small_limits.model_copy(update={"api_keep_alive_s": 1.0, "api_limit_concurrency": 1000}))
+
+
+def _get(port: int, path: str) -> int:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_past_limit_concurrency_clients_get_503_until_the_slow_ones_are_cut(small_limits: Any) -> None:
+    """Slow connections fill `limit_concurrency`: newcomers get the documented plain 503, not a
+    queue, and the header deadline frees the slots, after which the API answers again."""
+    for port in _serve(small_limits.model_copy(update={"api_limit_concurrency": 10})):
+        assert _get(port, "/healthz") == 200
+        slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(12)]
+        for s in slow:
+            s.sendall(b"GET /healthz HTTP/1.1\r\n")
+        time.sleep(0.2)
+        assert _get(port, "/healthz") == 503
+        time.sleep(HEADER_TIMEOUT_S + 0.5)
+        assert _get(port, "/healthz") == 200
+        for s in slow:
+            s.close()
 
 
 def _closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:

@@ -21,12 +21,19 @@ def _cookie_args(request: Request) -> dict[str, object]:
     return {"httponly": True, "samesite": "strict", "secure": request.url.scheme == "https", "path": "/"}
 
 
-@router.get("/login", include_in_schema=False)
-async def login_page(request: Request, next: str | None = None) -> Response:
+def _form(request: Request, *, target: str, error: str | None = None, username: str = "",
+          status: int = 200) -> Response:
+    """The sign-in form with a fresh double-submit value (a failed attempt gets a new one too)."""
     token = secrets.token_urlsafe(24)
-    response = render(request, "login.html", {"next": safe_next(next), "pre": token, "error": None})
+    response = render(request, "login.html", {"next": target, "pre": token, "error": error, "username": username},
+                      status=status)
     response.set_cookie(PRE_COOKIE, token, max_age=3600, **_cookie_args(request))  # type: ignore[arg-type]
     return response
+
+
+@router.get("/login", include_in_schema=False)
+async def login_page(request: Request, next: str | None = None) -> Response:
+    return _form(request, target=safe_next(next))
 
 
 @router.post("/login", include_in_schema=False)
@@ -36,14 +43,13 @@ async def login(request: Request, state: State, username: Annotated[str, Form(ma
     target = safe_next(next)
     cookie = request.cookies.get(PRE_COOKIE, "")
     if not pre or not secrets.compare_digest(pre, cookie):
-        return render(request, "login.html", {"next": target, "pre": cookie, "error": "csrf_failed"}, status=403)
+        return _form(request, target=target, error="csrf_failed", status=403)
     ip = request.client.host if request.client else ""
     result, session_cookie = await sessions.sign_in(state.pool, username=username, password=password, ip=ip,
                                                     now=state.clock.now())
     if result != "ok" or session_cookie is None:
         status = 429 if result == "throttled" else 401
-        return render(request, "login.html", {"next": target, "pre": cookie, "error": result,
-                                              "username": username}, status=status)
+        return _form(request, target=target, error=result, username=username, status=status)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(sessions.COOKIE, session_cookie, max_age=int(sessions.LIFETIME.total_seconds()),
                         **_cookie_args(request))  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
@@ -111,7 +112,6 @@ async def on_sign_in_required(request: Request, exc: Exception) -> Response:
         response: Response = Response(status_code=401, headers={"HX-Redirect": f"{PREFIX}/login"})
     else:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        from urllib.parse import quote
         response = RedirectResponse(f"{PREFIX}/login?next={quote(target, safe='')}", status_code=303)
     secure_headers(response)
     return response

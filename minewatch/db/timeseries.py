@@ -125,7 +125,7 @@ async def _create_bucket_views(conn: asyncpg.Connection, backend: Backend) -> No
         select = (
             f"SELECT point_id, date_bin(interval '{width}', ts, timestamptz '2000-01-01') AS bucket, "
             "min(value) AS min, max(value) AS max, avg(value) AS avg, "
-            "(array_agg(value ORDER BY ts DESC))[1] AS last, count(*) AS n "
+            "(array_agg(value ORDER BY ts DESC))[1] AS last, count(*) AS n, sum(value) AS sum "
             "FROM readings GROUP BY 1, 2"
         )
         if backend == "plain":
@@ -135,10 +135,13 @@ async def _create_bucket_views(conn: asyncpg.Connection, backend: Backend) -> No
             cagg = (
                 f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ident(view)} WITH (timescaledb.continuous) AS "
                 f"SELECT point_id, time_bucket(interval '{width}', ts) AS bucket, min(value) AS min, "
-                "max(value) AS max, avg(value) AS avg, last(value, ts) AS last, count(*) AS n "
-                "FROM readings GROUP BY 1, 2 WITH NO DATA"
+                "max(value) AS max, avg(value) AS avg, last(value, ts) AS last, count(*) AS n, "
+                "sum(value) AS sum FROM readings GROUP BY 1, 2 WITH NO DATA"
             )
             await conn.execute(cagg)
+            # Real-time: since TimescaleDB 2.13 new continuous aggregates are materialised-only by
+            # default, which would hide everything above the last refresh (the plain views do not).
+            await conn.execute(f"ALTER MATERIALIZED VIEW {ident(view)} SET (timescaledb.materialized_only = false)")
             await conn.execute(
                 "SELECT add_continuous_aggregate_policy($1::regclass, start_offset => interval '3 days', "
                 "end_offset => interval '1 minute', schedule_interval => interval '1 minute', "
@@ -351,7 +354,8 @@ CREATE OR REPLACE FUNCTION readings_1h_parts(_point integer, _lo timestamptz, _h
 RETURNS TABLE (bucket timestamptz, min double precision, max double precision, sum double precision,
                n bigint, last double precision)
 LANGUAGE sql STABLE AS $$
-SELECT v.bucket, v.min, v.max, v.avg * v.n, v.n::bigint, v.last FROM readings_1h v
+-- The aggregate keeps sum itself: avg * n can overflow (and is not the sum bit for bit).
+SELECT v.bucket, v.min, v.max, v.sum, v.n::bigint, v.last FROM readings_1h v
 WHERE v.point_id = _point AND v.bucket >= _lo AND v.bucket < date_bin('1 hour', _hi, {_HOUR_ORIGIN})
 UNION ALL
 SELECT date_bin('1 hour', x.ts, {_HOUR_ORIGIN}), min(x.value), max(x.value), sum(x.value), count(*),

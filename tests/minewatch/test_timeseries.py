@@ -129,6 +129,39 @@ def test_timescale_path_where_the_extension_exists(pg_dsn: str) -> None:
         run(_drop_db(pg_dsn, dsn))
 
 
+def test_installed_but_not_preloaded_falls_back_on_the_same_connection(fresh_db: str) -> None:
+    """The state right after the extension package is installed, before timescaledb-tune and a
+    restart: migrate must fall back to plain partitioning with a warning and keep its connection
+    (CREATE EXTENSION would end the session with FATAL). CI gets here on the machine's PostgreSQL
+    once ../shared/timescaledb/start has put the extension's files next to it."""
+    async def state() -> tuple[bool, bool]:
+        conn = await asyncpg.connect(fresh_db)
+        try:
+            available = bool(await conn.fetchval(
+                "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"))
+            preloaded = "timescaledb" in (await conn.fetchval("SELECT current_setting('shared_preload_libraries')") or "")
+            return available, preloaded
+        finally:
+            await conn.close()
+    available, preloaded = run(state())
+    if not available or preloaded:
+        pytest.skip("needs a server where TimescaleDB is installed but not preloaded")
+
+    async def go() -> None:
+        conn = await asyncpg.connect(fresh_db)
+        try:
+            assert await timeseries.detect(conn, "auto") == "plain"
+            assert await conn.fetchval("SELECT 1") == 1  # the connection survived
+            with pytest.raises(RuntimeError, match="shared_preload_libraries"):
+                await timeseries.detect(conn, "timescale")
+            await migrate(conn)  # idempotent, and on the same connection
+            assert await timeseries.current_backend(conn) == "plain"
+            assert not await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")
+        finally:
+            await conn.close()
+    run(go())
+
+
 def test_ident_refuses_anything_unexpected() -> None:
     assert ident("readings_p20261123") == '"readings_p20261123"'
     for bad in ('readings"; DROP TABLE x; --', "Readings", "", "a" * 64, "1abc"):

@@ -98,6 +98,8 @@ def name_problem(name: str) -> str | None:
         return "the name is not valid UTF-8"
     if not name.isprintable():
         return "the name holds control characters"
+    if "\\" in name:
+        return "the name holds a backslash (a path separator elsewhere)"
     return None
 
 
@@ -246,8 +248,7 @@ class DropWatcher:
                     if st.st_size <= self.settings.max_file_bytes and not self._looks_complete(fd, st.st_size):
                         pending = self._pending.get(name)
                         if pending is None or pending.key != key:
-                            self._pending[name] = _Pending(key, self.clock.now())
-                            return None
+                            pending = self._pending[name] = _Pending(key, self.clock.now())
                         if self.clock.now() - pending.since < timedelta(seconds=self.settings.incomplete_timeout_s):
                             return None
                 finally:

@@ -358,7 +358,9 @@ class IngestService:
                 if attempt == 0 and len(msgs) > 1:
                     log.warning("%s; splitting the batch of %d messages to find the one refused", reason, len(msgs))
                     half = len(msgs) // 2
-                    lookup = self._lookup
+                    # The registry copy the batch was validated with: refreshing it here would wait
+                    # for the writes in flight, this one included.
+                    lookup = self._lookup or Lookup({}, {}, {}, {})
                     for sub in (msgs[half:], msgs[:half]):  # the first half is popped, so written, first
                         todo.append((sub, await self._prepare(sub, part.now, lookup=lookup), 0))
                     continue
@@ -378,7 +380,7 @@ class IngestService:
         dl = DeadLetter(received, "mqtt", m.topic, None, None, parsed[0] if parsed else None, UNSTORABLE,
                         f"the database refused this message: {detail}", m.payload if keep_payload else b"",
                         payload_size=len(m.payload))
-        return Prepared({}, [dl], part.n_items and 1, Tally({UNSTORABLE: 1}), Tally(), None, part.now)
+        return Prepared({}, [dl], 1, Tally({UNSTORABLE: 1}), Tally(), None, part.now)
 
     def _count(self, p: Prepared, result: WriteResult) -> None:
         """Metrics and totals of one committed (part of a) batch."""

@@ -1,6 +1,7 @@
 """Upload-file source throughput: CDSS rows parsed + checked + stored per second, next to the raw COPY ceiling.
 
     python -m bench.files [--rows 500000] [--runs 3] [--files-hours 2]
+    python -m bench.files --soak 10 [--soak-baseline 2]   (see bench/files/soak.py)
 
 Uses DATABASE_URL when set, else a private embedded PostgreSQL. Each run: a fresh database
 (migrations + sample registry, as the tests), one CDSS file of `--rows` rows for the 43
@@ -110,12 +111,39 @@ async def many_files(server_dsn: str, hours: float) -> tuple[int, int, float]:
         await drop_db(server_dsn, dsn)
 
 
+async def _soak(minutes: float, baseline: float) -> None:
+    from bench.files.soak import soak
+
+    server = os.environ.get("DATABASE_URL")
+    pg = home = None
+    if not server:
+        home = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+        os.chmod(home, 0o711)
+        pg = EmbeddedPostgres(home / "data", fsync=False)
+        server = pg.start()
+    try:
+        await soak(server, minutes, baseline)
+    finally:
+        if pg is not None:
+            pg.stop("immediate")
+        if home is not None:
+            shutil.rmtree(home, ignore_errors=True)
+
+
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=500_000)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--files-hours", type=float, default=2.0)
+    p.add_argument("--soak", type=float, default=None, metavar="MINUTES",
+                   help="soak the drop-directory watcher under a hostile + valid stream instead (default 10 min)",
+                   nargs="?", const=10.0)
+    p.add_argument("--soak-baseline", type=float, default=2.0, metavar="MINUTES",
+                   help="minutes of valid-only input measured first, in the same run (default 2)")
     args = p.parse_args()
+    if args.soak is not None:
+        await _soak(args.soak, args.soak_baseline)
+        return
     name, data = cdss_file(args.rows, datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1))
     print(f"CDSS file: {args.rows:,} rows, {len(data) / 1e6:.1f} MB", flush=True)
     pg = None

@@ -259,6 +259,7 @@ class FileIngester:
 
     async def quarantine_incomplete(self, name: str, data: bytes, *, waited: timedelta) -> FileSummary:
         """Record that a file stayed without `||` too long: a ledger row and a dead letter."""
+        name = display_name(name)
         detail = f"no `||` terminator after {waited.total_seconds():.0f} s: cut off in transfer"
         return await self._guard(name, data, lambda: self._reject(name, data, INCOMPLETE, detail))
 
@@ -441,7 +442,8 @@ class FileIngester:
         _, lookup = await self._mine(mine.code, fresh=True)
         assert lookup is not None and self._keeper is not None
         again = await reprocess(conn, mine=mine, lookup=lookup, keeper=self._keeper, now=now,
-                                future_tolerance=self._tolerance)
+                                future_tolerance=self._tolerance,
+                                oldest=now - timedelta(days=self.settings.retention_days))
         summary.extra.update(reprocessed=again.resolved, reprocessed_stored=again.stored,
                              still_unknown=again.still_unknown)
         async with conn.transaction():

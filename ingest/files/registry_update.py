@@ -52,6 +52,7 @@ from ingest.validate import (
 from minewatch.db.registry_store import SINCE_FOREVER
 from minewatch.db.timeseries import PartitionKeeper
 from minewatch.registry import SENSOR_GAS, Thresholds, thresholds_equal
+from minewatch.text import log_safe
 from minewatch.timeutil import zone
 
 log = logging.getLogger(__name__)
@@ -275,8 +276,11 @@ class _Page:
 
 
 async def reprocess(conn: asyncpg.Connection, *, mine: MineInfo, lookup: Lookup, keeper: PartitionKeeper,
-                    now: datetime, future_tolerance: timedelta = timedelta(minutes=5)) -> Reprocessed:
+                    now: datetime, future_tolerance: timedelta = timedelta(minutes=5),
+                    oldest: datetime | None = None) -> Reprocessed:
     """Re-validate the mine's dead letters whose reason is in `REPROCESS_REASONS`; store what passes now.
+
+    File records before `oldest` (the retention horizon) stay dead letters, now as `too_old`.
 
     Runs its own transactions (one per page); safe to repeat after a crash, since a letter is
     marked in the transaction that stores its row.
@@ -302,7 +306,7 @@ async def reprocess(conn: asyncpg.Connection, *, mine: MineInfo, lookup: Lookup,
                 elif r["file"]:
                     by_file.setdefault(r["file"], []).append(r)
             for name, letters in by_file.items():
-                _revalidate_records(name, letters, lookup, future_tolerance, page, out)
+                _revalidate_records(name, letters, lookup, future_tolerance, page, out, oldest)
             dead = page.dead
             for source, tables in page.tables.items():
                 if tables or dead:
@@ -343,7 +347,7 @@ _HEADER: Final = "{mine};;;;;;2000-01-01 00:00:00~\n"
 
 
 def _revalidate_records(name: str, letters: list[asyncpg.Record], lookup: Lookup, future_tolerance: timedelta,
-                        page: _Page, out: Reprocessed) -> None:
+                        page: _Page, out: Reprocessed, oldest: datetime | None = None) -> None:
     parts = name.rsplit("_", 2)
     kind = parts[1].upper() if len(parts) == 3 else ""
     if kind not in TABLE_OF_KIND:
@@ -353,10 +357,11 @@ def _revalidate_records(name: str, letters: list[asyncpg.Record], lookup: Lookup
     try:
         parsed = parse_file(name, text.encode(), tz=mine.tz, power_table=mine.power_table, encoding="utf-8")
     except FileFormatError as exc:
-        log.warning("cannot re-read the dead letters of %s: %s", name, exc)
+        log.warning("cannot re-read the dead letters of %s: %s", log_safe(name), log_safe(str(exc)))
         return
     # Ordinal k is the k-th letter; a record that no longer parses stays where it is.
-    converted = convert(kind, parsed.records, lookup, mine.code, now=page.now, future_tolerance=future_tolerance)
+    converted = convert(kind, parsed.records, lookup, mine.code, now=page.now, future_tolerance=future_tolerance,
+                        oldest=oldest)
     ordinal_of_line = {r.line: r.ordinal for r in parsed.records}
     for reject in converted.rejects:
         page.settle(letters[reject.ordinal - 1], (reject.reason, reject.detail), out)

@@ -22,6 +22,7 @@ from ingest.files.records import Record
 from ingest.files.source import Converted, text_safe
 from ingest.store import KINDS, BatchStore, DeadLetter, TableBatch
 from ingest.validate import DUPLICATE_CONFLICT
+from minewatch.text import log_safe
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,8 @@ async def _conflict_lines(conn: asyncpg.Connection, conv: Converted, name: str, 
         "SELECT id FROM dead_letters WHERE file = $1 AND source = 'file' AND reason = $2 AND line IS NULL "
         "AND received_at = $3 ORDER BY id", name, DUPLICATE_CONFLICT, now)]
     if len(seqs) != len(ids):
-        log.warning("%s: %d conflicts but %d conflict dead letters; their lines stay empty", name, len(seqs), len(ids))
+        log.warning("%s: %d conflicts but %d conflict dead letters; their lines stay empty", log_safe(name), len(seqs),
+                    len(ids))
         return
     await conn.execute("UPDATE dead_letters d SET line = u.line FROM unnest($1::bigint[], $2::int[]) AS u(id, line) "
                        "WHERE d.id = u.id", ids, [conv.lines[s - 1] for s in seqs])
@@ -187,7 +189,8 @@ async def _conflict_lines(conn: asyncpg.Connection, conv: Converted, name: str, 
     refused = {r.ordinal for r in conv.rejects}
     ordinals = [r.ordinal for r in records if r.ordinal not in refused]
     if len(ordinals) != len(conv.rows):
-        log.warning("%s: %d rows from %d records; conflict payloads stay as rows", name, len(conv.rows), len(ordinals))
+        log.warning("%s: %d rows from %d records; conflict payloads stay as rows", log_safe(name), len(conv.rows),
+                    len(ordinals))
         return
     raw = texts()
     payloads = [text_safe(raw.get(ordinals[s - 1], "")) for s in seqs]

@@ -22,7 +22,7 @@ from ingest.files.watch import PROCESSING, DropWatcher
 from minewatch.clock import FrozenClock
 from minewatch.errors import ConfigError
 from tests.ingest.files_db.drop_helpers import files_holding, run_watcher, tables_holding
-from tests.ingest.files_db.helpers import MINE, NOW, P_T0, P_T1, body, fetch, ingester, name, readings, utc
+from tests.ingest.files_db.helpers import MINE, NOW, P_T0, P_T1, body, fetch, ingest, ingester, name, readings, utc
 
 pytestmark = pytest.mark.integration
 
@@ -376,3 +376,21 @@ async def test_an_incomplete_file_taken_too_early_waits_in_processing_then_is_qu
     assert (quarantine / file).exists()
     with contextlib.suppress(FileNotFoundError):
         assert not list((drop / PROCESSING / token).iterdir())
+
+
+# -- times outside the retention horizon ---------------------------------------------------------
+
+
+async def test_records_older_than_retention_are_too_old_and_extreme_times_never_crash(db: str) -> None:
+    file = name("CDSS", stamp="20240514120100")
+    data = body(f"{P_T0};甲烷;x;0.5;%CH4;0;1990-01-01 00:00:00",  # beyond 730 days of retention
+                f"{P_T0};甲烷;x;0.5;%CH4;0;0001-01-01 00:00:00",  # would overflow UTC
+                f"{P_T0};甲烷;x;0.5;%CH4;0;9999-12-31 23:59:59",
+                f"{P_T0};甲烷;x;0.51;%CH4;0;2024-05-14 12:01:00")
+    summary = await ingest(db, file, data)
+    assert (summary.state, summary.stored) == ("done", 1)
+    assert dict(summary.rejected) == {"too_old": 1, "bad_time": 1, "future_time": 1}
+    rows = await fetch(db, "SELECT line, reason FROM dead_letters WHERE file = $1 ORDER BY line", file)
+    assert [(r["line"], r["reason"]) for r in rows] == [(2, "too_old"), (3, "bad_time"), (4, "future_time")]
+    assert (P_T0, utc("2024-05-14 04:01:00"), 0.51, 0) in await readings(db, [P_T0])
+    assert not await fetch(db, "SELECT 1 FROM readings WHERE ts < '2000-01-01'")

@@ -150,8 +150,13 @@ class DropWatcher:
             self._quarantine = Dir.open(self.quarantine, create=True)
         except (OSError, NotRegular) as exc:
             raise ConfigError(f"cannot open the drop, archive or quarantine directory: {exc}") from exc
-        if os.fstat(self._work.fd).st_dev != os.fstat(self._drop.fd).st_dev:
+        work = os.fstat(self._work.fd)
+        if work.st_dev != os.fstat(self._drop.fd).st_dev:
             raise ConfigError(f"{self.drop / PROCESSING} is on another file system than {self.drop}")
+        if work.st_uid != os.geteuid():
+            # Made by someone else (an uploader who renamed ours away): they could swap what is in it.
+            raise ConfigError(f"{self.drop / PROCESSING} is not owned by this user (uid {work.st_uid}); "
+                              "remove it and set the sticky bit on the drop directory (chmod +t)")
 
     def close(self) -> None:
         """Release the directory descriptors."""

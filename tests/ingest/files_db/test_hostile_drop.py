@@ -394,3 +394,13 @@ async def test_records_older_than_retention_are_too_old_and_extreme_times_never_
     assert [(r["line"], r["reason"]) for r in rows] == [(2, "too_old"), (3, "bad_time"), (4, "future_time")]
     assert (P_T0, utc("2024-05-14 04:01:00"), 0.51, 0) in await readings(db, [P_T0])
     assert not await fetch(db, "SELECT 1 FROM readings WHERE ts < '2000-01-01'")
+
+
+async def test_a_processing_directory_made_by_someone_else_is_refused_at_start(db: str, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the directory another owner")
+    drop = tmp_path / "drop"
+    (drop / PROCESSING).mkdir(parents=True)
+    os.chown(drop / PROCESSING, 12345, -1)  # an uploader renamed ours away and made their own
+    with pytest.raises(ConfigError, match="not owned by this user"):
+        DropWatcher(ingester(db), drop, clock=FrozenClock(NOW))

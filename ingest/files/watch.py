@@ -29,11 +29,11 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from ingest.errors import IngestError
 from ingest.files import dropfs
@@ -47,6 +47,7 @@ from minewatch.errors import ConfigError
 from minewatch.text import log_safe
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # How much of a file's end is read to tell whether it is complete: the `||` terminator and
 # the blanks or NUL padding after it. A longer padding falls back to reading everything.
@@ -211,18 +212,32 @@ class DropWatcher:
                     self.report(summary)
 
         for token in await asyncio.to_thread(self._work.names):
-            keep(await self._process(token, recovered=True))
+            keep(await self._safely(token, self._process(token, recovered=True)))
         files, refuse = await asyncio.to_thread(self.entries)
         for name, what in refuse:
-            keep(await self._refuse_entry(name, what))
+            keep(await self._safely(name, self._refuse_entry(name, what)))
         for name in files:
-            taken = await asyncio.to_thread(self._take, name)
+            taken = await self._safely(name, asyncio.to_thread(self._take, name))
             if taken is not None:
-                keep(await self._process(taken, recovered=False))
+                keep(await self._safely(taken, self._process(taken, recovered=False)))
         for name in list(self._pending):
             if name not in files and not name.startswith("\0"):
                 del self._pending[name]  # renamed or removed by its writer
         return done
+
+    async def _safely(self, what: str, work: Awaitable[_T]) -> _T | None:
+        # One entry must not stop the watcher: a bug or an unexpected OS error costs that entry
+        # (logged once, retried next pass). Only the database being down stops the pass.
+        try:
+            return await work
+        except IngestError:
+            raise
+        except Exception:
+            if what not in self._stuck:
+                self._stuck.add(what)
+                log.exception("cannot handle %s in the drop directory; it is left for the next pass",
+                              log_safe(display_name(what)))
+            return None
 
     async def _refuse_entry(self, name: str, what: str) -> FileSummary | None:
         """A link, FIFO, socket or device: removed unread (its target is never opened), then dead-lettered."""

@@ -98,7 +98,7 @@ async def test_links_to_secrets_are_never_read_and_leak_nowhere(db: str, dirs: t
     assert await tables_holding(db, "root:x:0:0") == []  # /etc/passwd was not copied either
     assert secret not in run.stdout + run.stderr
     assert files_holding(archive, secret.encode()) == [] and files_holding(quarantine, secret.encode()) == []
-    # The links are gone from the drop (their targets untouched); the hard link went to quarantine unread.
+    # The links and the hard link are gone from the drop, unread; their targets are untouched.
     assert sorted(p.name for p in drop.iterdir()) == [PROCESSING]
     assert secret.encode() in target.read_bytes()
 
@@ -404,3 +404,33 @@ async def test_a_processing_directory_made_by_someone_else_is_refused_at_start(d
     os.chown(drop / PROCESSING, 12345, -1)  # an uploader renamed ours away and made their own
     with pytest.raises(ConfigError, match="not owned by this user"):
         DropWatcher(ingester(db), drop, clock=FrozenClock(NOW))
+
+
+async def test_an_unexpected_error_on_one_file_costs_that_file_not_the_watcher(
+        db: str, dirs: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    drop = dirs[0]
+    first, data1, expected1 = valid()
+    second, data2, expected2 = valid()
+    (drop / first).write_bytes(data1)
+    (drop / second).write_bytes(data2)
+    real = dropfs.read_all
+    calls = 0
+
+    def flaky(fd: int, limit: int) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug")
+        return real(fd, limit)
+
+    monkeypatch.setattr(dropfs, "read_all", flaky)
+    w = watcher(db, dirs)
+    try:
+        [one] = await w.scan()  # the first file failed; the second was stored
+        [two] = await w.scan()  # the first, left in processing, is finished next pass
+    finally:
+        w.close()
+        await w.store.close()
+    assert {one.name, two.name} == {first, second}
+    assert expected1 | expected2 <= await readings(db, [P_T1])
+    assert not list((drop / PROCESSING).iterdir())

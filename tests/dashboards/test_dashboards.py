@@ -11,7 +11,7 @@ import subprocess
 import uuid
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -421,7 +421,12 @@ def test_co_o2_co2_charts_against_their_own_thresholds(db: str, seeded: Seeded) 
 
 @pytest.mark.integration
 def test_personnel_head_count_over_time_and_leader(db: str, seeded: Seeded) -> None:
-    r = _results(db, "control-room.json", _range(seeded, SHORT))
+    # The range ends on the 5-minute grid the ticks follow, at or after now + 1 min: so the last
+    # tick is past the exit read (now - 1 min) and the fresh entry (now - 2 min), wherever now
+    # falls on the grid (a last tick between the two counted the leaving card too).
+    grid = 300
+    end = datetime.fromtimestamp(-(-(seeded.now + timedelta(minutes=1)).timestamp() // grid) * grid, UTC)
+    r = _results(db, "control-room.json", grafana.TimeRange(seeded.now - SHORT, end, timedelta(minutes=1)))
     series = _series(r.panel("Head count by area"))
     (a01,) = [m for m in series if m.startswith("A01 ") and not m.endswith("approved")]
     # the reads are 5 min old: the last tick sees them, the first (6 h ago) sees nobody

@@ -221,7 +221,9 @@ async def soak(server_dsn: str, minutes: float, baseline_minutes: float) -> tupl
     try:
         for d in ("drop", "archive", "quarantine"):
             (root / d).mkdir()
-        producer = Producer(root / "drop", datetime.now(UTC).replace(microsecond=0) - timedelta(days=20))
+        # Valid times start 700 days back (inside the 730-day retention) and advance 100 s per
+        # file: months of room, so no valid file of a long soak runs into the future.
+        producer = Producer(root / "drop", datetime.now(UTC).replace(microsecond=0) - timedelta(days=700))
         base = Phase("valid only")
         await _phase(base, dsn, root, producer, baseline_minutes, hostile=False)
         print(base.line(), flush=True)

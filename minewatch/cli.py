@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -121,10 +122,14 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         start_http_server(args.metrics_port, addr="127.0.0.1", registry=registry)
     source = MqttSource(url, client_id=args.client_id or ing.client_id, topic_prefix=args.topic_prefix or ing.topic_prefix,
                         share_group=None if args.no_share else (args.share_group or ing.share_group),
-                        queue_max=ing.queue_max_messages, reconnect_min_s=ing.reconnect_min_s,
+                        queue_max=ing.queue_max_messages, queue_max_bytes=ing.queue_max_bytes,
+                        reconnect_min_s=ing.reconnect_min_s,
                         reconnect_max_s=ing.reconnect_max_s, field_variant=args.field_variant or ing.field_variant)
     service = IngestService(source, dsn, clock=SystemClock(), metrics=metrics,
-                            batch_max_items=ing.batch_max_items, batch_max_age_s=ing.batch_max_age_ms / 1000)
+                            batch_max_items=ing.batch_max_items, batch_max_age_s=ing.batch_max_age_ms / 1000,
+                            max_message_bytes=ing.max_message_bytes,
+                            future_tolerance=timedelta(seconds=ing.future_tolerance_s),
+                            max_age=timedelta(days=ing.max_age_days or settings.retention_days))
 
     async def go() -> int:
         try:

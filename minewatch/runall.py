@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -231,9 +232,12 @@ async def _ingest(settings: Settings, registry: CollectorRegistry, *, shared: bo
     ing = settings.ingest
     source = MqttSource(settings.mqtt_url, client_id=ing.client_id, topic_prefix=ing.topic_prefix,
                         share_group=ing.share_group if shared else None, queue_max=ing.queue_max_messages,
-                        field_variant=ing.field_variant)
+                        queue_max_bytes=ing.queue_max_bytes, field_variant=ing.field_variant)
     service = IngestService(source, settings.database_url, clock=SystemClock(), metrics=IngestMetrics(registry),
-                            batch_max_items=ing.batch_max_items, batch_max_age_s=ing.batch_max_age_ms / 1000)
+                            batch_max_items=ing.batch_max_items, batch_max_age_s=ing.batch_max_age_ms / 1000,
+                            max_message_bytes=ing.max_message_bytes,
+                            future_tolerance=timedelta(seconds=ing.future_tolerance_s),
+                            max_age=timedelta(days=ing.max_age_days or settings.retention_days))
     await service.run()
 
 

@@ -51,6 +51,15 @@ class IngestSettings(BaseSettings):
     # Messages held between the network thread and the writer; when full the
     # network thread blocks, TCP pushes back and the broker queues for us.
     queue_max_messages: int = Field(default=20_000, ge=10)
+    # ... and by bytes (issue 15: 30 x 20 MB messages held 940 MB): 64 MiB holds 16 of the
+    # largest messages the broker lets through, or thousands of ordinary ones.
+    queue_max_bytes: int = Field(default=64 << 20, ge=1 << 20, le=4 << 30)
+    # A message over this is dead-lettered as too_large (a preview kept), not parsed: the
+    # contract's 10 000-item batch is about 0.8 MB; the shipped broker refuses more than 4 MiB.
+    max_message_bytes: int = Field(default=4 << 20, ge=64 << 10, le=256 << 20)
+    # Readings older than this are dead letters (too_old), not partitions: unset, the
+    # retention period (MINEWATCH_RETENTION_DAYS), since older rows would be dropped anyway.
+    max_age_days: int | None = Field(default=None, ge=1)
     future_tolerance_s: int = Field(default=300, ge=0)
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0

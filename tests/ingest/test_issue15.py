@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from ingest import validate as v
+from tests.conftest import start_ingest, stop_process
 from tests.ingest.harness import counts, registry_codes, running_ingest, wait_until
 from tests.mqtt_helpers import publish_all
 
@@ -35,8 +37,19 @@ async def _stored(conn: asyncpg.Connection) -> set[tuple[str, int, float]]:
 
 
 async def _partitions(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval("SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent "
-                                   "WHERE p.relname IN ('readings', 'card_reads', 'station_states')"))
+    """Partitions (plain) or chunks (TimescaleDB) of the time-series tables that start more than
+    two days ago: the good readings of these tests are minutes old, so any such partition was
+    made for a reading that should have been refused."""
+    horizon = datetime.now(UTC) - timedelta(days=2)
+    if await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"):
+        return int(await conn.fetchval(
+            "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name IN "
+            "('readings', 'card_reads', 'station_states') AND range_start < $1", horizon))
+    names = await conn.fetch("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                             "JOIN pg_class p ON p.oid = i.inhparent "
+                             "WHERE p.relname IN ('readings', 'card_reads', 'station_states')")
+    days = [str(r["relname"]).rsplit("_p", 1)[-1] for r in names]
+    return sum(1 for d in days if d.isdigit() and d < f"{horizon:%Y%m%d}")
 
 
 async def test_invalid_utf8_costs_only_its_item_and_the_worker_goes_on(fresh_db: str, mqtt_url: str,
@@ -148,7 +161,7 @@ async def test_old_times_are_too_old_and_create_no_partition(fresh_db: str, mqtt
         assert await _stored(conn) == set(good)
         reasons = [r["reason"] for r in await conn.fetch("SELECT reason FROM dead_letters")]
         assert reasons == [v.TOO_OLD] * len(reasons) and len(reasons) == 2 * len(old) + 1
-        assert await _partitions(conn) == before  # today's partition existed; nothing for 0001 .. now
+        assert await _partitions(conn) == before == 0  # nothing for 0001 .. now
     finally:
         await conn.close()
 
@@ -189,3 +202,31 @@ async def test_item_rejects_of_a_big_message_hold_their_own_bytes(fresh_db: str,
             assert total == sum(len(i) for i in items)
         finally:
             await conn.close()
+
+
+@pytest.mark.parametrize(("env", "stored"), [({}, True), ({"MINEWATCH_RETENTION_DAYS": "2"}, False),
+                                             ({"MINEWATCH_INGEST_MAX_AGE_DAYS": "2"}, False)])
+def test_the_horizon_is_the_retention_period_unless_set(fresh_db: str, mqtt_url: str, topic_prefix: str,
+                                                        tmp_path: Path, env: dict[str, str], stored: bool) -> None:
+    """The `minewatch ingest` process takes its too_old horizon from the settings: the retention
+    period by default, MINEWATCH_INGEST_MAX_AGE_DAYS when set. A three-day-old reading is kept
+    under the defaults (730 days) and refused under a two-day horizon."""
+    mine, points = registry_codes()
+    ts = _now_ms(timedelta(days=-3))
+    proc = start_ingest(fresh_db, mqtt_url, topic_prefix, tmp_path / "ingest.log",
+                        client_id=f"h-{topic_prefix.strip('/')}", env=env)
+    try:
+        publish_all(mqtt_url, [(f"{topic_prefix}mines/{mine}/safety", b"[" + _item(points[0], ts, 0.4) + b"]")])
+
+        async def check() -> tuple[int, list[str]]:
+            conn = await asyncpg.connect(fresh_db)
+            try:
+                await wait_until(lambda: _done(conn, int(stored), int(not stored)))
+                return len(await _stored(conn)), [r["reason"] for r in await conn.fetch("SELECT reason FROM dead_letters")]
+            finally:
+                await conn.close()
+        n, reasons = asyncio.run(check())
+        assert (n, reasons) == ((1, []) if stored else (0, [v.TOO_OLD]))
+        assert proc.poll() is None
+    finally:
+        stop_process(proc)

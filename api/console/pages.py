@@ -6,9 +6,9 @@ import asyncio
 import csv
 import io
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.console import queries
@@ -33,8 +33,17 @@ async def _mine(state: State, session: Session, code: str) -> MineRef | None:
         return None
 
 
+# Rows of the overview's mine table by default: every mine with a problem comes first, and a
+# province's 900 mines are mostly normal; rendering all of them costs more than the rest of the
+# page together (`?all=1` shows them all; the map always draws every mine).
+OVERVIEW_ROWS = 200
+# Events on the history page: a screenful of months; older ones through the filters or the exports.
+HISTORY_ROWS = 200
+
+
 @router.get("/", include_in_schema=False)
-async def overview(request: Request, state: State, session: Session) -> Response:
+async def overview(request: Request, state: State, session: Session,
+                   show_all: Annotated[str | None, Query(alias="all")] = None) -> Response:
     now = state.clock.now()
     # Three independent reads on three pooled connections: the page waits for the slowest, not the sum.
     mines, by_level, cases = await asyncio.gather(
@@ -49,8 +58,10 @@ async def overview(request: Request, state: State, session: Session) -> Response
     # Problems first: a province's 900 mines are mostly normal.
     order = {"under_order": 0, "warning": 1, "offline": 2, "normal": 3}
     mines.sort(key=lambda m: (order[m.status], m.code))
-    return render(request, "overview.html", {"mines": mines, "counts": counts, "by_level": by_level,
-                                             "cases": cases, "map_points": points, "now": now}, session=session)
+    shown = mines if show_all == "1" else mines[:OVERVIEW_ROWS]
+    return render(request, "overview.html", {"mines": shown, "total": len(mines), "counts": counts,
+                                             "by_level": by_level, "cases": cases, "map_points": points, "now": now},
+                  session=session)
 
 
 async def _live(state: State, ref: MineRef, now: datetime) -> dict[str, Any]:
@@ -132,7 +143,7 @@ async def history(request: Request, state: State, session: Session, code: str, s
                "level": level if level in LEVELS else ""}
     events = await queries.exceedances(state.pool, ref.id, since=_day(since), until=_day(until, end=True),
                                        gas=filters["gas"] or None, level=filters["level"] or None,
-                                       limit=10_000 if format else 500)
+                                       limit=10_000 if format else HISTORY_ROWS + 1)
     stamp = state.clock.now().astimezone(LOCAL).strftime("%Y%m%d")
     if format == "csv":
         buf = io.StringIO()
@@ -160,7 +171,8 @@ async def history(request: Request, state: State, session: Session, code: str, s
         secure_headers(response)
         return response
     head = await queries.mine_head(state.pool, ref.id)
-    page: HTMLResponse = render(request, "history.html", {"mine": head, "events": events, "filters": filters,
+    page: HTMLResponse = render(request, "history.html", {"mine": head, "events": events[:HISTORY_ROWS],
+                                                          "more": len(events) > HISTORY_ROWS, "filters": filters,
                                                           "gases": GASES, "levels": LEVELS,
                                                           "fragment": is_htmx(request)}, session=session)
     return page

@@ -49,7 +49,7 @@
     // Mines at the edge of the scope stay inside the plot: 10 % margin, at least 0.05 degrees.
     var lo = Math.min.apply(null, values), hi = Math.max.apply(null, values);
     var pad = Math.max((hi - lo) * 0.1, 0.05);
-    return { min: +(lo - pad).toFixed(3), max: +(hi + pad).toFixed(3) };
+    return { min: +(lo - pad).toFixed(2), max: +(hi + pad).toFixed(2) };
   }
 
   function mapOption(d) {
@@ -62,7 +62,9 @@
       tooltip: { trigger: "item", formatter: function (p) { return p.data.name + "<br>" + p.data.code; } },
       legend: { top: 0 },
       grid: { left: 50, right: 16, top: 30, bottom: 30 },
-      xAxis: { type: "value", name: "E", min: x.min, max: x.max }, yAxis: { type: "value", name: "N", min: y.min, max: y.max },
+      // the padded ends are not round numbers: label only the ticks between them
+      xAxis: { type: "value", name: "E", min: x.min, max: x.max, axisLabel: { showMinLabel: false, showMaxLabel: false } },
+      yAxis: { type: "value", name: "N", min: y.min, max: y.max, axisLabel: { showMinLabel: false, showMaxLabel: false } },
       series: Object.keys(groups).map(function (k) {
         return { type: "scatter", name: d.labels[k] || k, data: groups[k], symbolSize: k === "normal" ? 8 : 14,
           itemStyle: { color: COLORS[k] || "#1565c0" } };

@@ -1,4 +1,8 @@
-"""Versioned migrations, applied once each, in order, under an advisory lock."""
+"""Versioned migrations, applied once each, in order, under an advisory lock.
+
+A migration numbered below the highest one already applied is refused rather than run: on an
+old database it would run last, on a new one in order, and the two schemas could differ.
+"""
 
 from __future__ import annotations
 
@@ -63,6 +67,21 @@ async def _run_python(conn: asyncpg.Connection, m: Migration, ctx: MigrationCont
     await module.up(conn, ctx)
 
 
+def _refuse_gaps(found: list[Migration], done: dict[int, str]) -> None:
+    """Raise if a pending migration's version is below the highest applied one (a migration
+    added into a numbering gap after later ones ran): it must get a new, higher number."""
+    if not done:
+        return
+    highest = max(done)
+    late = [m for m in found if m.version not in done and m.version < highest]
+    if late:
+        names = ", ".join(f"{m.path.name} (version {m.version})" for m in late)
+        raise DatabaseError(
+            f"migration {names} is lower than the highest applied version {highest}; "
+            "a migration added below an applied one would run out of order on this database: "
+            f"renumber it above {highest}")
+
+
 async def migrate(conn: asyncpg.Connection, *, backend: str = "auto", directory: Path | None = None) -> list[str]:
     """Apply every pending migration; returns the names applied. Safe to call from several processes."""
     applied_now: list[str] = []
@@ -74,8 +93,10 @@ async def migrate(conn: asyncpg.Connection, *, backend: str = "auto", directory:
         await conn.execute("CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text NOT NULL)")
         done = {r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")}
         chosen = await conn.fetchval("SELECT value FROM meta WHERE key = 'timeseries_backend'")
+        found = discover(directory)
+        _refuse_gaps(found, done)
         ctx = MigrationContext(backend=chosen or await timeseries.detect(conn, backend))
-        for m in discover(directory):
+        for m in found:
             if m.version in done:
                 if done[m.version] != m.checksum:
                     raise DatabaseError(

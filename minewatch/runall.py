@@ -68,6 +68,20 @@ def demo_scenario(settings: Settings, choice: str | None) -> Path | None:
     return DEMO_SCENARIO if settings.registry_path.resolve() == sample.resolve() else None
 
 
+def loads_registry(settings: Settings, *, embedded: bool) -> bool:
+    """Whether `minewatch run` loads the registry file at start.
+
+    The embedded demo loads its registry (the sample unless another is configured). Against a
+    configured database the registry is the operator's: loading the sample there would retire
+    every point of theirs (its readings then dead-lettered as unknown), so only a registry
+    file the operator configured (MINEWATCH_REGISTRY_PATH, not the sample) is loaded.
+    """
+    if embedded:
+        return True
+    sample = Path(str(resources.files("minewatch") / "data" / "sample_registry.yaml"))
+    return settings.registry_path.resolve() != sample.resolve()
+
+
 async def _status(dsn: str, every: float) -> None:
     """A line every `every` seconds, so an operator sees data flowing."""
     conn = await asyncpg.connect(dsn)
@@ -114,7 +128,11 @@ async def run_all(settings: Settings, *, speed: float = 1.0, with_simulators: bo
             url = await asyncio.to_thread(broker.start)
             print(f"[minewatch] started embedded MQTT broker ({broker.kind}) at {url}", flush=True)
         settings = settings.model_copy(update={"database_url": dsn, "mqtt_url": url})
-        await _prepare_db(dsn, settings)
+        load = loads_registry(settings, embedded=pg is not None)
+        await _prepare_db(dsn, settings, load_registry=load)
+        if not load:
+            print("[minewatch] registry left as it is (configured database); load one with "
+                  "`minewatch registry load FILE`", flush=True)
 
         registry = CollectorRegistry()
         tasks: list[asyncio.Task[object]] = []

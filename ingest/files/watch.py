@@ -197,7 +197,8 @@ class DropWatcher:
                 self._once(name, "ignoring %s: not a .txt upload file (a transfer in progress?)", shown)
             else:
                 files.append(name)
-        self._reported &= set(names)
+        present = set(names)
+        self._reported = {k for k in self._reported if k.lstrip("\0") in present}  # forget what left
         files.sort(key=file_order)
         return files, refuse
 

@@ -18,6 +18,7 @@ import msgspec
 
 from minewatch.clock import Clock
 from minewatch.db.timeseries import PartitionKeeper, current_backend
+from minewatch.registry.db import load_lookup
 from minewatch.text import log_safe
 
 from .consumer import Inbound, MqttSource
@@ -49,18 +50,6 @@ log = logging.getLogger(__name__)
 BATCH_MAX_BYTES = 16 << 20
 # What a `too_large` dead letter keeps of the message: enough to see who sent what.
 TOO_LARGE_PREVIEW = 64 * 1024
-
-
-async def load_lookup(conn: asyncpg.Connection) -> Lookup:
-    """Registry lookups from the database (active entries only)."""
-    points = {r["code"]: (r["id"], r["mine"]) for r in await conn.fetch(
-        "SELECT p.code, p.id, m.code AS mine FROM points p JOIN mines m ON m.id = p.mine_id WHERE p.active")}
-    cards = {r["code"]: (r["id"], r["mine"]) for r in await conn.fetch(
-        "SELECT c.code, c.id, m.code AS mine FROM cards c JOIN mines m ON m.id = c.mine_id WHERE c.active")}
-    stations = {r["code"]: (r["id"], r["mine"]) for r in await conn.fetch(
-        "SELECT s.code, s.id, m.code AS mine FROM stations s JOIN mines m ON m.id = s.mine_id WHERE s.active")}
-    mines = {r["code"]: r["id"] for r in await conn.fetch("SELECT code, id FROM mines")}
-    return Lookup(points, cards, stations, mines)
 
 
 def _field_variant(topic: str, prefix: str, payload: bytes) -> AdaptedMessage | None:

@@ -21,7 +21,6 @@ from rules.thresholds import (
     ThresholdTable,
     classify,
     classify_versions,
-    default_thresholds,
     resolve_versions,
 )
 
@@ -40,7 +39,6 @@ __all__ = [
     "builtin_pack",
     "classify",
     "classify_versions",
-    "default_thresholds",
     "find_episodes",
     "find_episodes_by_version",
     "load_pack",

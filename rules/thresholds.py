@@ -17,6 +17,9 @@ power-restore, for the upper side and for the lower side (oxygen). NaN means abs
 - A clear level beyond its alarm (clear_hi > alarm_hi, clear_lo < alarm_lo) is refused when a
   `ThresholdSet` or `ThresholdTable` is built, so exceed and clear never both hold.
 - Restore thresholds are carried for the power-restore logic of §4, not used here.
+- The default thresholds of a point without its own (rules.md §1) are not here: the registry
+  owns that catalogue (`minewatch.registry.catalogue`) and writes them as versions, so the
+  kernels judge every point by the arrays they are given.
 
 Versions: a point's threshold set changes over time; each version has an ``effective_from``
 (int64 ns UTC) and applies to readings at or after it, until the point's next version.
@@ -73,43 +76,6 @@ class ThresholdSet:
     def lower(self) -> bool:
         """True for a lower-limit point (oxygen): its peak is the minimum, not the maximum."""
         return math.isnan(self.alarm_hi) and not math.isnan(self.alarm_lo)
-
-
-# rules.md §1, methane by location type: (alarm, power-off, restore); NaN where the table has "—".
-# The clear level is left NaN (= alarm): the catalogue gives no separate 解报 value.
-_METHANE: dict[str, tuple[float, float, float]] = {
-    "upper_corner": (1.0, 1.5, 1.0),  # 回风隅角, T0
-    "longwall_face": (1.0, 1.5, 1.0),  # 采煤工作面, T1
-    "longwall_return": (1.0, 1.0, 1.0),  # 采煤工作面回风巷, T2
-    "intake_airway": (0.5, 0.5, 0.5),  # 进风巷, high-gas / outburst mines
-    "return_airway_middle": (1.0, 1.0, 1.0),  # 回风巷中部
-    "shearer": (1.0, 1.5, 1.0),  # 采煤机
-    "heading_face": (1.0, 1.5, 1.0),  # 掘进工作面
-    "heading_return": (1.0, 1.0, 1.0),  # 掘进工作面回风流
-    "main_return": (0.75, _NAN, _NAN),  # 总回风巷, 一翼回风巷
-    "electromechanical_chamber": (0.5, 0.5, 0.5),  # 机电硐室
-}
-# Other gases, working-face intake air defaults; the location type does not change them.
-_OTHER = {
-    "CO": ThresholdSet(alarm_hi=24.0),  # ppm
-    "O2": ThresholdSet(alarm_lo=20.0),  # %, lower-limit gas: alarm when below
-    "CO2": ThresholdSet(alarm_hi=0.5),  # %; the 1.5 % stop-work level in returns is not an alarm
-}
-LOCATION_TYPES: tuple[str, ...] = tuple(_METHANE)
-GASES: tuple[str, ...] = ("CH4", *_OTHER)
-
-
-def default_thresholds(gas: str, location_type: str | None = None) -> ThresholdSet:
-    """The catalogue default for a gas at a location type (location only matters for CH4)."""
-    if gas == "CH4":
-        if location_type not in _METHANE:
-            allowed = ", ".join(LOCATION_TYPES)
-            raise RulesError(f"unknown methane location type {location_type!r}; allowed: {allowed}")
-        alarm, poweroff, restore = _METHANE[location_type]
-        return ThresholdSet(alarm_hi=alarm, poweroff_hi=poweroff, restore_hi=restore)
-    if gas in _OTHER:
-        return _OTHER[gas]
-    raise RulesError(f"unknown gas {gas!r}; allowed: {', '.join(GASES)}")
 
 
 def _effective(alarm: F64, clear: F64, absent: float) -> F64:

@@ -1,12 +1,15 @@
 """CDDY point and FZDY station definitions applied to the registry, and the dead letters they resolve.
 
 A definition updates `points` / `stations` (units, ranges, location, coordinates), replaces the
-point's relations, and versions its thresholds by the record's data time: the version in
-effect at that time is compared, and only a difference adds a version (`effective_from` =
-data time), so readings before it keep being judged by the thresholds that applied then.
-A point's very first version applies to all its history, as for the registry file
-(`minewatch.db.registry_store`), so readings that arrived before their definition and were
-re-processed from dead letters are judged too.
+point's relations, and versions its thresholds by the record's data time through the registry's
+one writer (`minewatch.registry.db.version_thresholds`, as the registry file does): the version
+in effect at that time is compared, and only a difference adds a version (`effective_from` =
+data time), so readings before it keep being judged by the thresholds that applied then. A
+point's very first version applies to all its history. A record without thresholds of its
+own is versioned with the catalogue default for its gas and the point's location type
+(`minewatch.registry.catalogue`), exactly as a registry-file point without thresholds is.
+A record whose thresholds are out of order (rules.md §1) is refused whole as a dead letter
+(`thresholds_out_of_order`); nothing repairs it.
 
 Once a mine's definitions changed, its dead letters with reason `unknown_point` or
 `unknown_station` (from files and MQTT) are validated again; what now passes is stored and
@@ -49,15 +52,20 @@ from ingest.validate import (
     Lookup,
     validate,
 )
-from minewatch.db.registry_store import SINCE_FOREVER
 from minewatch.db.timeseries import PartitionKeeper
-from minewatch.registry import SENSOR_GAS, Thresholds, thresholds_equal
+from minewatch.registry import SENSOR_GAS, Thresholds, effective_thresholds, order_problems
+from minewatch.registry.db import load_lookup, version_thresholds
 from minewatch.text import log_safe
 from minewatch.timeutil import zone
 
 log = logging.getLogger(__name__)
 
+__all__ = ["BAD_THRESHOLDS", "Applied", "Reprocessed", "apply_cddy", "apply_fzdy", "load_lookup", "load_mine",
+           "reprocess", "thresholds_of"]
+
 REPROCESS_REASONS: Final = (UNKNOWN_POINT, UNKNOWN_STATION)
+# A CDDY record whose thresholds break the order of rules.md §1 (e.g. clear above alarm).
+BAD_THRESHOLDS: Final = "thresholds_out_of_order"
 # Dead letters re-validated per transaction: a page commits its rows and its marks together.
 REPROCESS_PAGE: Final = 5_000
 
@@ -69,15 +77,13 @@ _UPSERT_POINT: Final = (
     "range_high = EXCLUDED.range_high, location = EXCLUDED.location, x = EXCLUDED.x, y = EXCLUDED.y, z = EXCLUDED.z, "
     "active = true, updated_at = EXCLUDED.updated_at "
     # A point of another mine is left alone: no row comes back and the record is refused.
-    "WHERE points.mine_id = EXCLUDED.mine_id RETURNING id, (xmax = 0) AS created"
+    "WHERE points.mine_id = EXCLUDED.mine_id RETURNING id, (xmax = 0) AS created, location_type"
 )
 _UPSERT_STATION: Final = (
     "INSERT INTO stations (mine_id, code, location, x, y, z, active) VALUES ($1, $2, $3, $4, $5, $6, true) "
     "ON CONFLICT (code) DO UPDATE SET location = EXCLUDED.location, x = EXCLUDED.x, y = EXCLUDED.y, "
     "z = EXCLUDED.z, active = true WHERE stations.mine_id = EXCLUDED.mine_id RETURNING id, (xmax = 0) AS created"
 )
-_THRESHOLD_COLUMNS: Final = ("alarm_hi", "clear_hi", "poweroff_hi", "restore_hi", "alarm_lo", "clear_lo",
-                             "poweroff_lo", "restore_lo")
 
 
 @dataclass
@@ -107,23 +113,23 @@ async def load_mine(conn: asyncpg.Connection, code: str) -> MineInfo | None:
     return MineInfo(row["id"], row["code"], tz, table, row["encoding"])
 
 
-async def load_lookup(conn: asyncpg.Connection, mine: MineInfo) -> Lookup:
-    """The validator's lookup for one mine's files: its active points and stations, and any
-    whose code starts with its code (so a point registered to another mine is told apart)."""
-    points = {r["code"]: (r["id"], r["mine"]) for r in await conn.fetch(
-        "SELECT p.code, p.id, m.code AS mine FROM points p JOIN mines m ON m.id = p.mine_id "
-        "WHERE p.active AND (p.mine_id = $1 OR starts_with(p.code, $2))", mine.id, mine.code)}
-    stations = {r["code"]: (r["id"], r["mine"]) for r in await conn.fetch(
-        "SELECT s.code, s.id, m.code AS mine FROM stations s JOIN mines m ON m.id = s.mine_id "
-        "WHERE s.active AND (s.mine_id = $1 OR starts_with(s.code, $2))", mine.id, mine.code)}
-    return Lookup(points, {}, stations, {mine.code: mine.id})
+def _threshold_values(r: CddyRecord) -> dict[str, float | None]:
+    return {"alarm_hi": r.alarm_upper, "clear_hi": r.clear_upper, "poweroff_hi": r.power_off_upper,
+            "restore_hi": r.restore_upper, "alarm_lo": r.alarm_lower, "clear_lo": r.clear_lower,
+            "poweroff_lo": r.power_off_lower, "restore_lo": r.restore_lower}
 
 
 def thresholds_of(r: CddyRecord) -> Thresholds:
-    """The eight CDDY threshold fields as the registry's threshold set."""
-    return Thresholds(alarm_hi=r.alarm_upper, clear_hi=r.clear_upper, poweroff_hi=r.power_off_upper,
-                      restore_hi=r.restore_upper, alarm_lo=r.alarm_lower, clear_lo=r.clear_lower,
-                      poweroff_lo=r.power_off_lower, restore_lo=r.restore_lower)
+    """The eight CDDY threshold fields as the registry's threshold set (raises if out of order)."""
+    return Thresholds(**_threshold_values(r))
+
+
+def _bad_thresholds(r: CddyRecord) -> Reject | None:
+    problems = order_problems(_threshold_values(r))
+    if problems:
+        return Reject(r.line, r.ordinal, BAD_THRESHOLDS,
+                      f"point {r.point!r}: thresholds out of order: {'; '.join(problems)}")
+    return None
 
 
 def _future(r: CddyRecord | FzdyRecord, limit: datetime) -> Reject | None:
@@ -138,7 +144,7 @@ async def apply_cddy(conn: asyncpg.Connection, mine: MineInfo, records: Sequence
     out = Applied()
     defined: list[tuple[CddyRecord, int]] = []
     for r in records:
-        bad = _future(r, limit)
+        bad = _future(r, limit) or _bad_thresholds(r)
         station_id: int | None = None
         if bad is None and r.station:
             station_id = await _station_for_point(conn, mine, r.station)
@@ -155,7 +161,10 @@ async def apply_cddy(conn: asyncpg.Connection, mine: MineInfo, records: Sequence
             continue
         out.definitions += 1
         out.created += int(row["created"])
-        out.threshold_versions += await _version(conn, row["id"], thresholds_of(r), r.data_time)
+        own = thresholds_of(r)
+        t = effective_thresholds(own, gas=SENSOR_GAS.get(r.sensor_type, "other"), value_type=r.value_type,
+                                 location_type=row["location_type"])
+        out.threshold_versions += await version_thresholds(conn, row["id"], t, at=r.data_time, source="file")
         defined.append((r, row["id"]))
     out.relations = await _relations(conn, mine, defined, out.rejects)
     return out
@@ -168,31 +177,6 @@ async def _station_for_point(conn: asyncpg.Connection, mine: MineInfo, code: str
     row = await conn.fetchrow("SELECT id, mine_id FROM stations WHERE code = $1", code)
     assert row is not None
     return int(row["id"]) if row["mine_id"] == mine.id else None
-
-
-async def _version(conn: asyncpg.Connection, point_id: int, t: Thresholds, when: datetime) -> int:
-    """Add a threshold version at `when` unless the version in effect then is the same; 1 if added."""
-    current = await conn.fetchrow(
-        "SELECT alarm_hi, clear_hi, poweroff_hi, restore_hi, alarm_lo, clear_lo, poweroff_lo, restore_lo "
-        "FROM point_thresholds WHERE point_id = $1 AND effective_from <= $2 ORDER BY effective_from DESC LIMIT 1",
-        point_id, when)
-    if current is not None:
-        if thresholds_equal(Thresholds(**{k: current[k] for k in _THRESHOLD_COLUMNS}), t):
-            return 0
-        effective = when
-    else:
-        later = await conn.fetchval("SELECT count(*) FROM point_thresholds WHERE point_id = $1", point_id)
-        effective = SINCE_FOREVER if later == 0 else when  # the first version covers all history
-    await conn.execute(
-        "INSERT INTO point_thresholds (point_id, effective_from, alarm_hi, clear_hi, poweroff_hi, restore_hi, alarm_lo, "
-        "clear_lo, poweroff_lo, restore_lo, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'file') "
-        # Two definitions with the same data time: the later one in the file wins.
-        "ON CONFLICT (point_id, effective_from) DO UPDATE SET alarm_hi = EXCLUDED.alarm_hi, clear_hi = EXCLUDED.clear_hi, "
-        "poweroff_hi = EXCLUDED.poweroff_hi, restore_hi = EXCLUDED.restore_hi, alarm_lo = EXCLUDED.alarm_lo, "
-        "clear_lo = EXCLUDED.clear_lo, poweroff_lo = EXCLUDED.poweroff_lo, restore_lo = EXCLUDED.restore_lo, "
-        "source = 'file'",
-        point_id, effective, *t.as_tuple())
-    return 1
 
 
 async def _relations(conn: asyncpg.Connection, mine: MineInfo, defined: list[tuple[CddyRecord, int]],

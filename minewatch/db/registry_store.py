@@ -1,18 +1,21 @@
-"""Writes the validated registry into PostgreSQL: idempotent, with versioned thresholds."""
+"""Writes the validated registry into PostgreSQL: idempotent, with versioned thresholds.
+
+Threshold versions are written by the registry package's one writer
+(`minewatch.registry.db.version_thresholds`), the same CDDY definitions use.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 
-from minewatch.registry import Registry, Thresholds, thresholds_equal
+from minewatch.registry import Registry
+from minewatch.registry.db import SINCE_FOREVER, version_thresholds
 
-# The first threshold version of a point applies to all its history, so a
-# back-fill of data older than the registry is judged by it.
-SINCE_FOREVER = datetime(1970, 1, 1, tzinfo=UTC)
+__all__ = ["SINCE_FOREVER", "SyncSummary", "sync_registry"]
 
 
 @dataclass(frozen=True)
@@ -24,10 +27,6 @@ class SyncSummary:
     cards: int
     threshold_versions_added: int
     points_deactivated: int
-
-
-def _thr_row(t: Thresholds) -> tuple[float | None, ...]:
-    return t.as_tuple()
 
 
 async def sync_registry(conn: asyncpg.Connection, reg: Registry, *, checksum: str, source: str,
@@ -81,8 +80,9 @@ async def sync_registry(conn: asyncpg.Connection, reg: Registry, *, checksum: st
                     p.expected_period_s, p.max_gap_s, json.dumps(p.levels.model_dump()) if p.levels else None,
                     p.slope_height_m, now)
                 seen_points.append(p.code)
-                versions_added += await _version_thresholds(conn, point_ids[p.code], p.effective_thresholds(),
-                                                            p.thresholds_effective_from, now)
+                versions_added += await version_thresholds(
+                    conn, point_ids[p.code], p.effective_thresholds(), at=p.thresholds_effective_from or now,
+                    source="registry")
             for p in m.points:
                 pid = point_ids[p.code]
                 await conn.execute("DELETE FROM point_relations WHERE point_id = $1", pid)
@@ -116,23 +116,3 @@ async def sync_registry(conn: asyncpg.Connection, reg: Registry, *, checksum: st
     return SyncSummary(len(reg.mines), len(seen_points), sum(len(m.cards) for m in reg.mines),
                        versions_added, int(deactivated))
 
-
-async def _version_thresholds(conn: asyncpg.Connection, point_id: int, t: Thresholds,
-                              effective_from: datetime | None, now: datetime) -> int:
-    latest = await conn.fetchrow(
-        "SELECT alarm_hi, clear_hi, poweroff_hi, restore_hi, alarm_lo, clear_lo, poweroff_lo, restore_lo, effective_from "
-        "FROM point_thresholds WHERE point_id = $1 ORDER BY effective_from DESC LIMIT 1", point_id)
-    if latest is not None:
-        current = Thresholds(**{k: latest[k] for k in Thresholds.model_fields})
-        if thresholds_equal(current, t):
-            return 0
-    when = effective_from or (SINCE_FOREVER if latest is None else now)
-    await conn.execute(
-        "INSERT INTO point_thresholds(point_id, effective_from, alarm_hi, clear_hi, poweroff_hi, restore_hi, alarm_lo, "
-        "clear_lo, poweroff_lo, restore_lo, source) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,'registry') "
-        "ON CONFLICT (point_id, effective_from) DO UPDATE SET alarm_hi=EXCLUDED.alarm_hi, clear_hi=EXCLUDED.clear_hi, "
-        "poweroff_hi=EXCLUDED.poweroff_hi, restore_hi=EXCLUDED.restore_hi, alarm_lo=EXCLUDED.alarm_lo, "
-        "clear_lo=EXCLUDED.clear_lo, poweroff_lo=EXCLUDED.poweroff_lo, restore_lo=EXCLUDED.restore_lo, "
-        "source=EXCLUDED.source, recorded_at=now()",
-        point_id, when, *_thr_row(t))
-    return 1

@@ -12,7 +12,7 @@ import yaml
 
 from minewatch.db.registry_store import SINCE_FOREVER, sync_registry
 from minewatch.errors import ConfigError
-from minewatch.registry import default_thresholds, load_registry
+from minewatch.registry import METHANE_DEFAULTS, Thresholds, default_thresholds, load_registry
 from tests.conftest import SAMPLE_REGISTRY
 
 
@@ -49,6 +49,33 @@ def test_sample_registry_has_what_the_simulators_and_tests_need() -> None:
         (lambda d: d["mines"][0].pop("county"), ["mines[0](code=140100000001).county", "Field required"]),
         (lambda d: d["mines"][0]["points"][2].update(thresholds={"alarm_hi": "high"}), ["thresholds.alarm_hi"]),
         (lambda d: d["mines"][0]["points"][2].update(thresholds_effective_from="2026-01-01T00:00:00"), ["offset"]),
+        # thresholds out of order, per side (rules.md §1): the old repair case (clear above alarm) is refused
+        (lambda d: d["mines"][0]["points"][2].update(thresholds={"alarm_hi": 1.0, "clear_hi": 1.2}),
+         ["mines[0](code=140100000001).points[2](code=", ".thresholds", "clear_hi=1.2 must be at or below alarm_hi=1.0"]),
+        (lambda d: d["mines"][0]["points"][2].update(thresholds={"alarm_hi": 1.0, "poweroff_hi": 0.8}),
+         ["points[2](code=", "alarm_hi=1.0 must be at or below poweroff_hi=0.8"]),
+        (lambda d: d["mines"][0]["points"][2].update(thresholds={"alarm_hi": 1.0, "poweroff_hi": 1.5, "restore_hi": 1.6}),
+         ["points[2](code=", "restore_hi=1.6 must be at or below poweroff_hi=1.5"]),
+        (lambda d: d["mines"][0]["points"][2].update(thresholds={"alarm_lo": 20.0, "clear_lo": 19.5}),
+         ["points[2](code=", "alarm_lo=20.0 must be at or below clear_lo=19.5"]),
+        (lambda d: d["mines"][0]["points"][2].update(thresholds={"alarm_lo": 19.5, "poweroff_lo": 20.0}),
+         ["points[2](code=", "poweroff_lo=20.0 must be at or below alarm_lo=19.5"]),
+        (lambda d: d["mines"][0]["points"][2].update(thresholds={"alarm_hi": 1.0, "alarm_lo": 1.0}),
+         ["points[2](code=", "alarm_lo=1.0 must be below alarm_hi=1.0"]),
+        (lambda d: d["mines"][0]["points"][2].update(thresholds={"alarm_hi": float("nan")}),
+         ["points[2](code=", "alarm_hi=nan is not a finite number"]),
+        # a relation naming a missing point
+        (lambda d: d["mines"][0]["points"][2].update(relations=[{"kind": "D", "target": "140100000001_NOPE"}]),
+         ["mines[0](code=140100000001)", "relation target '140100000001_NOPE' is not a point of this mine"]),
+        # an area naming a missing face
+        (lambda d: d["mines"][0]["areas"][0].update(face="99999"),
+         ["mines[0](code=140100000001)", "area ", "face '99999' is not a face of this mine"]),
+        # declared faces: a point's face must be one of them
+        (lambda d: d["mines"][0].update(faces=[{"code": "11301"}]),
+         ["mines[0](code=140100000001)", "is not a face of this mine (faces: 11301)"]),
+        # units: a methane point in ppm would be judged by %CH4 defaults
+        (lambda d: next(p for p in d["mines"][0]["points"] if p["sensor_type"] == "0001").update(unit="ppm"),
+         ["mines[0](code=140100000001).points[", "unit 'ppm' does not fit methane"]),
     ],
 )
 def test_errors_name_the_file_the_entry_and_the_problem(tmp_path: Path, mutate, expected: list[str]) -> None:  # type: ignore[no-untyped-def]
@@ -80,6 +107,70 @@ def test_location_type_defaults_follow_the_catalogue() -> None:
     assert default_thresholds("methane", "main_return").poweroff_hi is None
     assert default_thresholds("o2", "other").alarm_lo == 20.0
     assert default_thresholds("co", "other").alarm_hi == 24.0
+
+
+# rules.md §1, the methane table as written there: (alarm, power-off, restore), None for "—".
+RULES_MD_METHANE = {
+    "T0": (1.0, 1.5, 1.0), "T1": (1.0, 1.5, 1.0), "T2": (1.0, 1.0, 1.0), "intake": (0.5, 0.5, 0.5),
+    "return_middle": (1.0, 1.0, 1.0), "shearer": (1.0, 1.5, 1.0), "heading": (1.0, 1.5, 1.0),
+    "heading_return": (1.0, 1.0, 1.0), "main_return": (0.75, None, None), "chamber": (0.5, 0.5, 0.5),
+}
+
+
+def test_the_one_catalogue_is_rules_md() -> None:
+    """Every row of rules.md §1 is in the catalogue with its values; clear is the alarm level
+    (the table gives no separate clear value); the only extra rows are the intake alias and
+    `other` (a point of unknown location type), and the catalogue lives in the registry alone."""
+    for loc, (alarm, poweroff, restore) in RULES_MD_METHANE.items():
+        t = default_thresholds("methane", loc)
+        assert (t.alarm_hi, t.clear_hi, t.poweroff_hi, t.restore_hi) == (alarm, alarm, poweroff, restore), loc
+        assert t.alarm_lo is None and t.clear_lo is None
+    assert set(METHANE_DEFAULTS) - set(RULES_MD_METHANE) == {"face_intake", "other"}
+    assert default_thresholds("methane", "face_intake") == default_thresholds("methane", "intake")
+    assert default_thresholds("co", "T0") == Thresholds(alarm_hi=24.0, clear_hi=24.0)
+    assert default_thresholds("o2", "T0") == Thresholds(alarm_lo=20.0, clear_lo=20.0)
+    assert default_thresholds("co2", "T0") == Thresholds(alarm_hi=0.5, clear_hi=0.5)
+    assert default_thresholds("wind_speed", "other").is_empty()
+    import rules
+    import rules.thresholds
+
+    assert not hasattr(rules.thresholds, "default_thresholds") and not hasattr(rules, "default_thresholds")
+
+
+def test_unknown_location_type_or_gas_names_the_allowed_ones() -> None:
+    """Moved from tests/rules/test_thresholds.py (the catalogue left rules/ for the registry)."""
+    with pytest.raises(ValueError, match=r"'tunnel'.*allowed: T0, T1, T2, intake"):
+        default_thresholds("methane", "tunnel")
+    with pytest.raises(ValueError, match=r"unknown gas 'H2S'; allowed: .*co, co2"):
+        default_thresholds("H2S", "other")
+
+
+def test_catalogue_defaults_in_kernel_terms() -> None:
+    """Moved from tests/rules/test_thresholds.py::test_methane_defaults_by_location_type: the
+    registry's defaults as the kernels see them (NaN where absent; oxygen a lower-limit set)."""
+    import math
+
+    from rules.thresholds import ThresholdSet
+
+    def kernel(t: Thresholds) -> ThresholdSet:
+        return ThresholdSet(**{k: math.nan if v is None else v for k, v in t.as_dict().items()})
+
+    t0 = kernel(default_thresholds("methane", "T0"))
+    assert (t0.alarm_hi, t0.poweroff_hi, t0.restore_hi) == (1.0, 1.5, 1.0)
+    main = kernel(default_thresholds("methane", "main_return"))
+    assert main.alarm_hi == 0.75 and math.isnan(main.poweroff_hi)
+    assert kernel(default_thresholds("methane", "intake")).poweroff_hi == 0.5
+    assert kernel(default_thresholds("co", "other")).alarm_hi == 24.0
+    o2 = kernel(default_thresholds("o2", "other"))
+    assert o2.alarm_lo == 20.0 and o2.lower and not kernel(default_thresholds("co2", "other")).lower
+    assert kernel(default_thresholds("co2", "other")).alarm_hi == 0.5
+
+
+def test_thresholds_in_order_are_accepted_at_the_edges() -> None:
+    """Equal levels are in order (T2: alarm = power-off = restore); so is a lone side."""
+    Thresholds(alarm_hi=1.0, clear_hi=1.0, poweroff_hi=1.0, restore_hi=1.0)
+    Thresholds(alarm_lo=20.0, clear_lo=20.0, poweroff_lo=20.0, restore_lo=20.0)
+    Thresholds(alarm_hi=0.8, clear_hi=0.7, poweroff_hi=1.2, restore_hi=0.8, alarm_lo=0.0)
 
 
 @pytest.mark.integration

@@ -15,7 +15,6 @@ from rules.thresholds import (
     ThresholdTable,
     classify,
     classify_versions,
-    default_thresholds,
     resolve_versions,
 )
 from tests.rules import reference as ref
@@ -93,25 +92,6 @@ def test_lower_side_is_strict_below_alarm() -> None:
     assert exceed.tolist() == [False, True, True, True]
     assert clear.tolist() == [True, False, False, False]
     assert poweroff.tolist() == [False, False, False, True]
-
-
-def test_methane_defaults_by_location_type() -> None:
-    t0 = default_thresholds("CH4", "upper_corner")
-    assert (t0.alarm_hi, t0.poweroff_hi, t0.restore_hi) == (1.0, 1.5, 1.0)
-    main = default_thresholds("CH4", "main_return")
-    assert main.alarm_hi == 0.75 and math.isnan(main.poweroff_hi)
-    assert default_thresholds("CH4", "intake_airway").poweroff_hi == 0.5
-    assert default_thresholds("CO").alarm_hi == 24.0
-    o2 = default_thresholds("O2")
-    assert o2.alarm_lo == 20.0 and o2.lower and not default_thresholds("CO2").lower
-    assert default_thresholds("CO2").alarm_hi == 0.5
-
-
-def test_unknown_location_type_names_the_allowed_ones() -> None:
-    with pytest.raises(RulesError, match=r"'tunnel'.*allowed: upper_corner, longwall_face"):
-        default_thresholds("CH4", "tunnel")
-    with pytest.raises(RulesError, match="allowed: CH4, CO, O2, CO2"):
-        default_thresholds("H2S")
 
 
 def test_clear_above_alarm_is_rejected() -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from minewatch.clock import FrozenClock
 from minewatch.db.registry_store import SINCE_FOREVER
+from minewatch.registry import default_thresholds
 from tests.ingest.files_db.helpers import (
     MINE,
     NOW,
@@ -96,8 +97,9 @@ async def test_threshold_versions_follow_the_data_time(db: str) -> None:
     clock = FrozenClock(datetime(2024, 5, 15, tzinfo=UTC))
 
     async def define(alarm: str, when: str, upload: str) -> int:
-        s = await ingest(db, name("CDDY", mine=mine), body(cddy(point, station, alarm=alarm, when=when), mine=mine,
-                                                           upload=upload), clock=clock)
+        # clear = alarm: a clear level above the alarm is refused (see the test below)
+        s = await ingest(db, name("CDDY", mine=mine), body(cddy(point, station, alarm=alarm, clear=alarm, when=when),
+                                                           mine=mine, upload=upload), clock=clock)
         assert s.state == "done"
         return s.extra["threshold_versions"]
 
@@ -111,6 +113,39 @@ async def test_threshold_versions_follow_the_data_time(db: str) -> None:
         (utc("2024-05-14 06:00:00"), 0.9, 1.5),
         (utc("2024-05-14 07:00:00"), 0.8, 1.5),
     ]
+
+
+async def test_disordered_thresholds_are_a_dead_letter_not_a_repaired_version(db: str) -> None:
+    """A CDDY record whose clear level lies above its alarm (or whose power-off lies inside the
+    alarm band) is refused whole with its reason; nothing of it is applied, nothing repaired."""
+    mine = await fresh_mine(db)
+    good, clear_above, poweroff_inside, station = (f"{mine}01MN0001T0101", f"{mine}01MN0001T0102",
+                                                   f"{mine}01MN0001T0103", f"{mine}00101")
+    file = name("CDDY", mine=mine)
+    summary = await ingest(db, file, body(
+        cddy(good, station),  # line 2
+        cddy(clear_above, station, alarm="0.80", clear="0.90"),  # line 3
+        cddy(poweroff_inside, station, alarm="1.00", clear="1.00", poweroff="0.80", restore="0.80"),  # line 4
+        mine=mine))
+    assert summary.state == "done" and summary.stored == 1
+    assert await dead_letters(db, file) == [(3, "thresholds_out_of_order"), (4, "thresholds_out_of_order")]
+    details = [r["detail"] for r in await fetch(db, "SELECT detail FROM dead_letters WHERE file = $1 ORDER BY line", file)]
+    assert clear_above in details[0] and "clear_hi=0.9 must be at or below alarm_hi=0.8" in details[0], details
+    assert poweroff_inside in details[1] and "alarm_hi=1.0 must be at or below poweroff_hi=0.8" in details[1], details
+    assert await fetch(db, "SELECT code FROM points WHERE code = ANY($1::text[])", [clear_above, poweroff_inside]) == []
+    assert [r[1:] for r in await thresholds(db, good)] == [(1.0, 1.5)]
+
+
+async def test_a_record_without_thresholds_gets_the_catalogue_default(db: str) -> None:
+    """The same catalogue judges a point without thresholds whichever path defined it: a CDDY
+    methane point of unknown location type gets the registry's default, not no thresholds."""
+    mine = await fresh_mine(db)
+    point, station = f"{mine}01MN0001T0101", f"{mine}00101"
+    summary = await ingest(db, name("CDDY", mine=mine), body(
+        cddy(point, station, alarm="", clear="", poweroff="", restore=""), mine=mine))
+    assert summary.state == "done" and summary.extra["threshold_versions"] == 1
+    t = default_thresholds("methane", "other")
+    assert await thresholds(db, point) == [(SINCE_FOREVER, t.alarm_hi, t.poweroff_hi)]
 
 
 async def test_registry_point_keeps_its_past_thresholds(db: str) -> None:

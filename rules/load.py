@@ -129,8 +129,9 @@ async def load_points(conn: Conn, mine_id: int, gases: Sequence[str] = EVENT_GAS
 async def load_versions(conn: Conn, points: MinePoints) -> Versions:
     """The threshold versions of the points from `point_thresholds`, as a kernel table.
 
-    A version the kernels would refuse (a clear level beyond its alarm) is read as having no
-    clear level on that side rather than stopping the mine's evaluation for good.
+    A stored version out of order (a clear level beyond its alarm, a power-off level inside
+    the alarm band) is refused with an error naming the point and the version, never
+    repaired: the registry refuses such sets at load, so one here was written around it.
     """
     rows = await conn.fetch(
         "SELECT point_id, effective_from, alarm_hi, clear_hi, poweroff_hi, restore_hi, alarm_lo, clear_lo, "
@@ -139,15 +140,12 @@ async def load_versions(conn: Conn, points: MinePoints) -> Versions:
     sets: list[ThresholdSet] = []
     for r in rows:
         vals = {c: math.nan if r[c] is None else float(r[c]) for c in _THRESHOLD_COLUMNS}
-        if vals["clear_hi"] > vals["alarm_hi"]:
-            vals["clear_hi"] = math.nan
-        if vals["clear_lo"] < vals["alarm_lo"]:
-            vals["clear_lo"] = math.nan
         try:
             sets.append(ThresholdSet(**vals))
-        except RulesError:  # power-off inside the alarm band: keep the alarm side only
-            sets.append(ThresholdSet(alarm_hi=vals["alarm_hi"], clear_hi=vals["clear_hi"],
-                                     alarm_lo=vals["alarm_lo"], clear_lo=vals["clear_lo"]))
+        except RulesError as exc:
+            code = points.codes[points.index_of(r["point_id"])]
+            raise RulesError(f"mine {points.mine_code}, point {code}: threshold version from "
+                             f"{r['effective_from'].isoformat()} is out of order: {exc}") from exc
     table = ThresholdTable.from_sets(sets) if sets else ThresholdTable(*(np.zeros(0) for _ in range(8)))
     point_idx = np.array([points.index_of(r["point_id"]) for r in rows], np.int64)
     lower = np.zeros(len(points), np.bool_)

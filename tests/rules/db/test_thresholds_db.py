@@ -16,6 +16,8 @@ import pytest
 import pytest_asyncio
 import yaml
 
+from rules.errors import RulesError
+from rules.load import load_points, load_versions
 from rules.packs import builtin_pack
 from rules.worker import RuleWorker
 from tests.conftest import _drop_db
@@ -72,3 +74,33 @@ async def test_own_thresholds_win_else_location_type_defaults(dsn: str) -> None:
         FACE: (1, "alarm"),  # 0.95 >= its own 0.9; 1.0 stays under its own power-off 1.2
         RETURN: (2, "power_off"),  # 1.0 >= 1.0, which is also a T2 return airway's power-off
     }, got
+
+
+
+class _Undo(Exception):
+    """Raised to roll one case's update back."""
+
+
+async def test_a_stored_version_out_of_order_is_refused_not_repaired(dsn: str) -> None:
+    """The case rules/load.py used to repair silently (a clear level above the alarm read as no
+    clear level; a power-off level inside the alarm band dropped) now stops with an error naming
+    the mine, the point and the version. The registry refuses such sets at load, so one can only
+    be in the table if written around it."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        mine_id = await conn.fetchval("SELECT id FROM mines WHERE code = $1", M1)
+        points = await load_points(conn, mine_id)
+        assert len((await load_versions(conn, points)).table) > 0  # as loaded: in order
+        for bad in ("clear_hi = alarm_hi + 0.2", "poweroff_hi = alarm_hi - 0.2"):
+            with pytest.raises(_Undo):
+                async with conn.transaction():
+                    await conn.execute(
+                        f"UPDATE point_thresholds t SET {bad} FROM points p "  # the texts are ours
+                        "WHERE p.id = t.point_id AND p.code = $1", RETURN)
+                    with pytest.raises(RulesError, match=rf"mine {M1}, point {RETURN}: threshold version from "
+                                                         r".* is out of order"):
+                        await load_versions(conn, points)
+                    raise _Undo
+        assert len((await load_versions(conn, points)).table) > 0
+    finally:
+        await conn.close()

@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.console import cases, docs, pages, signin
+from api.console.cache import PageCache
 from api.console.web import PREFIX, CsrfFailed, SignInRequired, on_csrf_failed, on_sign_in_required
 
 STATIC = Path(__file__).parent / "static"
@@ -26,6 +27,7 @@ def install(app: FastAPI) -> None:
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="console-static")
     app.add_exception_handler(SignInRequired, on_sign_in_required)
     app.add_exception_handler(CsrfFailed, on_csrf_failed)
+    app.state.console_cache = PageCache()
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -13,7 +14,7 @@ from alerting.checklist import MEASURES
 from api.cases import service
 from api.cases.schemas import CaseActionIn
 from api.console import casework, queries
-from api.console.web import LOCAL, Session, State, check_csrf, is_htmx, not_found, render
+from api.console.web import LOCAL, Session, State, check_csrf, is_htmx, not_found, page_cache, render, render_cached
 from api.errors import ApiError, NotFound
 from api.schemas import MAX_ID, is_code
 
@@ -26,16 +27,29 @@ def _case_id(raw: str) -> int | None:
     return int(raw) if raw.isdigit() and 1 <= int(raw) <= MAX_ID and len(raw) < 20 else None
 
 
+# Cases per page of the board: a screenful a person reads; the next ones behind a "more" link.
+BOARD_ROWS = 50
+_MAX_PAGE = 1000
+
+
 @router.get("/cases", include_in_schema=False)
 async def board(request: Request, state: State, session: Session,
                 level: str | None = None, mine: str | None = None) -> Response:
     q = request.query_params
     chosen = {"state": q.get("state") if q.get("state") in STATES else "",
               "level": level if level in LEVELS else "", "mine": mine if mine and is_code(mine) else ""}
-    rows = await queries.case_board(state.pool, session.principal, state.clock.now(), state=chosen["state"] or None,
-                                    level=chosen["level"] or None, mine=chosen["mine"] or None)
-    return render(request, "cases.html", {"cases": rows, "chosen": chosen, "states": STATES, "levels": LEVELS},
-                  session=session)
+    raw_page = q.get("page") or "1"
+    page = int(raw_page) if raw_page.isdigit() and 1 <= int(raw_page) <= _MAX_PAGE else 1
+
+    async def produce() -> dict[str, Any]:
+        rows = await queries.case_board(state.pool, session.principal, state.clock.now(),
+                                        state=chosen["state"] or None, level=chosen["level"] or None,
+                                        mine=chosen["mine"] or None, limit=BOARD_ROWS + 1,
+                                        offset=(page - 1) * BOARD_ROWS)
+        more = urlencode({**{k: v for k, v in chosen.items() if v}, "page": page + 1})
+        return {"cases": rows[:BOARD_ROWS], "chosen": chosen, "states": STATES, "levels": LEVELS, "page": page,
+                "more": more if len(rows) > BOARD_ROWS else ""}
+    return await render_cached(request, "cases.html", produce, session=session)
 
 
 async def _context(state: State, session: Session, case_id: int) -> dict[str, Any] | None:
@@ -95,7 +109,11 @@ async def act(request: Request, state: State, session: Session, case_id: str) ->
     try:
         body = CaseActionIn.model_validate({"action": fields.get("action", ""), "comment": fields.get("comment") or None,
                                             "deadline": _deadline(fields.get("deadline"))})
-        await service.act(pool=state.pool, principal=session.principal, case_id=cid, body=body, now=state.clock.now())
+        try:
+            await service.act(pool=state.pool, principal=session.principal, case_id=cid, body=body,
+                              now=state.clock.now())
+        finally:
+            page_cache(request).clear()  # the next page shows the action (this process; others within the TTL)
     except ValidationError as exc:
         error = _invalid(exc)
     except NotFound:
@@ -116,6 +134,7 @@ async def measure(request: Request, state: State, session: Session, case_id: str
     try:
         await casework.record(state.pool, principal=session.principal, case_id=cid, measure=fields.get("measure", ""),
                               note=note or None, now=state.clock.now())
+        page_cache(request).clear()
     except NotFound:
         return not_found(request, session)
     except ApiError as exc:

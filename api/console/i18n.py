@@ -97,6 +97,8 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "view": ("查看", "Open"),
     "first_rows": ("问题矿山优先，显示前", "problems first, showing the first"),
     "show_all": ("显示全部", "show all"),
+    "more_cases": ("更多案件", "more cases"),
+    "board_page": ("第", "page"),
     "newest_only": ("仅显示最近200条；更早的记录请用筛选或导出", "Showing the newest 200; filter or export for older ones"),
     "demo": ("演示", "demo"),
 }

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.console import queries
-from api.console.web import LOCAL, Session, State, is_htmx, not_found, render, secure_headers
+from api.console.web import LOCAL, Session, State, is_htmx, not_found, render_cached, secure_headers
 from api.errors import NotFound
 from api.mines.service import MineRef, visible_mine
 from api.orders.service import active_order_of
@@ -34,34 +34,38 @@ async def _mine(state: State, session: Session, code: str) -> MineRef | None:
 
 
 # Rows of the overview's mine table by default: every mine with a problem comes first, and a
-# province's 900 mines are mostly normal; rendering all of them costs more than the rest of the
-# page together (`?all=1` shows them all; the map always draws every mine).
-OVERVIEW_ROWS = 200
+# province's 900 mines are mostly normal; a person reads a screenful, and rendering rows costs more
+# than the page's queries (`?all=1` shows them all; the map always draws every mine).
+OVERVIEW_ROWS = 50
 # Events on the history page: a screenful of months; older ones through the filters or the exports.
 HISTORY_ROWS = 200
+_STATUS_ORDER = {"under_order": 0, "warning": 1, "offline": 2, "normal": 3}
 
 
 @router.get("/", include_in_schema=False)
 async def overview(request: Request, state: State, session: Session,
                    show_all: Annotated[str | None, Query(alias="all")] = None) -> Response:
-    now = state.clock.now()
-    # Three independent reads on three pooled connections: the page waits for the slowest, not the sum.
-    mines, by_level, cases = await asyncio.gather(
-        queries.mines_in_scope(state.pool, session.principal),
-        queries.open_cases_by_level(state.pool, session.principal, now),
-        queries.case_board(state.pool, session.principal, now, limit=50))
-    counts: dict[str, int] = {"normal": 0, "warning": 0, "under_order": 0, "offline": 0}
-    for m in mines:
-        counts[m.status] += 1
-    points = [{"name": m.name, "code": m.code, "status": m.status, "value": [m.longitude, m.latitude]}
-              for m in mines if m.longitude is not None and m.latitude is not None]
-    # Problems first: a province's 900 mines are mostly normal.
-    order = {"under_order": 0, "warning": 1, "offline": 2, "normal": 3}
-    mines.sort(key=lambda m: (order[m.status], m.code))
-    shown = mines if show_all == "1" else mines[:OVERVIEW_ROWS]
-    return render(request, "overview.html", {"mines": shown, "total": len(mines), "counts": counts,
-                                             "by_level": by_level, "cases": cases, "map_points": points, "now": now},
-                  session=session)
+    async def produce() -> dict[str, Any]:
+        now = state.clock.now()
+        # Three independent reads on three pooled connections: the page waits for the slowest, not the sum.
+        mines, by_level, cases = await asyncio.gather(
+            queries.mines_in_scope(state.pool, session.principal),
+            queries.open_cases_by_level(state.pool, session.principal, now),
+            queries.case_board(state.pool, session.principal, now, limit=50))
+        counts: dict[str, int] = {"normal": 0, "warning": 0, "under_order": 0, "offline": 0}
+        for m in mines:
+            counts[m.status] += 1
+        # The map's points as compact arrays [longitude, latitude, status, code, name] (console.js).
+        # Coordinates to 4 decimals (about 10 m): a province's scatter needs no more, and 900 mines' full
+        # float digits were a fifth of the page.
+        points = [[round(m.longitude, 4), round(m.latitude, 4), m.status, m.code, m.name]
+                  for m in mines if m.longitude is not None and m.latitude is not None]
+        # Problems first: a province's 900 mines are mostly normal.
+        mines.sort(key=lambda m: (_STATUS_ORDER[m.status], m.code))
+        shown = mines if show_all == "1" else mines[:OVERVIEW_ROWS]
+        return {"mines": shown, "total": len(mines), "counts": counts, "by_level": by_level, "cases": cases,
+                "map_points": points, "now": now}
+    return await render_cached(request, "overview.html", produce, session=session)
 
 
 async def _live(state: State, ref: MineRef, now: datetime) -> dict[str, Any]:
@@ -74,15 +78,18 @@ async def _live(state: State, ref: MineRef, now: datetime) -> dict[str, Any]:
 
 @router.get("/mines/{code}", include_in_schema=False)
 async def mine_page(request: Request, state: State, session: Session, code: str) -> Response:
-    ref = await _mine(state, session, code)
+    ref = await _mine(state, session, code)  # the scope is checked before the cache is asked
     if ref is None:
         return not_found(request, session)
-    now = state.clock.now()
-    head, cases, live = await asyncio.gather(
-        queries.mine_head(state.pool, ref.id),
-        queries.case_board(state.pool, session.principal, now, mine=ref.code, limit=50),
-        _live(state, ref, now))
-    return render(request, "mine.html", {"mine": head, "cases": cases, **live}, session=session)
+
+    async def produce() -> dict[str, Any]:
+        now = state.clock.now()
+        head, cases, live = await asyncio.gather(
+            queries.mine_head(state.pool, ref.id),
+            queries.case_board(state.pool, session.principal, now, mine=ref.code, limit=50),
+            _live(state, ref, now))
+        return {"mine": head, "cases": cases, **live}
+    return await render_cached(request, "mine.html", produce, session=session)
 
 
 @router.get("/mines/{code}/live", include_in_schema=False)
@@ -91,8 +98,10 @@ async def mine_live(request: Request, state: State, session: Session, code: str)
     ref = await _mine(state, session, code)
     if ref is None:
         return not_found(request, session)
-    return render(request, "mine_live.html", {"mine": {"code": ref.code}, **await _live(state, ref, state.clock.now())},
-                  session=session)
+
+    async def produce() -> dict[str, Any]:
+        return {"mine": {"code": ref.code}, **await _live(state, ref, state.clock.now())}
+    return await render_cached(request, "mine_live.html", produce, session=session, fragment=True)
 
 
 def _day(value: str | None, *, end: bool = False) -> datetime | None:
@@ -141,9 +150,19 @@ async def history(request: Request, state: State, session: Session, code: str, s
         return not_found(request, session)
     filters = {"since": since or "", "until": until or "", "gas": gas if gas in GASES else "",
                "level": level if level in LEVELS else ""}
-    events = await queries.exceedances(state.pool, ref.id, since=_day(since), until=_day(until, end=True),
-                                       gas=filters["gas"] or None, level=filters["level"] or None,
-                                       limit=10_000 if format else HISTORY_ROWS + 1)
+
+    async def read(limit: int) -> list[dict[str, Any]]:
+        return await queries.exceedances(state.pool, ref.id, since=_day(since), until=_day(until, end=True),
+                                         gas=filters["gas"] or None, level=filters["level"] or None, limit=limit)
+
+    if format not in ("csv", "xlsx"):
+        async def produce() -> dict[str, Any]:
+            head, events = await asyncio.gather(queries.mine_head(state.pool, ref.id), read(HISTORY_ROWS + 1))
+            return {"mine": head, "events": events[:HISTORY_ROWS], "more": len(events) > HISTORY_ROWS,
+                    "filters": filters, "gases": GASES, "levels": LEVELS, "fragment": is_htmx(request)}
+        page: HTMLResponse = await render_cached(request, "history.html", produce, session=session)
+        return page
+    events = await read(10_000)
     stamp = state.clock.now().astimezone(LOCAL).strftime("%Y%m%d")
     if format == "csv":
         buf = io.StringIO()
@@ -155,24 +174,18 @@ async def history(request: Request, state: State, session: Session, code: str, s
             "Content-Disposition": f'attachment; filename="exceedances_{ref.code}_{stamp}.csv"'})
         secure_headers(response)
         return response
-    if format == "xlsx":
-        from openpyxl import Workbook
+    # xlsx
+    from openpyxl import Workbook
 
-        wb = Workbook(write_only=True)
-        ws = wb.create_sheet(ref.code)
-        ws.append(list(_COLUMNS))
-        for row in _rows(events):
-            ws.append([_safe_cell(v) for v in row])
-        out = io.BytesIO()
-        wb.save(out)
-        response = Response(out.getvalue(),
-                            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                            headers={"Content-Disposition": f'attachment; filename="exceedances_{ref.code}_{stamp}.xlsx"'})
-        secure_headers(response)
-        return response
-    head = await queries.mine_head(state.pool, ref.id)
-    page: HTMLResponse = render(request, "history.html", {"mine": head, "events": events[:HISTORY_ROWS],
-                                                          "more": len(events) > HISTORY_ROWS, "filters": filters,
-                                                          "gases": GASES, "levels": LEVELS,
-                                                          "fragment": is_htmx(request)}, session=session)
-    return page
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(ref.code)
+    ws.append(list(_COLUMNS))
+    for row in _rows(events):
+        ws.append([_safe_cell(v) for v in row])
+    out = io.BytesIO()
+    wb.save(out)
+    response = Response(out.getvalue(),
+                        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        headers={"Content-Disposition": f'attachment; filename="exceedances_{ref.code}_{stamp}.xlsx"'})
+    secure_headers(response)
+    return response

@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=100, help="sequential requests per page")
     p.add_argument("--duration", type=float, default=10, help="seconds of load per page")
     p.add_argument("--connections", type=int, default=20, help="concurrent clients under load")
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (the deployment runs 2)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="serve without the console's page cache (MINEWATCH_CONSOLE_CACHE_TTL=0): every request renders")
     args = p.parse_args(argv)
     pg = None
     server_dsn = args.dsn
@@ -116,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         mines, cases = asyncio.run(_targets(dsn))
         port = free_port()
         env = {**os.environ, "MINEWATCH_TOKEN_PEPPER": "bench-console-pepper-0123456789abcdef0123", "PYTHONUNBUFFERED": "1"}
-        api = subprocess.Popen([sys.executable, "-m", "bench.console.serve", dsn, str(port), end.isoformat()], env=env)
+        if args.no_cache:
+            env["MINEWATCH_CONSOLE_CACHE_TTL"] = "0"
+        api = subprocess.Popen([sys.executable, "-m", "bench.console.serve", dsn, str(port), end.isoformat(),
+                                str(args.workers)], env=env)
         url = f"http://127.0.0.1:{port}"
         for _ in range(300):
             try:
@@ -140,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
              f"/console/mines/MINE/exceedances?since={(end - timedelta(days=30)).date().isoformat()}&format=csv"),
             ("mine page as the mine's own user", "mine", "/console/mines/149900000001"),
         ]
-        print(f"\nserver: uvicorn, 1 process; {os.cpu_count()} cores shared with PostgreSQL and the clients; "
+        cache = "off" if args.no_cache else f"{os.environ.get('MINEWATCH_CONSOLE_CACHE_TTL', '2')} s"
+        print(f"\nserver: uvicorn, {args.workers} process(es), page cache {cache}; {os.cpu_count()} cores shared "
+              f"with PostgreSQL and the clients; "
               f"{len(mines)} mines with readings, now = {end.isoformat()}")
         print(f"{'page':<48} {'seq p50':>8} {'seq p95':>8} | {'load p50':>8} {'load p95':>9} {'req/s':>7} "
               f"{'x ceil':>7} {'errors':>6}")

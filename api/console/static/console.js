@@ -54,6 +54,8 @@
 
   function mapOption(d) {
     var groups = {};
+    // points arrive as compact arrays [longitude, latitude, status, code, name] (one JSON key per mine less)
+    d.points = d.points.map(function (a) { return { value: [a[0], a[1]], status: a[2], code: a[3], name: a[4] }; });
     d.points.forEach(function (p) { (groups[p.status] = groups[p.status] || []).push(p); });
     var x = padded(d.points.map(function (p) { return p.value[0]; }));
     var y = padded(d.points.map(function (p) { return p.value[1]; }));

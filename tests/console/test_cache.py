@@ -1,0 +1,112 @@
+"""The console's page cache (api/console/cache.py): shared only by sessions of exactly the same scope,
+with each person's own frame and CSRF token around the shared content, and cleared by console writes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import httpx
+import pytest
+
+from api.auth.principal import Principal
+from api.console.cache import PageCache, scope_key
+from tests.api.scenario import M1, M2, M3, World
+from tests.console.conftest import csrf_of, new_client, sign_in
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+
+def _cache(client: httpx.AsyncClient) -> PageCache:
+    cache: PageCache = client._transport.app.state.console_cache  # type: ignore[attr-defined]
+    return cache
+
+
+def _state_of(html: str, case_id: int) -> str:
+    """The state pill of one case's row on a case list."""
+    row = re.search(rf'<tr[^>]*>\s*<td><a href="/console/cases/{case_id}">.*?</tr>', html, re.S)
+    assert row, html[-2000:]
+    m = re.search(r'class="pill cs-(\w+)"', row.group(0))
+    assert m, row.group(0)
+    return m.group(1)
+
+
+async def test_scope_keys_differ_unless_the_mines_are_the_same() -> None:
+    county_a = Principal.of(1, "a", "county", frozenset({"140121"}), {"m1": 1, "m2": 2})
+    county_a2 = Principal.of(2, "a2", "county", frozenset({"140121"}), {"m1": 1, "m2": 2})
+    county_b = Principal.of(3, "b", "county", frozenset({"140181"}), {"m3": 3})
+    grown = Principal.of(4, "a3", "county", frozenset({"140121"}), {"m1": 1, "m2": 2, "m9": 9})
+    mine1 = Principal.of(5, "m1", "mine", frozenset({"m1"}), {"m1": 1})
+    mine2 = Principal.of(6, "m2", "mine", frozenset({"m2"}), {"m2": 2})
+    assert scope_key(county_a) == scope_key(county_a2)  # two people of one county share
+    assert len({scope_key(p) for p in (county_a, county_b, grown, mine1, mine2)}) == 5
+
+
+async def test_single_flight_and_errors_are_not_cached() -> None:
+    cache = PageCache(ttl=60)
+    calls = 0
+
+    async def produce() -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return f"v{calls}"
+
+    assert await asyncio.gather(*(cache.get("k", produce) for _ in range(10))) == ["v1"] * 10
+    assert calls == 1
+
+    async def fail() -> str:
+        raise RuntimeError("database down")
+
+    with pytest.raises(RuntimeError):
+        await cache.get("e", fail)
+    assert await cache.get("e", produce) == "v2"
+    cache.clear()
+    assert await cache.get("k", produce) == "v3"
+    assert await PageCache(ttl=0).get("k", produce) == "v4"  # off: every call renders
+
+
+async def test_cache_never_serves_another_scope(clients: dict[str, httpx.AsyncClient], world: World) -> None:
+    qx, gj, mine1, mine2 = clients["county_qx"], clients["county_gj"], clients["mine1"], clients["mine2"]
+    # the same URL, one right after the other, from two scopes: each sees only its own mines
+    a, b = (await qx.get("/console/")).text, (await gj.get("/console/")).text
+    assert M1 in a and M3 not in a and M3 in b and M1 not in b
+    a, b = (await qx.get("/console/cases")).text, (await gj.get("/console/cases")).text
+    assert f'/console/cases/{world.cases["m1_open"]}"' in a and f'/console/cases/{world.cases["m1_open"]}"' not in b
+    # a mine page cached for mine 1 is refused to mine 2's user, and mine 2's own page is its own
+    for path in (f"/console/mines/{M1}", f"/console/mines/{M1}/live", f"/console/mines/{M1}/exceedances"):
+        assert (await mine1.get(path)).status_code == 200
+        r = await mine2.get(path)
+        assert r.status_code == 404 and M1 not in r.text, path
+    r = await mine2.get(f"/console/mines/{M2}")
+    assert r.status_code == 200 and M1 not in r.text
+
+
+async def test_sessions_of_one_scope_share_content_not_their_frame(app_transport: httpx.ASGITransport,
+                                                                     clients: dict[str, httpx.AsyncClient]) -> None:
+    first = clients["county_qx"]
+    async with new_client(app_transport) as second:
+        assert (await sign_in(second, "county_qx")).status_code == 303
+        cache = _cache(first)
+        one = await first.get(f"/console/mines/{M1}")
+        hits = cache.hits
+        two = await second.get(f"/console/mines/{M1}")
+        assert cache.hits == hits + 1  # the second session was served the first one's content
+        assert one.status_code == two.status_code == 200
+        # each page carries its own session's CSRF token: the token is put in after the cache
+        assert csrf_of(one.text) != csrf_of(two.text)
+        assert csrf_of(one.text) == csrf_of((await first.get("/console/cases")).text)
+
+
+async def test_a_case_action_is_seen_on_the_next_request(clients: dict[str, httpx.AsyncClient], world: World) -> None:
+    mine1, qx = clients["mine1"], clients["county_qx"]
+    cid = world.cases["m1_open"]
+    assert _state_of((await mine1.get(f"/console/cases?mine={M1}")).text, cid) == "open"
+    assert _state_of((await qx.get(f"/console/mines/{M1}")).text, cid) == "open"  # cached for the county too
+    page = await mine1.get("/console/")
+    r = await mine1.post(f"/console/cases/{cid}/actions", data={"action": "acknowledge"},
+                         headers={"X-CSRF-Token": csrf_of(page.text), "HX-Request": "true"})
+    assert r.status_code == 200, r.text
+    # at once, not after the cache's TTL: the write cleared it
+    assert _state_of((await mine1.get(f"/console/cases?mine={M1}")).text, cid) == "acknowledged"
+    assert _state_of((await qx.get(f"/console/mines/{M1}")).text, cid) == "acknowledged"

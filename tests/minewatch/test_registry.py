@@ -237,3 +237,16 @@ def test_reload_retires_only_the_registrys_own_points(fresh_db: str) -> None:
         finally:
             await conn.close()
     asyncio.run(go())
+
+
+def test_the_documented_example_loads(tmp_path: Path) -> None:
+    """docs/registry.md's example is a valid registry, judged as the page says."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "registry.md").read_text(encoding="utf-8")
+    example = text.split("### Example\n\n```yaml\n", 1)[1].split("\n```", 1)[0]
+    path = tmp_path / "example.yaml"
+    path.write_text(example, encoding="utf-8")
+    reg, _ = load_registry(path)
+    upper_corner, face, _relay, oxygen = reg.mines[0].points
+    assert upper_corner.effective_thresholds() == default_thresholds("methane", "T0")
+    assert face.effective_thresholds().alarm_hi == 0.9
+    assert oxygen.effective_thresholds().alarm_lo == 20.0

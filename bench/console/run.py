@@ -6,7 +6,10 @@ with 30 days of readings at 30 s (bench/api/fill.py).
 
 Each page is measured twice beside the same run's ceiling (GET /healthz, no database):
   sequential  one client, one request at a time: the server time of a page (loopback adds ~0.1 ms);
-  loaded      --connections clients at once for --duration seconds: latency under load and req/s.
+  loaded      --connections clients at once for --duration seconds: latency under load and req/s, and the
+              server's own part of it (Server-Timing from bench/console/serve.py: the app's time from
+              receiving a request to starting its answer, event-loop queueing included), apart from
+              the load generator's CPU, which on a small shared machine is most of the ceiling.
 The database is the API benchmark's (filled once, reused; the province is added once)."""
 
 from __future__ import annotations
@@ -70,9 +73,15 @@ async def _sequential(url: str, cookies: httpx.Cookies | None, template: str, mi
     return q[49], q[94], errors
 
 
+def _server_ms(r: httpx.Response) -> float:
+    timing = r.headers.get("server-timing", "")
+    return float(timing.split("dur=", 1)[1]) if "dur=" in timing else float("nan")
+
+
 async def _loaded(url: str, cookies: httpx.Cookies | None, template: str, mines: list[str], cases: list[int],
-                  seconds: float, connections: int) -> tuple[float, float, float, int]:
+                  seconds: float, connections: int) -> tuple[float, float, float, int, float]:
     lat: list[float] = []
+    server: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
 
@@ -82,13 +91,14 @@ async def _loaded(url: str, cookies: httpx.Cookies | None, template: str, mines:
             t = time.perf_counter()
             r = await c.get(_path(template, mines, cases))
             lat.append((time.perf_counter() - t) * 1000)
+            server.append(_server_ms(r))
             errors += r.status_code != 200
 
     async with httpx.AsyncClient(base_url=url, cookies=cookies, timeout=60,
                                  limits=httpx.Limits(max_connections=connections)) as c:
         await asyncio.gather(*(worker(c) for _ in range(connections)))
     q = statistics.quantiles(lat, n=100)
-    return q[49], q[94], len(lat) / seconds, errors
+    return q[49], q[94], len(lat) / seconds, errors, statistics.quantiles(server, n=100)[94]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,21 +158,23 @@ def main(argv: list[str] | None = None) -> int:
         ]
         cache = "off" if args.no_cache else f"{os.environ.get('MINEWATCH_CONSOLE_CACHE_TTL', '2')} s"
         print(f"\nserver: uvicorn, {args.workers} process(es), page cache {cache}; {os.cpu_count()} cores shared "
-              f"with PostgreSQL and the clients; "
+              f"with PostgreSQL and the clients (load average {os.getloadavg()[0]:.1f}); "
               f"{len(mines)} mines with readings, now = {end.isoformat()}")
         print(f"{'page':<48} {'seq p50':>8} {'seq p95':>8} | {'load p50':>8} {'load p95':>9} {'req/s':>7} "
-              f"{'x ceil':>7} {'errors':>6}")
+              f"{'x ceil':>7} {'srv p95':>8} {'errors':>6}")
         ceiling_p95 = None
         for label, role, template in scenarios:
             jar = jars[role] if role else None
             s50, s95, e1 = asyncio.run(_sequential(url, jar, template, mines, cases, args.requests))
-            l50, l95, rps, e2 = asyncio.run(_loaded(url, jar, template, mines, cases, args.duration, args.connections))
+            l50, l95, rps, e2, srv95 = asyncio.run(_loaded(url, jar, template, mines, cases, args.duration, args.connections))
             if ceiling_p95 is None:
                 ceiling_p95 = l95
             print(f"{label:<48} {s50:>8.1f} {s95:>8.1f} | {l50:>8.1f} {l95:>9.1f} {rps:>7.0f} "
-                  f"{l95 / ceiling_p95:>7.1f} {e1 + e2:>6}", flush=True)
+                  f"{l95 / ceiling_p95:>7.1f} {srv95:>8.1f} {e1 + e2:>6}", flush=True)
         print(f"\nseq: one client, {args.requests} requests (ms); load: {args.connections} clients for "
-              f"{args.duration:g} s (ms, req/s); x ceil: load p95 over the same run's /healthz load p95")
+              f"{args.duration:g} s (ms, req/s); x ceil: load p95 over the same run's /healthz load p95; "
+              f"srv p95: the server's own time under load (Server-Timing); load average "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         if api is not None:
             api.terminate()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
 from typing import Annotated, Any
 
@@ -12,7 +13,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.console import queries
-from api.console.web import LOCAL, Session, State, is_htmx, not_found, render_cached, secure_headers
+from api.console.cache import scope_key
+from api.console.web import LOCAL, Session, State, is_htmx, not_found, page_cache, render_cached, secure_headers
 from api.errors import NotFound
 from api.mines.service import MineRef, visible_mine
 from api.orders.service import active_order_of
@@ -162,6 +164,17 @@ async def history(request: Request, state: State, session: Session, code: str, s
                     "filters": filters, "gases": GASES, "levels": LEVELS, "fragment": is_htmx(request)}
         page: HTMLResponse = await render_cached(request, "history.html", produce, session=session)
         return page
+    # Exports of the same scope and URL within the cache's TTL are the same file: made once.
+    key = (scope_key(session.principal), "export", request.url.path, request.url.query)
+    body, media, filename = await page_cache(request).get(key, lambda: _export(ref.code, format, read, state))
+    response = Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    secure_headers(response)
+    return response
+
+
+async def _export(code: str, format: str, read: Callable[[int], Awaitable[list[dict[str, Any]]]],
+                  state: State) -> tuple[bytes, str, str]:
+    """(body, media type, file name) of an exceedance export."""
     events = await read(10_000)
     stamp = state.clock.now().astimezone(LOCAL).strftime("%Y%m%d")
     if format == "csv":
@@ -170,22 +183,15 @@ async def history(request: Request, state: State, session: Session, code: str, s
         writer.writerow(_COLUMNS)
         writer.writerows([[_safe_cell(v) for v in row] for row in _rows(events)])
         # A byte-order mark, so Excel opens the UTF-8 file with its Chinese intact.
-        response: Response = Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8", headers={
-            "Content-Disposition": f'attachment; filename="exceedances_{ref.code}_{stamp}.csv"'})
-        secure_headers(response)
-        return response
-    # xlsx
+        return (("\ufeff" + buf.getvalue()).encode(), "text/csv; charset=utf-8", f"exceedances_{code}_{stamp}.csv")
     from openpyxl import Workbook
 
     wb = Workbook(write_only=True)
-    ws = wb.create_sheet(ref.code)
+    ws = wb.create_sheet(code)
     ws.append(list(_COLUMNS))
     for row in _rows(events):
         ws.append([_safe_cell(v) for v in row])
     out = io.BytesIO()
     wb.save(out)
-    response = Response(out.getvalue(),
-                        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                        headers={"Content-Disposition": f'attachment; filename="exceedances_{ref.code}_{stamp}.xlsx"'})
-    secure_headers(response)
-    return response
+    return (out.getvalue(), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            f"exceedances_{code}_{stamp}.xlsx")

@@ -250,3 +250,18 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     assert upper_corner.effective_thresholds() == default_thresholds("methane", "T0")
     assert face.effective_thresholds().alarm_hi == 0.9
     assert oxygen.effective_thresholds().alarm_lo == 20.0
+
+
+def test_one_owner_of_the_lookup_and_the_version_writer() -> None:
+    """MQTT ingest, file ingest and the registry file use the registry package's functions,
+    not copies of their own (a copy drifts until the two disagree)."""
+    import ingest.files.registry_update as files_registry
+    import ingest.service as mqtt_service
+    import minewatch.db.registry_store as yaml_store
+    import minewatch.registry.db as owner
+
+    assert mqtt_service.load_lookup is owner.load_lookup
+    assert files_registry.load_lookup is owner.load_lookup
+    assert files_registry.version_thresholds is owner.version_thresholds
+    assert yaml_store.version_thresholds is owner.version_thresholds
+    assert yaml_store.SINCE_FOREVER is owner.SINCE_FOREVER

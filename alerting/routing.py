@@ -8,7 +8,7 @@ that holds its secret (`secret_env`) and the caller resolves it when it builds n
 version: 1
 start_levels:            # where a non-methane case is raised first (methane: by peak tier)
   default: county
-  rules: {stale: mine, seal_breach: county}
+  rules: {offline: mine, seal_breach: county}
 mines:
   "140100000001":
     receivers:           # the mine's own duty people (level `mine`)

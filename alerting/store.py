@@ -20,6 +20,7 @@ from asyncpg.pool import PoolConnectionProxy
 from alerting.actions import WITHDRAWN_SQL, case_view, effects_to_json
 from alerting.lifecycle import CaseView, Effect
 from alerting.pipeline.types import FindingRef
+from minewatch import rule_ids
 
 # A connection, or one borrowed from a pool (which behaves as the connection it wraps).
 Conn: TypeAlias = asyncpg.Connection | PoolConnectionProxy
@@ -29,10 +30,10 @@ SYSTEM_ROLE = "system"
 
 # Rule ids that name a methane exceedance event whatever table backs them; a finding backed
 # by an exceedance event of gas `methane` is one too.
-METHANE_RULES = frozenset({"methane_exceedance", "methane_event"})
+METHANE_RULES = frozenset({rule_ids.METHANE_EXCEEDANCE})
 METHANE_GAS = "methane"
 # The rule engine's flags for root-cause measures (rules.md §5; rules/evaluate.py).
-FLAG_RULES = frozenset({"high_value_exceedance", "frequent_exceedance"})
+FLAG_RULES = frozenset({rule_ids.HIGH_VALUE_EXCEEDANCE, rule_ids.FREQUENT_EXCEEDANCE})
 METHANE_UNIT = "%CH4"
 # How a finding on a whole mine (an order, a seal breach) is named in a message: "全矿" reads
 # "the whole mine"; the mine's own name already opens the message. An order's subject is its

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from minewatch.rule_ids import SPECIAL_INSPECTION
 from minewatch.timeutil import from_ns, rfc3339
 from rules.evaluate import FindingRow
 from rules.orders import apply_count_rule
@@ -33,7 +34,7 @@ from rules.packs import RulePack
 I64 = NDArray[np.int64]
 
 ACCIDENT_KIND = "accident"  # the count-rule kind of accident records
-INSPECTION_RULE = "special_inspection"
+INSPECTION_RULE = SPECIAL_INSPECTION
 INSPECTION_LEVEL = "inspection"
 INSPECTION_REF = "accidents"
 

@@ -25,6 +25,8 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from minewatch import rule_ids
+from minewatch.rule_ids import exceedance_rule as exceedance_rule  # re-exported: backfill uses it
 from minewatch.timeutil import from_ns, rfc3339
 from rules.episodes import END_REASONS, LEVEL_NAMES, Episodes, find_episodes_by_version
 from rules.events import merge_events
@@ -39,17 +41,13 @@ V = TypeVar("V")
 
 METHANE = "methane"
 ORDER_KIND = "methane_event"  # the count-rule kind these rules count: methane exceedance events
-FREQUENT_RULE = "frequent_exceedance"
-HIGH_VALUE_RULE = "high_value_exceedance"
-ORDER_RULE = "shutdown_order"
+# The rule ids this module emits (defined once, in minewatch.rule_ids).
+FREQUENT_RULE = rule_ids.FREQUENT_EXCEEDANCE
+HIGH_VALUE_RULE = rule_ids.HIGH_VALUE_EXCEEDANCE
+ORDER_RULE = rule_ids.SHUTDOWN_ORDER
 THRESHOLD_KEYS = ("alarm_hi", "clear_hi", "poweroff_hi", "restore_hi",
                   "alarm_lo", "clear_lo", "poweroff_lo", "restore_lo")
 _LEVEL_CODE = {name: code for code, name in LEVEL_NAMES.items()}
-
-
-def exceedance_rule(gas: str) -> str:
-    """The finding rule of an exceedance event of a gas: methane_exceedance, co_exceedance, ..."""
-    return f"{gas}_exceedance"
 
 
 def iso(ns: int | None) -> str | None:

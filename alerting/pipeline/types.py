@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import TypeAlias
 
 from alerting.lifecycle import CaseState, Level, Reason, Severity
+from minewatch import rule_ids
 
 
 class ChannelKind(StrEnum):
@@ -147,7 +148,7 @@ class Silence:
 
 # Rules whose notifications an order never inhibits: a breach of the seal and a failed power
 # cut are exactly what must get through while a mine is meant to be stopped (rules.md §4, §7).
-NEVER_INHIBITED: frozenset[str] = frozenset({"seal_breach", "power_off_failure"})
+NEVER_INHIBITED: frozenset[str] = frozenset({rule_ids.SEAL_BREACH, rule_ids.POWER_OFF_FAILURE})
 
 # Grouping window: points of one mine exceeding within a minute are one incident to a person
 # reading SMS; a minute is also short enough that grouping does not delay the first alarm much.

@@ -1,0 +1,51 @@
+"""Rule ids: the values a finding's and a case's `rule` take (contract v1), defined once.
+
+`rules/` emits them and `alerting/` routes, names and groups them; the two packages do not
+import each other, so the ids live here in the shared core. An id is either *emitted* (the
+rule engine writes findings with it today) or *reserved* (the contract names it for a rule
+family not yet built: personnel, integrity, geotech). Routing and templates may speak of
+both; `tests/alerting/test_rule_ids.py` checks that they name nothing else and that every
+emitted id is routed and named in every language.
+"""
+
+from __future__ import annotations
+
+# §1–2 of rules.md: one exceedance rule per gas the engine builds events for; the contract
+# spells them `<gas>_exceedance`. Methane's is the one with the four measures.
+EXCEEDANCE_GASES: tuple[str, ...] = ("methane", "co", "o2", "co2")
+
+
+def exceedance_rule(gas: str) -> str:
+    """The finding rule of an exceedance event of a gas: methane_exceedance, co_exceedance, ..."""
+    return f"{gas}_exceedance"
+
+
+METHANE_EXCEEDANCE = exceedance_rule("methane")
+SHUTDOWN_ORDER = "shutdown_order"  # §3: a count rule of the pack completed, the mine stops
+SPECIAL_INSPECTION = "special_inspection"  # §3: repeated accidents
+HIGH_VALUE_EXCEEDANCE = "high_value_exceedance"  # §5: flags for root-cause measures
+FREQUENT_EXCEEDANCE = "frequent_exceedance"
+
+# What the rule engine writes into `findings.rule` today.
+EMITTED: frozenset[str] = frozenset({
+    *(exceedance_rule(gas) for gas in EXCEEDANCE_GASES),
+    SHUTDOWN_ORDER, SPECIAL_INSPECTION, HIGH_VALUE_EXCEEDANCE, FREQUENT_EXCEEDANCE,
+})
+
+# §4 measures, §6 integrity, §7 personnel, §8 geotech: named by the contract, not yet emitted.
+# Routing for them may be configured ahead of the rules that will raise them.
+POWER_OFF_FAILURE = "power_off_failure"
+SEAL_BREACH = "seal_breach"
+RESERVED: frozenset[str] = frozenset({
+    POWER_OFF_FAILURE, "work_continued",
+    "offline", "station_fault", "stuck", "calibration_abuse", "implausible_pair", "under_reporting",
+    "over_capacity", "no_leader", "overtime", "restricted_area", SEAL_BREACH,
+    "tailings_warning", "slope_warning",
+})
+
+KNOWN: frozenset[str] = EMITTED | RESERVED
+
+
+def is_known(rule: str) -> bool:
+    """Whether `rule` is a rule id of the contract (emitted or reserved)."""
+    return rule in KNOWN

@@ -11,6 +11,8 @@ from typing import Any, Final, Generic, TypeVar
 
 import msgspec
 
+from minewatch.registry.db import Lookup as Lookup  # re-exported: the validators' view of the registry
+
 # Stable reason codes: they appear in dead letters, metrics and the API.
 MALFORMED_JSON: Final = "malformed_json"
 NOT_OBJECT: Final = "not_object"
@@ -102,16 +104,6 @@ class Validated:
     rejects: list[Reject] = field(default_factory=list)
     min_ts: datetime | None = None
     max_ts: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Lookup:
-    """Registry lookups the validator needs: code -> (id, owning mine code)."""
-
-    points: Mapping[str, tuple[int, str]]
-    cards: Mapping[str, tuple[int, str]]
-    stations: Mapping[str, tuple[int, str]]
-    mine_ids: Mapping[str, int]
 
 
 def _classify(exc: msgspec.ValidationError) -> str:

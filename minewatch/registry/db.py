@@ -10,18 +10,29 @@ re-processed from dead letters, are judged too).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 import asyncpg
 
-from ingest.validate import Lookup
 from minewatch.registry.thresholds import Thresholds, order_problems, same_values
 
 # The first threshold version of a point applies to all its history.
 SINCE_FOREVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 VersionSource = Literal["registry", "file"]
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Registry lookups the validators need: code -> (id, owning mine code). Active entries only."""
+
+    points: Mapping[str, tuple[int, str]]
+    cards: Mapping[str, tuple[int, str]]
+    stations: Mapping[str, tuple[int, str]]
+    mine_ids: Mapping[str, int]
 
 
 class MineRef(Protocol):

@@ -33,6 +33,7 @@ from alerting.backoff import BackoffPolicy, next_attempt_at
 from alerting.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 from alerting.metrics import AlertingMetrics
 from alerting.notifiers.base import Notifier, OutboundMessage, SmsMessage, WebhookMessage
+from alerting.pipeline.builder import deliver
 from alerting.store import Conn
 from minewatch.clock import Clock
 
@@ -130,16 +131,19 @@ class DeliveryWorker:
         self._rng = rng if rng is not None else random.Random()
 
     async def step(self) -> int:
-        """Expire, claim, send, record; returns how many rows were claimed or expired."""
+        """Expire, then the pipeline's delivery steps (retry → send → record, in the order
+        `alerting.pipeline.builder.deliver` runs them); returns how many rows were claimed or
+        expired."""
         expired = await self._expire()
+        return expired + await deliver(self)
+
+    async def retry(self) -> list[Claimed]:
+        """Claim the rows due now (first attempts, and retries whose backoff has passed) by
+        moving them a lease ahead and counting the attempt; committed before anything is sent."""
         now = self._clock.now()
         rows = await self._pool.fetch(_CLAIM, now, now + self._lease, self._batch)
-        if not rows:
-            return expired
-        claimed = [Claimed(r["id"], r["case_id"], r["channel"], r["target"], _json(r["body"]), r["attempts"],
-                           r["created_at"]) for r in rows]
-        await self._record(await self._send_all(claimed))
-        return expired + len(claimed)
+        return [Claimed(r["id"], r["case_id"], r["channel"], r["target"], _json(r["body"]), r["attempts"],
+                        r["created_at"]) for r in rows]
 
     async def run_burst(self) -> int:
         """Step until nothing is due now; returns the rows handled."""
@@ -148,7 +152,7 @@ class DeliveryWorker:
             total += n
         return total
 
-    async def _send_all(self, claimed: list[Claimed]) -> list[Attempt]:
+    async def send(self, claimed: list[Claimed]) -> list[Attempt]:
         """Send a claimed batch with `concurrency` senders pulling from it. A few loops rather
         than a task per row behind a semaphore: with httpx the latter costs a third of the
         throughput (bench/alerting) in wake-ups and pool bookkeeping."""
@@ -200,7 +204,9 @@ class DeliveryWorker:
             return max(timedelta(0), exc.retry_at - self._clock.now())
         return None
 
-    async def _record(self, attempts: list[Attempt]) -> None:
+    async def record(self, attempts: list[Attempt]) -> None:
+        """Write every attempt and settle each row: delivered, failed, expired, or pending
+        again at the next attempt `alerting.backoff` allows."""
         now = self._clock.now()
         settle: list[tuple[Any, ...]] = []
         surfaced: list[tuple[Attempt, str]] = []

@@ -29,18 +29,15 @@ from alerting.backoff import BackoffPolicy, expires_at
 from alerting.lifecycle import CaseState, Level, LiftOrder, Notify
 from alerting.messages import DEFAULT_LANG, Templates, render_sms, render_text, webhook_payload
 from alerting.metrics import AlertingMetrics
-from alerting.pipeline.dedup import dedup
+from alerting.pipeline.builder import ENQUEUE
 from alerting.pipeline.fanout import fan_out
-from alerting.pipeline.group import group, ready
-from alerting.pipeline.inhibit import inhibit
-from alerting.pipeline.silence import silence
+from alerting.pipeline.group import ready
 from alerting.pipeline.types import (
     ActiveOrder,
     ChannelKind,
     FindingRef,
     Notification,
     Silence,
-    Stage,
     StageContext,
 )
 from alerting.routing import Receiver, Routing
@@ -49,11 +46,9 @@ from alerting.store import Conn
 # The channel a delivery worker LISTENs on; sent in the enqueueing transaction.
 OUTBOX_CHANNEL = "minewatch_outbox"
 
-# Stages in order, with the word recorded for what each drops. Grouped members are not lost
-# (they travel in the group), duplicates are already in the outbox: neither gets a row.
-_STAGES: tuple[tuple[str, Stage], ...] = (
-    ("grouped", group), ("inhibited", inhibit), ("silenced", silence), ("duplicate", dedup),
-)
+# What the enqueue stages (alerting.pipeline.builder.ENQUEUE, in its order) drop and is kept
+# as a suppressed row. Grouped members are not lost (they travel in the group), duplicates
+# are already in the outbox: neither gets a row.
 _RECORDED_SUPPRESSIONS = frozenset({"inhibited", "silenced"})
 
 _PENDING = """
@@ -217,13 +212,13 @@ async def _enqueue(
     key_of = {n.id: n.keys[0] for n in notes}
     why: dict[str, str] = {}
     merged = 0
-    for name, stage in _STAGES:
+    for stage in ENQUEUE:
         out = stage(current, ctx)
-        if name == "grouped":
+        if stage.drops == "grouped":
             merged = len(current) - len(out)
         carried = {m for n in out for m in n.members if str(case_of.get(m)) in n.case_ids}
         for n in current:
-            why.update((m, name) for m in n.members if m not in carried and m not in why)
+            why.update((m, stage.drops) for m in n.members if m not in carried and m not in why)
         current = out
     rows: list[tuple[Any, ...]] = []
     members: list[tuple[str, uuid.UUID, int]] = []

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -53,6 +53,14 @@ class BrokerAddress:
     tls: bool = False
     username: str | None = None
     password: str | None = None
+    protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5
+
+
+# `?protocol=` values. MQTT 5 is the default (session expiry, receive maximum); 3.1.1 is for
+# brokers that speak nothing newer, such as the embedded amqtt fallback (minewatch.embedded):
+# amqtt 0.12 does not even refuse a v5 CONNECT, it misreads its properties as the client id
+# length and waits for bytes that never come, so a v5 client never gets a CONNACK.
+PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 
 
 def parse_broker_url(url: str) -> BrokerAddress:
@@ -60,6 +68,8 @@ def parse_broker_url(url: str) -> BrokerAddress:
 
     User and password are percent-decoded (a `@` or `:` in a password is
     written `%40` / `%3A`). TLS verifies the broker against the system CA store.
+    `?protocol=3.1.1` connects with MQTT 3.1.1 (a persistent session without
+    expiry) instead of MQTT 5, for brokers that speak only 3.1.1.
     """
     u = urlsplit(url)
     if u.scheme not in ("mqtt", "tcp", "mqtts", "ssl", ""):
@@ -69,9 +79,13 @@ def parse_broker_url(url: str) -> BrokerAddress:
         port = u.port or (8883 if tls else 1883)
     except ValueError as exc:
         raise IngestError(f"bad port in MQTT URL {url!r}") from exc
+    wanted = parse_qs(u.query).get("protocol", ["5"])[-1]
+    if wanted not in PROTOCOLS:
+        raise IngestError(f"unsupported protocol={wanted!r} in MQTT URL {url!r} (one of {', '.join(PROTOCOLS)})")
     return BrokerAddress(u.hostname or "127.0.0.1", port, tls,
                          unquote(u.username) if u.username is not None else None,
-                         unquote(u.password) if u.password is not None else None)
+                         unquote(u.password) if u.password is not None else None,
+                         PROTOCOLS[wanted])
 
 
 def parse_mqtt_url(url: str) -> tuple[str, int]:
@@ -254,7 +268,7 @@ class MqttSource:
     """
 
     def __init__(self, url: str, *, client_id: str, topic_prefix: str = "", share_group: str | None = None,
-                 queue_max: int = 20_000, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
+                 queue_max: int = 20_000, protocol: MQTTProtocolVersion | None = None,
                  reconnect_min_s: float = 0.5,
                  reconnect_max_s: float = 30.0, field_variant: bool = False,
                  queue_max_bytes: int = QUEUE_MAX_BYTES) -> None:
@@ -271,7 +285,8 @@ class MqttSource:
         self._rng = random.Random()
         # paho takes whole seconds
         self._reconnect = (max(1, round(reconnect_min_s)), max(1, round(reconnect_max_s)))
-        self.protocol = protocol
+        # The URL's `?protocol=` unless the caller insists (MQTT 5 when neither says).
+        self.protocol = protocol = protocol or self.address.protocol
         kwargs: dict[str, object] = {}
         if protocol != mqtt.MQTTv5:
             kwargs["clean_session"] = False

@@ -45,6 +45,18 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 
 
+# Fixtures that hand a test an MQTT broker; a test using any of them (directly or through
+# another fixture) is marked `mqtt`, so `-m mqtt` selects everything a broker change can break
+# (scripts/test-no-mosquitto reruns exactly that against the amqtt fallback).
+MQTT_FIXTURES = frozenset({"mqtt_url", "private_broker"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if MQTT_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.mqtt)
+
+
 @contextlib.contextmanager
 def pg_home() -> Iterator[Path]:
     """A directory for a private PostgreSQL's data, outside pytest's tmp tree.

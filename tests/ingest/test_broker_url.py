@@ -37,6 +37,15 @@ def test_tls_url_configures_tls_with_system_store() -> None:
     assert src.client._ssl  # paho's TLS flag: tls_set() was called
 
 
+def test_protocol_from_url() -> None:
+    """`?protocol=3.1.1` is how the embedded amqtt broker (MQTT 3.1.1 only) tells the ingest to speak it."""
+    assert parse_broker_url("mqtt://h:1").protocol == mqtt.MQTTv5
+    assert parse_broker_url("mqtt://h:1?protocol=3.1.1") == BrokerAddress("h", 1, protocol=mqtt.MQTTv311)
+    assert MqttSource("mqtt://h:1?protocol=3.1.1", client_id="t-311").protocol == mqtt.MQTTv311
+    with pytest.raises(IngestError, match="protocol"):
+        parse_broker_url("mqtt://h:1?protocol=4")
+
+
 @pytest.mark.parametrize("url", ["http://h:1", "mqtt://h:notaport"])
 def test_bad_urls(url: str) -> None:
     with pytest.raises(IngestError):

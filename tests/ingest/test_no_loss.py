@@ -29,7 +29,13 @@ from simulators.world import World
 from tests.conftest import SAMPLE_REGISTRY, _create_db, spawn_minewatch
 from tests.mqtt_helpers import publish_all
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.mqtt]
+
+# The suite's broker is the embedded amqtt fallback (no MQTT_URL, no mosquitto binary). amqtt
+# forgets a QoS 1 message it sent once the connection drops or 5 s pass without a PUBACK
+# (amqtt/mqtt/protocol/handler.py), so it cannot redeliver what a killed consumer had received
+# but not acknowledged; and it has no shared subscriptions ($share/...).
+AMQTT = not os.environ.get("MQTT_URL") and mosquitto_binary() is None
 
 Reading = tuple[str, int, float]
 TARGET = 50_000
@@ -165,6 +171,7 @@ async def wait_for_count(dsn: str, n: int, timeout: float = 120) -> None:
     raise AssertionError(f"only {got} of {n} readings stored after {timeout} s")
 
 
+@pytest.mark.skipif(AMQTT, reason="needs redelivery of unacknowledged messages (amqtt drops them on disconnect)")
 async def test_ingest_sigkilled_mid_stream_loses_and_duplicates_nothing(
     fresh_db: str,
     mqtt_url: str,
@@ -232,6 +239,7 @@ async def test_postgres_restart_mid_stream(mqtt_url: str, topic_prefix: str, pri
     assert "retrying" in ing.log.read_text()
 
 
+@pytest.mark.skipif(AMQTT, reason="needs shared subscriptions ($share/...), which amqtt does not have")
 async def test_two_ingest_processes_share_one_subscription(
         fresh_db: str, mqtt_url: str, topic_prefix: str, ingest_factory: Callable[..., Ingest]) -> None:
     """Scale-out: $share/<group>/... splits the stream between processes; every reading is stored once."""

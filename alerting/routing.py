@@ -49,6 +49,7 @@ from pydantic import (
 
 from alerting.errors import RoutingError
 from alerting.lifecycle import LADDER, Actor, Level, Regions, Role
+from minewatch.validation import describe
 
 Code = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]+$")]
 ReceiverId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -274,7 +275,7 @@ def parse_routing(text: str, *, source: str) -> Routing:
     try:
         return Routing(RoutingFile.model_validate(raw))
     except ValidationError as exc:
-        raise RoutingError(_describe(source, exc)) from exc
+        raise RoutingError(describe(exc, source=source, what="routing file", model=RoutingFile)) from exc
 
 
 def load_routing(path: Path) -> Routing:
@@ -284,15 +285,3 @@ def load_routing(path: Path) -> Routing:
     except OSError as exc:
         raise RoutingError(f"{path}: cannot read the routing file: {exc}") from exc
     return parse_routing(text, source=str(path))
-
-
-def _describe(source: str, exc: ValidationError) -> str:
-    lines = [f"{source}: invalid routing file ({exc.error_count()} error(s))"]
-    for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        message = error["msg"].removeprefix("Value error, ")
-        given = error.get("input")
-        if isinstance(given, str | int | float):
-            message += f" (got {given!r})"
-        lines.append(f"  {source}: {key}: {message}")
-    return "\n".join(lines)

@@ -25,6 +25,7 @@ from alerting.escalation import EscalationPolicy
 from alerting.notifiers.sms_gateway import SmsGatewayConfig
 from alerting.pipeline.types import DEFAULT_GROUP_WINDOW
 from minewatch.errors import ConfigError
+from minewatch.validation import Loc, describe, key_path
 
 ENV_PREFIX = "MINEWATCH_ALERTING_"
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*$")]
@@ -108,13 +109,17 @@ def load_alerting_settings(environ: Mapping[str, str] | None = None, **overrides
         # process environment is read in exactly one place.
         return AlertingSettings.model_validate(_parse_json_fields(values))
     except ValidationError as exc:
-        lines = [f"invalid alerting settings ({exc.error_count()} error(s))"]
-        for error in exc.errors():
-            key = ".".join(str(p) for p in error["loc"])
-            head = key.split(".")[0]
-            where = ENV_PREFIX + head.upper() + key[len(head):] if head else ENV_PREFIX + "*"
-            lines.append(f"  {where}: {error['msg'].removeprefix('Value error, ')}")
-        raise AlertingSettingsError("\n".join(lines)) from exc
+        raise AlertingSettingsError(describe(exc, source="environment", what="alerting settings",
+                                             model=AlertingSettings, locate=_variable)) from exc
+
+
+def _variable(loc: Loc) -> str:
+    """The variable an error is about (`MINEWATCH_ALERTING_ESCALATION.ack_windw` for a key of
+    its JSON); a check across variables names them all (`MINEWATCH_ALERTING_*`)."""
+    if not loc:
+        return ENV_PREFIX + "*"
+    head = str(loc[0])
+    return ENV_PREFIX + head.upper() + key_path(loc)[len(head):]
 
 
 _JSON_FIELDS = frozenset({"sms_gateway", "escalation", "backoff"})

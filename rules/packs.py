@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from minewatch.validation import describe
 from rules.calendar import DEFAULT_ZONE, PeriodKind
 from rules.episodes import STATUS_BITS
 from rules.errors import PackError, RulesError
@@ -293,8 +294,7 @@ def parse_pack(data: object, source: str) -> RulePack:
     try:
         return RulePack.model_validate(data)
     except ValidationError as exc:
-        lines = [_describe(err) for err in exc.errors()]
-        raise PackError(f"{source}: invalid rule pack\n  " + "\n  ".join(lines)) from exc
+        raise PackError(describe(exc, source=source, what="rule pack", model=RulePack)) from exc
 
 
 def load_pack(path: str | Path) -> RulePack:
@@ -320,52 +320,3 @@ def builtin_pack(name: str) -> RulePack:
     if name not in names:
         raise PackError(f"unknown rule pack {name!r}; allowed: {', '.join(names)}")
     return load_pack(PACK_DIR / f"{name}.yaml")
-
-
-def _describe(err: Mapping[str, Any]) -> str:
-    loc = tuple(err["loc"])
-    where = _path(loc) or "(top level)"
-    kind, given = err["type"], err.get("input")
-    if kind == "extra_forbidden":
-        allowed = ", ".join(_keys_at(loc[:-1]))
-        return f"{where}: unknown key; allowed keys: {allowed}"
-    if kind == "missing":
-        return f"{where}: required key is missing"
-    if kind in ("literal_error", "enum"):
-        return f"{where}: got {given!r}; allowed values: {err['ctx']['expected']}"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if isinstance(given, Mapping | list):
-        return f"{where}: {msg}"  # a whole section: its keys are named in the message
-    return f"{where}: {msg} (got {given!r})"
-
-
-def _path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _keys_at(loc: tuple[Any, ...]) -> list[str]:
-    """The keys the model at ``loc`` accepts, by walking the pack's field types."""
-    model: type[BaseModel] | None = RulePack
-    for part in loc:
-        if model is None:
-            break
-        if isinstance(part, int):
-            continue
-        field = next((f for k, f in model.model_fields.items() if (f.alias or k) == part), None)
-        model = _model_in(field.annotation) if field is not None else None
-    if model is None:
-        return []
-    return [f.alias or k for k, f in model.model_fields.items()]
-
-
-def _model_in(tp: object) -> type[BaseModel] | None:
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return tp
-    for arg in get_args(tp):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None

@@ -12,6 +12,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from minewatch.registry import Mine, Registry
 from minewatch.timeutil import to_ns
+from minewatch.validation import describe
 from simulators.errors import SimulatorError
 from simulators.params import ModelParams
 
@@ -215,25 +216,6 @@ class Scenario(BaseModel):
         return ModelParams.model_validate(merged)
 
 
-def _where(loc: tuple[int | str, ...], data: object) -> str:
-    parts: list[str] = []
-    node = data
-    for item in loc:
-        if isinstance(item, int) and isinstance(node, list) and 0 <= item < len(node):
-            node = node[item]
-            kind = node.get("kind") if isinstance(node, dict) else None
-            parts.append(f"[{item}]" + (f"(kind={kind})" if kind else ""))
-        elif isinstance(node, dict) and item in node:
-            node = node[item]
-            parts.append(f".{item}")
-        elif isinstance(node, dict) and node.get("kind") == item:
-            continue  # the discriminator's own level in pydantic's path
-        else:
-            node = None
-            parts.append(f".{item}")
-    return "".join(parts).lstrip(".")
-
-
 def parse_scenario(data: object, source: str = "<scenario>", registry: Registry | None = None) -> Scenario:
     """Validate a parsed scenario mapping; with a registry, also every code it names."""
     if data is None:
@@ -245,13 +227,9 @@ def parse_scenario(data: object, source: str = "<scenario>", registry: Registry 
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{source}: invalid scenario:"]
-        for err in exc.errors():
-            ctx = err.get("ctx", {})
-            allowed = ctx.get("expected_tags") or ctx.get("expected")
-            where = _where(tuple(err["loc"]), data) or "<root>"
-            lines.append(f"  {where}: {err['msg']}" + (f" (allowed: {allowed})" if allowed else ""))
-        raise SimulatorError("\n".join(lines)) from exc
+        # Events are named by their kind as well as their index (`events[2](kind=silence)`).
+        raise SimulatorError(describe(exc, source=source, what="scenario", data=data, label="kind",
+                                       model=Scenario)) from exc
     if registry is not None:
         problems = check_codes(scenario, registry)
         if problems:

@@ -66,23 +66,23 @@ def _error(text: str) -> str:
 
 
 @pytest.mark.parametrize(("text", "key", "words"), [
-    ("version: 2", "version", "Input should be 1"),
+    ("version: 2", "version", "got 2; allowed values: 1"),
     ("version: 1\nstart_levels: {default: township}", "start_levels.default",
      "'mine', 'county', 'city' or 'province'"),
     ("version: 1\nregions: {town: {}}", "regions", "unknown key(s) town; allowed: county, city, "
                                                    "province"),
     ("version: 1\nreceivers: []", "(top level)", "allowed: version, start_levels, mines, regions"),
-    ("version: 1\nmines: {'1': {receivers: [{id: a, name: b}]}}", "mines.1.receivers.0",
+    ("version: 1\nmines: {'1': {receivers: [{id: a, name: b}]}}", "mines.1.receivers[0]",
      "no channel"),
     ("version: 1\nmines: {'1': {receivers: [{id: a, name: b, sms: ['12ab']}]}}",
-     "mines.1.receivers.0.sms.0", "pattern"),
+     "mines.1.receivers[0].sms[0]", "pattern"),
     ("version: 1\nmines: {'1': {receivers: [{id: a, name: b, lang: fr, sms: ['13800000001']}]}}",
-     "mines.1.receivers.0.lang", "'zh' or 'en'"),
+     "mines.1.receivers[0].lang", "'zh' or 'en'"),
     ("version: 1\nregions: {county: {'141122': [{id: a, name: b, webhook: "
-     "{url: 'https://x.cn', secret: hunter2}}]}}", "regions.county.141122.0.webhook",
+     "{url: 'https://x.cn', secret: hunter2}}]}}", "regions.county.141122[0].webhook",
      "never stored in the routing file"),
     ("version: 1\nregions: {county: {'141122': [{id: a, name: b, webhook: "
-     "{url: 'ftp://x.cn', secret_env: X}}]}}", "regions.county.141122.0.webhook.url", "URL"),
+     "{url: 'ftp://x.cn', secret_env: X}}]}}", "regions.county.141122[0].webhook.url", "URL"),
     ("version: 1\nmines: {'1': {receivers: [{id: a, name: b, sms: ['13800000001']}]},"
      " '2': {receivers: [{id: a, name: c, sms: ['13800000002']}]}}", "(top level)",
      "receiver id a is used twice"),

@@ -151,6 +151,10 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from simulators.cli import main as sim_main
 
     argv: list[str] = list(args.rest)
+    if not argv or argv[0].startswith("-"):
+        # No mode (`--help`, or nothing): the options below belong to a mode, so adding them
+        # would only turn "mode required" into a puzzling "invalid choice: '--mqtt-url'".
+        return sim_main(argv)
     if settings.mqtt_url and "--mqtt-url" not in argv:
         argv += ["--mqtt-url", settings.mqtt_url]
     if "--registry" not in argv:

@@ -89,3 +89,10 @@ def test_the_docs_name_only_commands_the_cli_accepts() -> None:
                 assert path, f"{doc.name}: {line.strip()}"
                 if path in HIDDEN:
                     assert "older spelling" in line, f"{doc.name} uses the hidden spelling: {line.strip()}"
+
+
+def test_simulate_without_a_mode_says_the_mode_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["simulate"])
+    assert stopped.value.code == 2
+    assert "required: mode" in capsys.readouterr().err

@@ -10,21 +10,7 @@ from pydantic import ValidationError
 
 from minewatch.errors import ConfigError
 from minewatch.registry.models import Registry
-
-
-def _where(loc: tuple[int | str, ...], data: object) -> str:
-    """Render a pydantic error location with the entry's code, so the message names the entry."""
-    parts: list[str] = []
-    node = data
-    for item in loc:
-        if isinstance(item, int) and isinstance(node, list) and 0 <= item < len(node):
-            node = node[item]
-            code = node.get("code") if isinstance(node, dict) else None
-            parts.append(f"[{item}]" + (f"(code={code})" if code else ""))
-        else:
-            node = node.get(item) if isinstance(node, dict) else None
-            parts.append(f".{item}")
-    return "".join(parts).lstrip(".")
+from minewatch.validation import describe
 
 
 def load_registry(path: Path) -> tuple[Registry, str]:
@@ -45,10 +31,6 @@ def load_registry(path: Path) -> tuple[Registry, str]:
     try:
         reg = Registry.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{path}: invalid registry:"]
-        for err in exc.errors():
-            where = _where(tuple(err["loc"]), data)
-            allowed = err.get("ctx", {}).get("expected")
-            lines.append(f"  {where or '<root>'}: {err['msg']}" + (f" (allowed: {allowed})" if allowed else ""))
-        raise ConfigError("\n".join(lines)) from exc
+        raise ConfigError(describe(exc, source=str(path), what="registry", data=data, label="code",
+                                   model=Registry)) from exc
     return reg, hashlib.sha256(raw).hexdigest()

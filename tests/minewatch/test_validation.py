@@ -77,7 +77,6 @@ def test_top_level_long_values_and_custom_locations() -> None:
 # Modules that still render on their own, each with its reason. Everything else that
 # validates a file goes through minewatch.validation.describe.
 _PENDING = {
-    "minewatch/registry/load.py": "the registry package is being reshaped (issue 17); it switches next",
     "ingest/files/cli.py": "renders command-line options (--chunk-rows), not a file's keys",
 }
 

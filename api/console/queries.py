@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from api.auth.principal import Principal
+from api.exceedances.service import event_filter
 from api.sql import Where
 
 # Cases the regulator is waiting on the mine for: a deadline set and passed.
@@ -144,16 +145,7 @@ async def live_points(pool: asyncpg.Pool, mine_id: int, now: datetime) -> list[d
 async def exceedances(pool: asyncpg.Pool, mine_id: int, *, since: datetime | None, until: datetime | None,
                       gas: str | None, level: str | None, limit: int = 500) -> list[dict[str, Any]]:
     """Exceedance events of one mine, newest first, each with its episodes (point, location, peak)."""
-    w = Where()
-    w.where(f"e.mine_id = {w.param(mine_id)}")
-    if since is not None:
-        w.where(f"e.start_ts >= {w.param(since)}")
-    if until is not None:
-        w.where(f"e.start_ts < {w.param(until)}")
-    if gas is not None:
-        w.where(f"e.gas = {w.param(gas)}")
-    if level is not None:
-        w.where(f"e.level = {w.param(level)}")
+    w = event_filter(mine_id, since=since, until=until, gas=gas, level=level)
     async with pool.acquire() as conn:
         events = await conn.fetch(
             "SELECT e.id, e.gas, e.scope, e.scope_key, e.start_ts, e.end_ts, e.peak, e.level FROM exceedance_events e "  # noqa: S608

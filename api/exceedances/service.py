@@ -17,10 +17,10 @@ from api.sql import Where
 _KIND = "exceedances"
 
 
-async def list_exceedances(*, pool: asyncpg.Pool, codec: CursorCodec, mine_id: int,
-                           since: datetime | None, until: datetime | None, gas: str | None,
-                           level: str | None, limit: int, cursor: str | None) -> Response:
-    """Events of one (visible) mine that started in [since, until), newest first (an ExceedancePage)."""
+def event_filter(mine_id: int, *, since: datetime | None, until: datetime | None, gas: str | None,
+                 level: str | None) -> Where:
+    """The WHERE of a mine's exceedance events (alias `e`) that started in [since, until), by gas
+    and level: one definition for the API's history and the console's (values are parameters)."""
     w = Where()
     w.where(f"e.mine_id = {w.param(mine_id)}")
     if since is not None:
@@ -31,6 +31,14 @@ async def list_exceedances(*, pool: asyncpg.Pool, codec: CursorCodec, mine_id: i
         w.where(f"e.gas = {w.param(gas)}")
     if level is not None:
         w.where(f"e.level = {w.param(level)}")
+    return w
+
+
+async def list_exceedances(*, pool: asyncpg.Pool, codec: CursorCodec, mine_id: int,
+                           since: datetime | None, until: datetime | None, gas: str | None,
+                           level: str | None, limit: int, cursor: str | None) -> Response:
+    """Events of one (visible) mine that started in [since, until), newest first (an ExceedancePage)."""
+    w = event_filter(mine_id, since=since, until=until, gas=gas, level=level)
     if cursor:
         at, eid = codec.decode(cursor, _KIND, ("time", "int"))
         w.where(f"(e.start_ts, e.id) < ({w.param(at)}, {w.param(eid)})")

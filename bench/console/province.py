@@ -25,7 +25,7 @@ async def grow(dsn: str, *, total: int, end: datetime) -> int:
     try:
         if await conn.fetchval("SELECT 1 FROM meta WHERE key = 'bench_console_province'"):
             return 0
-        have = await conn.fetchval("SELECT count(*) FROM mines WHERE province = $1", PROVINCE)
+        have: int = await conn.fetchval("SELECT count(*) FROM mines WHERE province = $1", PROVINCE)
         add = max(0, total - have)
         await conn.executemany(
             "INSERT INTO regions(code, name, level, parent) VALUES ($1, $2, 'county', '149900') ON CONFLICT DO NOTHING",

@@ -121,10 +121,13 @@ _BUCKETS = (("readings_1m", "1 minute"), ("readings_1h", "1 hour"))
 
 
 async def _create_bucket_views(conn: asyncpg.Connection, backend: Backend) -> None:
+    # avg is sum / n, not avg(): PostgreSQL's float8 avg also sums the squares, which overflows
+    # for values past ~1e154, and a continuous aggregate whose refresh fails stays stale for
+    # every point of the mine network. One hostile reading must not do that.
     for view, width in _BUCKETS:
         select = (
             f"SELECT point_id, date_bin(interval '{width}', ts, timestamptz '2000-01-01') AS bucket, "
-            "min(value) AS min, max(value) AS max, avg(value) AS avg, "
+            "min(value) AS min, max(value) AS max, sum(value) / count(*) AS avg, "
             "(array_agg(value ORDER BY ts DESC))[1] AS last, count(*) AS n, sum(value) AS sum "
             "FROM readings GROUP BY 1, 2"
         )
@@ -135,7 +138,7 @@ async def _create_bucket_views(conn: asyncpg.Connection, backend: Backend) -> No
             cagg = (
                 f"CREATE MATERIALIZED VIEW IF NOT EXISTS {ident(view)} WITH (timescaledb.continuous) AS "
                 f"SELECT point_id, time_bucket(interval '{width}', ts) AS bucket, min(value) AS min, "
-                "max(value) AS max, avg(value) AS avg, last(value, ts) AS last, count(*) AS n, "
+                "max(value) AS max, sum(value) / count(*) AS avg, last(value, ts) AS last, count(*) AS n, "
                 "sum(value) AS sum FROM readings GROUP BY 1, 2 WITH NO DATA"
             )
             await conn.execute(cagg)
@@ -354,14 +357,15 @@ CREATE OR REPLACE FUNCTION readings_1h_parts(_point integer, _lo timestamptz, _h
 RETURNS TABLE (bucket timestamptz, min double precision, max double precision, sum double precision,
                n bigint, last double precision)
 LANGUAGE sql STABLE AS $$
--- The aggregate keeps sum itself: avg * n can overflow (and is not the sum bit for bit).
-SELECT v.bucket, v.min, v.max, v.sum, v.n::bigint, v.last FROM readings_1h v
-WHERE v.point_id = _point AND v.bucket >= _lo AND v.bucket < date_bin('1 hour', _hi, {_HOUR_ORIGIN})
-UNION ALL
+-- From the readings themselves, not from readings_1h: real-time aggregation covers only what
+-- lies above the aggregate's watermark, so late data in an hour already materialised would be
+-- missing until the policy's next run (up to a minute), where the plain path's invalidation
+-- log answers exactly at once. The API must answer the same on both paths; the continuous
+-- aggregates serve the dashboards, for which a minute's lag on late data is harmless.
 SELECT date_bin('1 hour', x.ts, {_HOUR_ORIGIN}), min(x.value), max(x.value), sum(x.value), count(*),
        (array_agg(x.value ORDER BY x.ts DESC))[1]
 FROM readings x
-WHERE x.point_id = _point AND x.ts >= greatest(_lo, date_bin('1 hour', _hi, {_HOUR_ORIGIN})) AND x.ts < _hi
+WHERE x.point_id = _point AND x.ts >= _lo AND x.ts < _hi
 GROUP BY 1
 $$;
 """

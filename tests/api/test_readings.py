@@ -173,7 +173,12 @@ async def test_bucket_values_are_exact_whatever_the_server_float_setting(
         if server_digits is not None:
             await conn.execute(f"ALTER DATABASE {ident(name)} SET extra_float_digits = {int(server_digits)}")
         pid = await conn.fetchval("SELECT id FROM points WHERE code = $1", T1_POINT)
-        await PartitionKeeper(await current_backend(conn)).ensure_range(conn, "readings", hour, hour + HOUR)
+        backend = await current_backend(conn)
+        if backend == "timescale":
+            # As the aggregate's policy may have done already: the hour is materialised (empty)
+            # before its readings arrive late, and the answer must still hold them.
+            await conn.execute("CALL refresh_continuous_aggregate('readings_1h', NULL, NULL)")
+        await PartitionKeeper(backend).ensure_range(conn, "readings", hour, hour + HOUR)
         await conn.execute("INSERT INTO readings (point_id, ts, value, status) SELECT $1, $2::timestamptz "
                            "+ (k - 1) * interval '1 minute', v, 0 FROM unnest($3::float8[]) WITH ORDINALITY AS u(v, k) "
                            "ON CONFLICT DO NOTHING", pid, hour, values)

@@ -27,6 +27,7 @@ import asyncpg
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from minewatch.db import ident
 from minewatch.embedded import EmbeddedBroker, EmbeddedPostgres
 from minewatch.settings import packaged
 
@@ -155,18 +156,18 @@ async def copy_db(server_dsn: str, template_dsn: str, name: str) -> str:
     template = template_dsn.rsplit("/", 1)[-1].split("?")[0]
     admin = await asyncpg.connect(server_dsn)
     try:
-        await admin.execute(f'ALTER DATABASE "{template}" WITH ALLOW_CONNECTIONS false')  # names are ours
+        await admin.execute(f"ALTER DATABASE {ident(template)} WITH ALLOW_CONNECTIONS false")
         for attempt in range(100):
             await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                 "WHERE datname = $1 AND pid <> pg_backend_pid()", template)
             try:
-                await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')  # names are ours
+                await admin.execute(f"CREATE DATABASE {ident(name)} TEMPLATE {ident(template)}")
                 break
             except asyncpg.ObjectInUseError:
                 if attempt == 99:
                     raise
                 await asyncio.sleep(0.05)
-        await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        await admin.execute(f"ALTER DATABASE {ident(name)} WITH ALLOW_CONNECTIONS true")
     finally:
         await admin.close()
     return _with_db(server_dsn, name)

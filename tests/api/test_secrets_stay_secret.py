@@ -13,6 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
+from minewatch.db import ident
 from tests.api.live import ApiProcess
 from tests.api.scenario import M1, PEPPER, World
 
@@ -80,10 +81,10 @@ async def _columns_holding(dsn: str, needles: dict[str, str]) -> list[str]:
         found = []
         for col in cols:
             table, column = col["table_name"], col["column_name"]
-            expr = f'"{column}"::text' if col["data_type"] != "bytea" else f"encode(\"{column}\", 'escape')"
+            expr = f"{ident(column)}::text" if col["data_type"] != "bytea" else f"encode({ident(column)}, 'escape')"
             for label, needle in needles.items():
                 hit = await conn.fetchval(
-                    f'SELECT EXISTS (SELECT 1 FROM "{table}" WHERE strpos({expr}, $1) > 0)', needle)  # names from the catalog
+                    f"SELECT EXISTS (SELECT 1 FROM {ident(table)} WHERE strpos({expr}, $1) > 0)", needle)
                 if hit:
                     found.append(f"{table}.{column}: {label}")
         return found

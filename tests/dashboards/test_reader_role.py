@@ -10,6 +10,7 @@ import uuid
 import asyncpg
 import pytest
 
+from minewatch.db import ident
 from tests.dashboards.test_dashboards import _reader_statements, run
 
 pytestmark = pytest.mark.integration
@@ -54,8 +55,8 @@ def test_the_reader_sees_only_what_dashboards_need(db: str) -> None:
                         await conn.fetch(denied)
             finally:  # roles are cluster-wide: never leave one behind
                 await conn.execute("RESET ROLE")
-                await conn.execute(f'DROP OWNED BY "{role}"')
-                await conn.execute(f'DROP ROLE "{role}"')
+                await conn.execute(f"DROP OWNED BY {ident(role)}")
+                await conn.execute(f"DROP ROLE {ident(role)}")
         finally:
             await conn.close()
     run(go())

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 from ingest import validate as v
 from ingest.field_variant import adapt
+from minewatch.db import ident
 from minewatch.registry import load_registry
 from tests.conftest import SAMPLE_REGISTRY, start_ingest, stop_process
 from tests.ingest import fuzzgen as g
@@ -285,7 +286,7 @@ async def _run(tmp_path: Path, dsn: str, url: str, prefix: str, b: Burst, table:
         await asyncio.to_thread(publish_all, url, b.messages)
         end = time.monotonic() + 180
         while True:
-            stored = int(await conn.fetchval(f"SELECT count(*) FROM {table}"))  # constant table name
+            stored = int(await conn.fetchval(f"SELECT count(*) FROM {ident(table)}"))
             dead = int(await conn.fetchval("SELECT count(*) FROM dead_letters"))
             if stored >= len(b.valid) and dead >= b.dead:
                 break

@@ -9,6 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from minewatch.db import ident
 from minewatch.db.migrate import migrate
 from minewatch.errors import DatabaseError
 from tests.conftest import _drop_db, _with_db
@@ -20,7 +21,7 @@ async def _empty_db(server: str) -> str:
     name = f"mw_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(server)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')  # name is ours, not input
+        await admin.execute(f"CREATE DATABASE {ident(name)}")
     finally:
         await admin.close()
     return _with_db(server, name)

@@ -8,13 +8,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 import httpx
-import pytest
 import pytest_asyncio
 
 from api.app import create_app
 from api.console.users import create_user
 from minewatch.clock import FrozenClock
-from minewatch.db import create_pool
+from tests.api import conftest as api_fixtures
 from tests.api.conftest import settings_for
 from tests.api.scenario import CITY, COUNTY_GJ, COUNTY_QX, M1, M2, PROVINCE, World, seed
 
@@ -38,25 +37,16 @@ async def add_users(dsn: str, now: datetime) -> None:
         await conn.close()
 
 
+# The API tests' pool and frozen clock, shared rather than written again.
+pool = api_fixtures.pool
+clock = api_fixtures.clock
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def world(db: str) -> World:
     w = await seed(db, NOW)
     await add_users(db, NOW)
     return w
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def pool(db: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(db, min_size=1, max_size=5)
-    try:
-        yield p
-    finally:
-        await p.close()
-
-
-@pytest.fixture(scope="module")
-def clock() -> FrozenClock:
-    return FrozenClock(NOW)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

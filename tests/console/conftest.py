@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 import httpx
@@ -14,10 +14,9 @@ from api.app import create_app
 from api.console.users import create_user
 from minewatch.clock import FrozenClock
 from tests.api import conftest as api_fixtures
-from tests.api.conftest import settings_for
+from tests.api.conftest import NOW, settings_for
 from tests.api.scenario import CITY, COUNTY_GJ, COUNTY_QX, M1, M2, PROVINCE, World, seed
 
-NOW = datetime.now(UTC).replace(microsecond=0)
 PASSWORD = "correct horse battery staple"
 # label -> (role, scope); the same labels as the API tests' tokens
 USERS: dict[str, tuple[str, list[str]]] = {

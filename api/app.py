@@ -104,7 +104,8 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: C
     app.include_router(sms_reply_router, dependencies=[Depends(reject_unknown_query)],
                        responses=error_responses(400, 401, 403, 404, 408, 413, 422, 503))
     app.include_router(ops_router)  # probes and scrapers: no auth, no strictness about extra parameters
-    install_console(app)  # the web console for people under /console/, `/` and the local /docs
+    # the web console for people under /console/, `/` and the local /docs
+    install_console(app, cache_ttl_s=settings.console_cache_ttl_s)
     # Inside the metrics middleware, so refused requests are counted too.
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=settings.api_max_body_bytes,
                        body_timeout_s=settings.api_body_timeout_s)

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     api_body_timeout_s: float = Field(default=10.0, gt=0, le=600)
     api_limit_concurrency: int = Field(default=500, ge=10, le=100_000)
     api_keep_alive_s: float = Field(default=5.0, gt=0, le=300)
+    # How long the console keeps a rendered page for sessions of the same scope (api/console/cache.py);
+    # 0 turns the cache off.
+    console_cache_ttl_s: float = Field(default=2.0, ge=0, le=60, validation_alias="MINEWATCH_CONSOLE_CACHE_TTL")
     metrics_port: int = 9108
     # No usable default: `minewatch api` and `minewatch tokens` refuse to start without a strong
     # one (require_strong_pepper); `minewatch run`, the embedded demo, makes one per data dir.

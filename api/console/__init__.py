@@ -18,7 +18,7 @@ from api.console.web import PREFIX, CsrfFailed, SignInRequired, on_csrf_failed, 
 STATIC = Path(__file__).parent / "static"
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, *, cache_ttl_s: float) -> None:
     """Mount the console, its static files, the `/` redirect and the local API docs on `app`.
     The app must be built with `docs_url=None, redoc_url=None` (the CDN versions)."""
     for module in (signin, pages, cases):
@@ -27,7 +27,7 @@ def install(app: FastAPI) -> None:
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="console-static")
     app.add_exception_handler(SignInRequired, on_sign_in_required)
     app.add_exception_handler(CsrfFailed, on_csrf_failed)
-    app.state.console_cache = PageCache()
+    app.state.console_cache = PageCache(ttl=cache_ttl_s)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -20,7 +20,6 @@ another worker process) are seen within `TTL`. Concurrent misses of one key wait
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
@@ -28,7 +27,8 @@ from typing import Any
 from api.auth.principal import Principal
 
 # A control room refreshes every 5 s: content up to 2 s old is invisible there.
-TTL = float(os.environ.get("MINEWATCH_CONSOLE_CACHE_TTL", "2"))
+# 2 s: a control room refreshes every 5 s, so the staleness is invisible (settings.console_cache_ttl_s).
+TTL = 2.0
 MAX_ENTRIES = 2000
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from alerting.checklist import Checklist, ChecklistItem, Measure
+from alerting.checklist import Checklist, ChecklistItem, CheckStatus, DataCheck, DataCheckName, Measure
 from alerting.errors import AlertingError
 from alerting.lifecycle import (
     Action,
@@ -147,13 +147,18 @@ def case_view(row: asyncpg.Record | dict[str, Any]) -> CaseView:
         level=Level(row["level"]), opened_at=row["opened_at"], level_since=row["level_since"],
         state_since=row["state_since"], deadline=row["deadline"], last_reminded_at=row["last_reminder_at"],
         checklist=checklist, order=order, withdrawn=bool(row.get("withdrawn", False)),
+        late_report=bool(row.get("late_report", False)),
     )
 
 
 def checklist_to_json(checklist: Checklist) -> list[dict[str, Any]]:
     """The `cases.checklist` JSON of a methane case: one object per measure, in regulation order."""
     return [{"measure": i.measure.value, "recorded": i.recorded, "by": i.by,
-             "at": i.at.isoformat() if i.at else None, "note": i.note, "by_data": i.by_data}
+             "at": i.at.isoformat() if i.at else None, "note": i.note, "by_data": i.by_data,
+             "done_at": i.done_at.isoformat() if i.done_at else None,
+             "data": [{"name": c.name.value, "status": c.status.value,
+                       "checked_at": c.checked_at.isoformat() if c.checked_at else None,
+                       "finding_id": c.finding_id, "detail": c.detail} for c in i.data]}
             for i in checklist.items]
 
 
@@ -166,11 +171,23 @@ def checklist_from_json(raw: str | list[Any] | None) -> Checklist | None:
     items = []
     for m in Measure:
         d = by_measure.get(m.value, {})
-        at = d.get("at")
+        at, done_at = d.get("at"), d.get("done_at")
+        checks = {str(c.get("name")): c for c in d.get("data") or () if isinstance(c, dict)}
+        # Rows written before the data checks existed have none: they read as not checked.
+        data = tuple(_data_check(name, checks.get(name.value, {})) for name in DataCheckName) \
+            if m is Measure.POWER_OFF_EVACUATE else ()
         items.append(ChecklistItem(m, recorded=bool(d.get("recorded", False)), by=d.get("by"),
                                    at=datetime.fromisoformat(at) if at else None, note=d.get("note"),
-                                   by_data=bool(d.get("by_data", False))))
+                                   by_data=bool(d.get("by_data", False)),
+                                   done_at=datetime.fromisoformat(done_at) if done_at else None, data=data))
     return Checklist(tuple(items))
+
+
+def _data_check(name: DataCheckName, d: dict[str, Any]) -> DataCheck:
+    checked_at, finding_id = d.get("checked_at"), d.get("finding_id")
+    return DataCheck(name, status=CheckStatus(d.get("status", CheckStatus.NOT_CHECKED.value)),
+                     checked_at=datetime.fromisoformat(checked_at) if checked_at else None,
+                     finding_id=int(finding_id) if finding_id is not None else None, detail=d.get("detail"))
 
 
 def effects_to_json(effects: tuple[Effect, ...]) -> list[dict[str, Any]]:

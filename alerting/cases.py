@@ -14,7 +14,7 @@ Every change is a case_history row; notifications follow from the rows' effects
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -143,6 +143,17 @@ class FindingRow:
         return Severity.NORMAL
 
 
+# The policy's default; the worker passes its settings' `escalation.late_report_after`.
+LATE_REPORT_AFTER = EscalationPolicy().late_report_after
+
+
+def is_late_report(started_at: datetime, found_at: datetime, late_after: timedelta) -> bool:
+    """A finding first found more than `late_after` after it started is a late report (a back-fill
+    of old data, a late upload): its case is recorded and routed but not escalated on the ack
+    window, since its time has passed. Exactly `late_after` old is still current."""
+    return found_at - started_at > late_after
+
+
 def start_level(finding: FindingRow, routing: Routing) -> Level:
     """Where a new case is raised: a methane event at its tier, anything else per routing."""
     return routing.start_level(finding.rule, methane_tier=finding.methane_tier())
@@ -150,16 +161,18 @@ def start_level(finding: FindingRow, routing: Routing) -> Level:
 
 async def sync_findings(
     conn: Conn, *, now: datetime, routing: Routing, templates: Templates, batch: int,
-    metrics: AlertingMetrics | None = None,
+    metrics: AlertingMetrics | None = None, late_after: timedelta = LATE_REPORT_AFTER,
 ) -> int:
     """Claim up to `batch` findings whose case is behind and bring their cases up to date, in
     one transaction; returns how many findings were claimed. Superseded findings are handled
-    first so that their successors find the case already linked."""
+    first so that their successors find the case already linked. A new case whose finding
+    started more than `late_after` before `now` opens as a late report (`is_late_report`)."""
     async with conn.transaction():
         rows = [FindingRow.of(r) for r in await conn.fetch(_CLAIM, batch)]
         rows.sort(key=lambda f: f.state != "superseded")
         for finding in rows:
-            await _sync_one(conn, finding, now=now, routing=routing, templates=templates, metrics=metrics)
+            await _sync_one(conn, finding, now=now, routing=routing, templates=templates, metrics=metrics,
+                            late_after=late_after)
         if rows:
             # The watermark is the version seen, not our clock: the rules worker stamps
             # updated_at with the database's clock, which ours need not agree with.
@@ -170,7 +183,7 @@ async def sync_findings(
 
 async def _sync_one(
     conn: Conn, f: FindingRow, *, now: datetime, routing: Routing, templates: Templates,
-    metrics: AlertingMetrics | None,
+    metrics: AlertingMetrics | None, late_after: timedelta,
 ) -> None:
     case_id = await store.case_of_finding(conn, f.id, f.identity)
     if f.state == "superseded":
@@ -180,7 +193,8 @@ async def _sync_one(
             await _withdraw(conn, case_id, f, now=now)
         return
     if case_id is None:
-        await _open_case(conn, f, now=now, routing=routing, templates=templates, metrics=metrics)
+        await _open_case(conn, f, now=now, routing=routing, templates=templates, metrics=metrics,
+                         late=is_late_report(f.start_ts, now, late_after))
         return
     await store.link_finding(conn, case_id, f.id)
     if await _last_withdrawal_note(conn, case_id, f.id) == "finding_withdrawn":
@@ -216,7 +230,7 @@ async def _withdraw(conn: Conn, case_id: int, f: FindingRow, *, now: datetime) -
 
 async def _open_case(
     conn: Conn, f: FindingRow, *, now: datetime, routing: Routing, templates: Templates,
-    metrics: AlertingMetrics | None,
+    metrics: AlertingMetrics | None, late: bool,
 ) -> None:
     level = start_level(f, routing)
     severity = f.severity()
@@ -225,7 +239,7 @@ async def _open_case(
     case_id = await store.insert_case(
         conn, mine_id=f.mine_id, rule=f.rule, level=level.value, severity=severity.value, title=title, now=now,
         order_id=f.order_id, order_min_end=f.order_min_end,
-        checklist=checklist_to_json(checklist) if checklist else [], identity=f.identity,
+        checklist=checklist_to_json(checklist) if checklist else [], identity=f.identity, late_report=late,
     )
     if case_id is None:  # opened concurrently under the same identity: treat as an update
         existing = await store.case_of_finding(conn, f.id, f.identity)
@@ -239,12 +253,16 @@ async def _open_case(
         severity=severity, state=CaseState.OPEN, level=level, opened_at=now, level_since=now, state_since=now,
         checklist=checklist,
         order=OrderRef(str(f.order_id), f.order_min_end) if f.order_id and f.order_min_end else None,
+        late_report=late,
     )
+    detail: dict[str, object] = {"finding_id": f.id, "level": level.value, "severity": severity.value,
+                                 "occasion": "raised"}
+    if late:
+        detail |= {"late_report": True, "started_at": f.start_ts.isoformat(),
+                   "found_after_s": int((now - f.start_ts).total_seconds())}
     await store.add_history(
         conn, case_id=case_id, at=now, action="open", from_state=None, to_state=CaseState.OPEN.value,
-        comment=title, detail={"finding_id": f.id, "level": level.value, "severity": severity.value,
-                               "occasion": "raised"},
-        effects=open_effects(view),
+        comment=title, detail=detail, effects=open_effects(view),
     )
     if metrics is not None:
         metrics.cases_opened.labels(level=level.value, severity=severity.value).inc()

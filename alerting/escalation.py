@@ -49,6 +49,12 @@ class EscalationPolicy(BaseModel):
     verification_reminder_interval: timedelta | None = timedelta(hours=24)
     # After a missed deadline (and once the ladder's top is reached) the mine is nagged daily.
     overdue_reminder_interval: timedelta | None = timedelta(hours=24)
+    # A finding older than this when first found (a back-fill of old data, a late upload) opens
+    # its case as a late report: no ack-window escalation, since nothing is happening now that a
+    # faster answer would change. A day: link outages and late daily uploads are found within it.
+    late_report_after: timedelta = timedelta(hours=24)
+    # A late report still waits for acknowledgement; it is reminded of daily, not every 10 min.
+    late_ack_reminder_interval: timedelta | None = timedelta(hours=24)
 
     @field_validator("*")
     @classmethod
@@ -153,6 +159,8 @@ def _escalation(case: CaseView, policy: EscalationPolicy) -> Escalate | None:
         return None
     window = policy.window(case.severity)
     if case.state is CaseState.OPEN:
+        if case.late_report:
+            return None  # an old finding is not an emergency: no ack-window escalation
         return Escalate(
             up, case.level, EscalationCause.ACK_TIMEOUT, case.level_since + window,
             f"not acknowledged within {_minutes(window)} at {case.level.value} level",
@@ -174,7 +182,8 @@ def _reminder(case: CaseView, policy: EscalationPolicy) -> Remind | None:
     # state -> (what it waits for, interval, since when, whom to remind, why)
     waits: dict[CaseState, tuple[ReminderKind, timedelta | None, datetime | None,
                                  tuple[Level, ...], str]] = {
-        CaseState.OPEN: (ReminderKind.AWAITING_ACK, policy.ack_reminder_interval,
+        CaseState.OPEN: (ReminderKind.AWAITING_ACK,
+                         policy.late_ack_reminder_interval if case.late_report else policy.ack_reminder_interval,
                          case.level_since, mine_and_level, "still not acknowledged since {}"),
         CaseState.ACKNOWLEDGED: (ReminderKind.AWAITING_PLAN, policy.plan_reminder_interval,
                                  case.state_since, (Level.MINE,),

@@ -145,6 +145,10 @@ class CaseView:
     # correction shows no exceedance / no count any more): nothing is left to rectify, so its
     # timers stop and the supervising regulator may close it from any state, with a reason.
     withdrawn: bool = False
+    # Opened from a finding that was already old when first found (a back-fill, a late upload):
+    # recorded, routed and visible like any case, but not urgent, so no ack-window escalation
+    # (`alerting.escalation`; the age is `EscalationPolicy.late_report_after`).
+    late_report: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,11 +291,13 @@ def transition(
         problem = "closing a case whose findings were withdrawn needs a comment with the reason"
     if problem is not None:
         return Refused("invalid", problem)
-    if action is Action.CLOSE and case.kind is CaseKind.METHANE and not case.withdrawn:
-        missing = case.checklist.missing() if case.checklist else tuple(Measure)
+    if action in (Action.VERIFY, Action.CLOSE) and case.kind is CaseKind.METHANE and not case.withdrawn:
+        # rules.md §4: the regulator refuses a verification that lacks a measure, and closing
+        # requires all four; verifying without them would only leave a case that cannot close.
+        missing = missing_measures(case)
         if missing:
             names = ", ".join(m.value for m in missing)
-            return Refused("conflict", f"cannot close a methane case before its four measures "
+            return Refused("conflict", f"cannot {action.value} a methane case before its four measures "
                                        f"are recorded; missing: {names}")
     record = TransitionRecord(
         who=actor.who, role=actor.role, at=now, from_state=case.state, to_state=target,
@@ -313,11 +319,19 @@ def order_may_lift(case: CaseView, order_min_end: datetime, now: datetime) -> bo
     return case.state in (CaseState.VERIFIED, CaseState.CLOSED) and now >= order_min_end
 
 
+def missing_measures(case: CaseView) -> tuple[Measure, ...]:
+    """The four measures a methane case still lacks (all four when it has no checklist)."""
+    return case.checklist.missing() if case.checklist else tuple(Measure)
+
+
 def record_measure(
-    case: CaseView, measure: Measure, actor: Actor, *, now: datetime, note: str | None
+    case: CaseView, measure: Measure, actor: Actor, *, now: datetime, note: str | None,
+    done_at: datetime | None = None,
 ) -> Checklist | Refused:
-    """Record one of the four measures on a methane case; only the mine's own users may, and
-    not after the case is closed. Returns the new checklist for the store to save."""
+    """Record one of the four measures on a methane case, done at `done_at` (default `now`);
+    only the mine's own users may, and not after the case is closed. Checks run as in
+    `transition`: the role and scope (403), the case (409), then the request (422: a naive or
+    future `done_at`). Returns the new checklist for the store to save."""
     _require_aware(now)
     if actor.role is not Role.MINE:
         return Refused("forbidden", "only the mine's own users record the four measures")
@@ -327,7 +341,13 @@ def record_measure(
         return Refused("conflict", "only methane cases carry the four-measure checklist")
     if case.state is CaseState.CLOSED:
         return Refused("conflict", "the case is closed")
-    return case.checklist.record(measure, by=actor.who, now=now, note=note)
+    if done_at is not None:
+        if done_at.tzinfo is None:
+            return Refused("invalid", "done_at must carry a UTC offset")
+        if done_at > now:
+            return Refused("invalid", f"done_at {done_at.isoformat()} is in the future "
+                                      f"(now is {now.isoformat()})")
+    return case.checklist.record(measure, by=actor.who, now=now, note=note, done_at=done_at)
 
 
 def _forbidden(case: CaseView, action: Action, actor: Actor) -> str | None:

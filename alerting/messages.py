@@ -8,10 +8,15 @@ available), loaded and checked once by `load_templates` and passed in. Placehold
 | tag | cases |
 | cases (several cases in one message) | case_id, n, more |
 | reply | case_id |
-| reasons.* | mine, what, level, state |
+| reasons.* (each must use `start`) | mine, what, level, state, start |
 | finding | subject, rule |
 | finding_value | subject, rule, value, unit |
 | grouped (several findings) | first, n, more |
+
+`start` is when the finding started (the earliest of the message's findings), in the mine's
+own zone (`FindingRef.started_at` as `alerting.store` gives it; a time in UTC or a fixed offset
+is shown in the default zone, Asia/Shanghai), written with the language's `time_format`
+(strftime): an event found in a back-fill of old data must not read as happening now.
 
 An SMS segment holds 70 characters counted in UTF-16 units (the UCS-2 limit, so a rare
 character outside the BMP in a mine name counts twice). A longer text is split into
@@ -25,6 +30,7 @@ import string
 import unicodedata
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -32,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from alerting.errors import TemplateError
 from alerting.lifecycle import CaseState, Level, Reason
 from alerting.pipeline.types import FindingRef, Notification
-from minewatch.timeutil import rfc3339
+from minewatch.timeutil import local, rfc3339
 
 SEGMENT_LIMIT = 70
 DEFAULT_LANG = "zh"
@@ -43,7 +49,7 @@ _PLACEHOLDERS: dict[str, frozenset[str]] = {
     "tag": frozenset({"cases"}),
     "cases": frozenset({"case_id", "n", "more"}),
     "reply": frozenset({"case_id"}),
-    "reasons": frozenset({"mine", "what", "level", "state"}),
+    "reasons": frozenset({"mine", "what", "level", "state", "start"}),
     "finding": frozenset({"subject", "rule"}),
     "finding_value": frozenset({"subject", "rule", "value", "unit"}),
     "grouped": frozenset({"first", "n", "more"}),
@@ -68,6 +74,7 @@ class Templates(BaseModel):
     states: dict[CaseState, str]
     rules: dict[str, str] = {}
     rule_fallback: str
+    time_format: str
 
     @model_validator(mode="after")
     def _complete(self) -> Templates:
@@ -87,6 +94,10 @@ class Templates(BaseModel):
                 if used - allowed:
                     raise ValueError(f"{where} uses {', '.join(sorted(used - allowed))}; "
                                      f"allowed: {', '.join(sorted(allowed))}")
+                if key == "reasons" and "start" not in used:
+                    raise ValueError(f"{where} must say when the finding started ({{start}})")
+        if not {"%d", "%H"} <= {self.time_format[i:i + 2] for i in range(len(self.time_format) - 1)}:
+            raise ValueError("time_format must give the date and the time (at least %d and %H)")
         return self
 
     def rule_name(self, rule: str) -> str:
@@ -192,9 +203,17 @@ def _parts(note: Notification, t: Templates) -> tuple[str, str]:
         what=_what(note.findings, t),
         level=t.levels[note.level],
         state=t.states[note.case_state] if note.case_state else "",
+        start=start_text(note.findings, t),
     )
     asks_ack = note.ack_by_reply and note.case_state in (CaseState.OPEN, None)
     return body, t.reply.format(case_id=first) if asks_ack else ""
+
+
+def start_text(findings: tuple[FindingRef, ...], t: Templates) -> str:
+    """When the earliest of `findings` started, as the mine's local date and time."""
+    first = min(findings, key=lambda f: f.started_at).started_at
+    when = first if isinstance(first.tzinfo, ZoneInfo) else local(first)
+    return when.strftime(t.time_format)
 
 
 def _what(findings: tuple[FindingRef, ...], t: Templates) -> str:

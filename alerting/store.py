@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
+from zoneinfo import ZoneInfoNotFoundError
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -21,6 +22,7 @@ from alerting.actions import WITHDRAWN_SQL, case_view, effects_to_json
 from alerting.lifecycle import CaseView, Effect
 from alerting.pipeline.types import FindingRef
 from minewatch import rule_ids
+from minewatch.timeutil import DEFAULT_ZONE, local
 
 # A connection, or one borrowed from a pool (which behaves as the connection it wraps).
 Conn: TypeAlias = asyncpg.Connection | PoolConnectionProxy
@@ -67,7 +69,7 @@ ORDER_KIND = "order"
 # reminder does not restart the wait it reminds of.
 _CASE_SELECT = """
 SELECT c.id, c.rule, c.level, c.severity, c.state, c.title, c.opened_at, c.level_since, c.deadline,
-       c.last_reminder_at, c.checklist, c.order_id,
+       c.last_reminder_at, c.checklist, c.order_id, c.late_report,
        COALESCE(c.order_min_end, o.min_end_ts) AS order_min_end, o.state AS order_state,
        m.id AS mine_id, m.code AS mine, m.name AS mine_name, m.county, m.city, m.province,
        COALESCE((SELECT max(h.at) FROM case_history h
@@ -139,7 +141,7 @@ def finding_kind(rule: str, ref_table: str | None, gas: str | None) -> str:
 
 
 _REFS = """
-SELECT cf.case_id, f.id, f.rule, f.subject, m.code AS mine, f.start_ts, f.ref_table, f.evidence,
+SELECT cf.case_id, f.id, f.rule, f.subject, m.code AS mine, m.timezone, f.start_ts, f.ref_table, f.evidence,
        e.gas, e.peak AS event_peak, p.location AS point_label, p.unit AS point_unit,
        {POINTS_LABEL} AS points_label
 FROM case_findings cf
@@ -154,7 +156,8 @@ ORDER BY cf.case_id, f.start_ts, f.id
 
 async def finding_refs(conn: Conn, case_ids: Sequence[int]) -> dict[int, list[FindingRef]]:
     """The findings of each case as messages name them: the point's location as label, the
-    event's peak (or the evidence's `peak` / `value`) with its unit."""
+    event's peak (or the evidence's `peak` / `value`) with its unit, and the start in the mine's
+    own zone (the same instant; `alerting.messages` shows it as the mine's local time)."""
     out: dict[int, list[FindingRef]] = {}
     for r in await conn.fetch(_REFS, list(case_ids)):
         evidence = _json_object(r["evidence"])
@@ -168,7 +171,7 @@ async def finding_refs(conn: Conn, case_ids: Sequence[int]) -> dict[int, list[Fi
                          ref_table=r["ref_table"])
         out.setdefault(int(r["case_id"]), []).append(FindingRef(
             id=str(r["id"]), case_id=str(r["case_id"]), rule=r["rule"], kind=kind, subject=r["subject"],
-            started_at=r["start_ts"], label=label, value=value, unit=unit if value is not None else None,
+            started_at=_in_zone(r["start_ts"], r["timezone"]), label=label, value=value, unit=unit if value is not None else None,
             points=tuple(p for p in evidence.get("points", ()) if isinstance(p, str))
             if isinstance(evidence.get("points"), list) else (),
         ))
@@ -199,14 +202,17 @@ async def insert_case(
     order_min_end: datetime | None,
     checklist: list[dict[str, Any]],
     identity: str,
+    late_report: bool = False,
 ) -> int | None:
-    """Open a case in state `open`; None when a case with this identity exists already."""
+    """Open a case in state `open` (a late report when `late_report`); None when a case with
+    this identity exists already."""
     case_id: int | None = await conn.fetchval(
         "INSERT INTO cases (mine_id, rule, level, severity, state, title, opened_at, level_since, order_id, "
-        "order_min_end, checklist, identity, updated_at) "
-        "VALUES ($1, $2, $3, $4, 'open', $5, $6, $6, $7, $8, $9::jsonb, $10, $6) "
+        "order_min_end, checklist, identity, updated_at, late_report) "
+        "VALUES ($1, $2, $3, $4, 'open', $5, $6, $6, $7, $8, $9::jsonb, $10, $6, $11) "
         "ON CONFLICT (identity) DO NOTHING RETURNING id",
-        mine_id, rule, level, severity, title, now, order_id, order_min_end, json.dumps(checklist), identity)
+        mine_id, rule, level, severity, title, now, order_id, order_min_end, json.dumps(checklist), identity,
+        late_report)
     return case_id
 
 
@@ -267,6 +273,15 @@ async def lift_order(conn: Conn, *, order_id: int, now: datetime) -> bool:
         "UPDATE orders SET state = 'lifted', lifted_at = $2, updated_at = $2 "
         "WHERE id = $1 AND state <> 'lifted' AND min_end_ts <= $2 RETURNING id", order_id, now)
     return lifted is not None
+
+
+def _in_zone(when: datetime, name: str | None) -> datetime:
+    """`when` in the mine's zone; the default zone when the registry's name is unknown here
+    (a message with the default zone's time beats an outbox stuck on one bad row)."""
+    try:
+        return local(when, name or DEFAULT_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return local(when, DEFAULT_ZONE)
 
 
 def _json_object(raw: object) -> dict[str, Any]:

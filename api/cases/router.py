@@ -1,4 +1,4 @@
-"""Routes of the cases domain: GET /v1/cases, GET /v1/cases/{id}, POST /v1/cases/{id}/actions."""
+"""Routes of the cases domain: GET /v1/cases, GET /v1/cases/{id}, POST /v1/cases/{id}/actions and /measures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from api.cases import service
-from api.cases.schemas import CaseActionIn, CaseDetail, CasePage, CaseStateName, LevelName
+from api.cases.schemas import CaseActionIn, CaseDetail, CasePage, CaseStateName, LevelName, MeasureIn
 from api.deps import Caller, Codec, Now, PageParams, Pool
 from api.problems import READ_ERRORS, error_responses
 from api.schemas import MAX_ID, Code
@@ -42,3 +42,13 @@ async def act(pool: Pool, caller: Caller, now: Now, case_id: CaseId, body: CaseA
     """Acknowledge, plan, submit (the mine's users) or verify, reject, close (the supervising
     regulator). 403: the role may not; 409: not in this state; 422: the request is incomplete."""
     return await service.act(pool=pool, principal=caller, case_id=case_id, body=body, now=now)
+
+
+@router.post("/{case_id}/measures", response_model=CaseDetail,
+             responses=error_responses(400, 401, 403, 404, 408, 409, 413, 422, 503), summary="Record one of the four measures")
+async def record_measure(pool: Pool, caller: Caller, now: Now, case_id: CaseId, body: MeasureIn) -> CaseDetail:
+    """The mine's own users record one of the four measures of a methane case (rules.md §4): who and
+    when go into the checklist and the history with the comment. 403: another role; 409: not a
+    methane case, or closed; 422: an unknown measure, `done_at` without an offset or in the future."""
+    await service.record_measure(pool=pool, principal=caller, case_id=case_id, body=body, now=now)
+    return await service.get_case(pool=pool, principal=caller, case_id=case_id)

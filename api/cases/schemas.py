@@ -12,6 +12,9 @@ from api.schemas import ApiModel, Page, SafeText, UtcTime
 CaseStateName = Literal["open", "acknowledged", "rectifying", "rectified", "verified", "closed"]
 LevelName = Literal["mine", "county", "city", "province"]
 ActionName = Literal["acknowledge", "plan", "submit", "verify", "reject", "close"]
+# The four measures of rules.md §4 (alerting.checklist.Measure), in regulation order.
+MeasureName = Literal["power_off_evacuate", "analyse_cause", "stop_rectify", "hold_accountable"]
+CheckStatusName = Literal["not_checked", "confirmed", "failed"]
 
 
 class CaseSummary(ApiModel):
@@ -29,6 +32,10 @@ class CaseSummary(ApiModel):
     acknowledged_at: datetime | None
     closed_at: datetime | None
     order_id: int | None
+    late_report: bool = Field(description=(
+        "Opened from a finding already older than the late-report age when first found (a back-fill, "
+        "a late upload; default 24 h): recorded and routed, but not urgent, so no ack-window escalation "
+        "(docs/alerting.md)"))
     withdrawn: bool = Field(description=(
         "Every finding of the case was withdrawn: re-evaluation (late data, a corrected threshold) no "
         "longer shows it. Its timers stop and the supervising regulator may close it from any state, "
@@ -54,15 +61,39 @@ class FindingOut(ApiModel):
     evidence: dict[str, Any] | list[Any]
 
 
+class DataCheckOut(ApiModel):
+    """The data's verdict on one half of measure 1 (rules.md §4)."""
+
+    status: CheckStatusName = Field(description=(
+        "not_checked: no rule has judged it (yet); confirmed: the data show it done in time; "
+        "failed: the rule's finding (`finding_id`) shows it was not"))
+    rule: str = Field(description="The rule that decides it: power_off_failure or work_continued")
+    checked_at: datetime | None
+    finding_id: int | None
+    detail: str | None
+
+
+class DataVerdictOut(ApiModel):
+    """Measure 1 checked by data: the feed point's power-off and the personnel's evacuation."""
+
+    power_off: DataCheckOut
+    evacuation: DataCheckOut
+
+
 class ChecklistItemOut(ApiModel):
-    """One of the four measures of a methane case."""
+    """One of the four measures of a methane case: the person's record and, for measure 1, the data's verdict."""
 
     measure: str
     recorded: bool
-    by: str | None
-    at: datetime | None
-    note: str | None
-    by_data: bool
+    by: str | None = Field(description="Who recorded it (the token's name), null while missing")
+    at: datetime | None = Field(description="When it was recorded")
+    done_at: datetime | None = Field(description="When it was done, as the person stated it")
+    note: str | None = Field(description="What was done (the comment)")
+    by_data: bool = Field(description=(
+        "Recorded by the data check instead of a person (only measure 1 can be); false for every "
+        "measure a person recorded"))
+    data_verdict: DataVerdictOut | None = Field(description=(
+        "power_off_evacuate only (null for the others): the data's verdict beside the person's word"))
 
 
 class NotificationOut(ApiModel):
@@ -113,3 +144,14 @@ class CaseActionIn(BaseModel):
     action: ActionName
     comment: Annotated[SafeText, Field(max_length=4000)] | None = None
     deadline: UtcTime | None = None
+
+
+class MeasureIn(BaseModel):
+    """The mine records one of the four measures; `done_at` (RFC 3339 with offset, not in the
+    future) defaults to now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    measure: MeasureName
+    comment: Annotated[SafeText, Field(max_length=4000)] | None = None
+    done_at: UtcTime | None = None

@@ -1,14 +1,22 @@
-"""Reading cases and recording actions on them, within the caller's scope."""
+"""Reading cases and recording actions and the four measures on them, within the caller's scope.
+
+`record_measure` is the one implementation of recording a measure: the API's
+`POST /v1/cases/{id}/measures` and the console's form both call it."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import cast
 
 import asyncpg
 
-from alerting.actions import WITHDRAWN_SQL, CaseNotFound, apply_action, checklist_from_json
+from alerting import store
+from alerting.actions import WITHDRAWN_SQL, CaseNotFound, apply_action, checklist_from_json, checklist_to_json
+from alerting.checklist import ChecklistItem, DataCheck, DataCheckName, Measure
 from alerting.lifecycle import Refused
+from alerting.lifecycle import record_measure as decide_measure
 from api.auth.principal import Principal
 from api.cases.schemas import (
     CaseActionIn,
@@ -16,8 +24,11 @@ from api.cases.schemas import (
     CasePage,
     CaseSummary,
     ChecklistItemOut,
+    DataCheckOut,
+    DataVerdictOut,
     FindingOut,
     HistoryOut,
+    MeasureIn,
     NotificationOut,
 )
 from api.errors import Conflict, Forbidden, Invalid, NotFound
@@ -28,14 +39,14 @@ from api.sql import Where
 _KIND = "cases"
 # WITHDRAWN_SQL: the lifecycle's own definition (every finding withdrawn), two probes of case_findings_pkey.
 _COLUMNS = ("c.id, m.code AS mine, c.rule, c.level, c.severity, c.state, c.title, c.opened_at, c.deadline, "
-            "c.acknowledged_at, c.closed_at, c.order_id, " + WITHDRAWN_SQL)
+            "c.acknowledged_at, c.closed_at, c.order_id, c.late_report, " + WITHDRAWN_SQL)
 
 
 def _summary(r: asyncpg.Record) -> CaseSummary:
     return CaseSummary(id=r["id"], mine=r["mine"], rule=r["rule"], level=r["level"], severity=r["severity"],
                        state=r["state"], title=r["title"], opened_at=r["opened_at"], deadline=r["deadline"],
                        acknowledged_at=r["acknowledged_at"], closed_at=r["closed_at"], order_id=r["order_id"],
-                       withdrawn=r["withdrawn"])
+                       late_report=r["late_report"], withdrawn=r["withdrawn"])
 
 
 async def list_cases(*, pool: asyncpg.Pool, codec: CursorCodec, principal: Principal, limit: int,
@@ -96,9 +107,7 @@ async def get_case(*, pool: asyncpg.Pool, principal: Principal, case_id: int) ->
         findings=[FindingOut(id=f["id"], rule=f["rule"], subject=f["subject"], start=f["start_ts"],
                              end=f["end_ts"], level=f["level"], tier=f["tier"], state=f["state"],
                              withdrawn=f["withdrawn"], evidence=jsonable(f["evidence"])) for f in findings],
-        checklist=[ChecklistItemOut(measure=i.measure.value, recorded=i.recorded, by=i.by, at=i.at,
-                                    note=i.note, by_data=i.by_data)
-                   for i in (checklist.items if checklist else ())],
+        checklist=[_item(i) for i in (checklist.items if checklist else ())],
         notifications=[NotificationOut(id=str(n["id"]), reason=n["reason"], level=n["level"],
                                        receiver=n["receiver"], channel=n["channel"], state=n["state"],
                                        attempts=n["attempts"], created_at=n["created_at"],
@@ -125,6 +134,51 @@ async def act(*, pool: asyncpg.Pool, principal: Principal, case_id: int, body: C
         except CaseNotFound as exc:  # deleted between the two statements
             raise NotFound(f"no case {case_id}") from exc
     if isinstance(outcome.result, Refused):
-        error = {"forbidden": Forbidden, "conflict": Conflict, "invalid": Invalid}[outcome.result.reason]
-        raise error(outcome.result.detail)
+        raise _REFUSALS[outcome.result.reason](outcome.result.detail)
     return await get_case(pool=pool, principal=principal, case_id=case_id)
+
+
+def _item(i: ChecklistItem) -> ChecklistItemOut:
+    checks: Mapping[DataCheckName, DataCheck] = {c.name: c for c in i.data}
+    verdict = DataVerdictOut(power_off=_check(checks[DataCheckName.POWER_OFF]),
+                             evacuation=_check(checks[DataCheckName.EVACUATION])) if checks else None
+    return ChecklistItemOut(measure=i.measure.value, recorded=i.recorded, by=i.by, at=i.at, done_at=i.done_at,
+                            note=i.note, by_data=i.by_data, data_verdict=verdict)
+
+
+def _check(c: DataCheck) -> DataCheckOut:
+    return DataCheckOut(status=c.status.value, rule=c.rule, checked_at=c.checked_at, finding_id=c.finding_id,
+                        detail=c.detail)
+
+
+async def record_measure(*, pool: asyncpg.Pool, principal: Principal, case_id: int, body: MeasureIn,
+                         now: datetime) -> None:
+    """Record one of the four measures on a visible methane case (rules.md §4), in one transaction:
+    the case row locked, `alerting.lifecycle.record_measure` deciding, the checklist saved and a
+    history line written with who, when, the comment, the measure and when it was done.
+    NotFound outside the caller's scope; Forbidden / Conflict / Invalid when the lifecycle refuses."""
+    measure = Measure(body.measure)
+    note = body.comment.strip() if body.comment and body.comment.strip() else None
+    async with pool.acquire() as conn, conn.transaction():
+        row = await store.lock_case(conn, case_id, skip_locked=False)
+        if row is None or not principal.sees(row.mine_id):
+            raise NotFound(f"no case {case_id}")
+        view = row.view
+        result = decide_measure(view, measure, principal.actor(), now=now, note=note, done_at=body.done_at)
+        if isinstance(result, Refused):
+            raise _REFUSALS[result.reason](result.detail)
+        item = result.item(measure)
+        previous = view.checklist.item(measure) if view.checklist else None
+        await conn.execute("UPDATE cases SET checklist = $2::jsonb, updated_at = $3 WHERE id = $1",
+                           case_id, json.dumps(checklist_to_json(result)), now)
+        # A history line without effects: nothing for the alerting worker to carry out.
+        await conn.execute(
+            "INSERT INTO case_history(case_id, at, actor, role, action, from_state, to_state, comment, detail, "
+            "effects, effects_done_at) VALUES ($1,$2,$3,$4,'measure',$5,$5,$6,$7::jsonb,'[]'::jsonb,$2)",
+            case_id, now, principal.name, principal.role, view.state.value, note or "",
+            json.dumps({"measure": measure.value, "done_at": item.done_at.isoformat() if item.done_at else None,
+                        "replaces": bool(previous and previous.recorded)}))
+
+
+_REFUSALS: dict[str, type[Forbidden] | type[Conflict] | type[Invalid]] = {
+    "forbidden": Forbidden, "conflict": Conflict, "invalid": Invalid}

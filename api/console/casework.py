@@ -1,23 +1,25 @@
 """Case actions from the console: which ones the signed-in person may take now, and recording a measure.
 
 Both ask the lifecycle's pure decisions (`alerting.lifecycle.transition`, `record_measure`),
-and actions are applied by the API's own case service, so the console offers exactly what
-the API would accept and refuses with the API's reasons."""
+and actions and measures are applied by the API's own case service, so the console offers exactly
+what the API would accept and refuses with the API's reasons."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from pydantic import ValidationError
 
-from alerting.actions import WITHDRAWN_SQL, case_view, checklist_to_json
+from alerting.actions import WITHDRAWN_SQL, case_view
 from alerting.checklist import Measure
 from alerting.lifecycle import Action, Allowed, CaseView, Refused, record_measure, transition
 from api.auth.principal import Principal
-from api.errors import Conflict, Forbidden, Invalid, NotFound
+from api.cases import service as cases_service
+from api.cases.schemas import MeasureIn
+from api.errors import Invalid
 
 # The columns alerting.actions.case_view reads (those of its own locking query).
 _CASE = """
@@ -67,25 +69,11 @@ def offer(view: CaseView, principal: Principal, now: datetime) -> Offer:
 
 async def record(pool: asyncpg.Pool, *, principal: Principal, case_id: int, measure: str, note: str | None,
                  now: datetime) -> None:
-    """Record one of the four measures (the contract's POST /v1/cases/{id}/measures): locked, decided
-    by `record_measure`, saved with a history line. NotFound / Forbidden / Conflict / Invalid as the API."""
+    """Record one of the four measures: the API's own `api.cases.service.record_measure` (the
+    contract's POST /v1/cases/{id}/measures) does it. NotFound / Forbidden / Conflict / Invalid as the API."""
     try:
-        m = Measure(measure)
-    except ValueError as exc:
-        raise Invalid(f"measure must be one of {', '.join(x.value for x in Measure)}") from exc
-    async with pool.acquire() as conn, conn.transaction():
-        found = await load_view(conn, case_id, lock=True)
-        if found is None or not principal.sees(found[0]):
-            raise NotFound(f"no case {case_id}")
-        view = found[1]
-        result = record_measure(view, m, principal.actor(), now=now, note=note or None)
-        if isinstance(result, Refused):
-            raise {"forbidden": Forbidden, "conflict": Conflict, "invalid": Invalid}[result.reason](result.detail)
-        await conn.execute("UPDATE cases SET checklist = $2::jsonb, updated_at = $3 WHERE id = $1",
-                           case_id, json.dumps(checklist_to_json(result)), now)
-        # A history line without effects: nothing for the alerting worker to carry out.
-        await conn.execute(
-            "INSERT INTO case_history(case_id, at, actor, role, action, from_state, to_state, comment, detail, "
-            "effects, effects_done_at) VALUES ($1,$2,$3,$4,'measure',$5,$5,$6,$7::jsonb,'[]'::jsonb,$2)",
-            case_id, now, principal.name, principal.role, view.state.value, note or "",
-            json.dumps({"measure": m.value}))
+        body = MeasureIn.model_validate({"measure": measure, "comment": note or None})
+    except ValidationError as exc:
+        names = ", ".join(m.value for m in Measure)
+        raise Invalid(f"measure must be one of {names}; the note must be text of at most 4000 characters") from exc
+    await cases_service.record_measure(pool=pool, principal=principal, case_id=case_id, body=body, now=now)

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from alerting.checklist import Checklist, ChecklistItem, Measure
+from alerting.actions import checklist_from_json, checklist_to_json
+from alerting.checklist import Checklist, ChecklistItem, CheckStatus, DataCheck, DataCheckName, Measure
 from tests.alerting.builders import T0
 
 
@@ -47,3 +48,37 @@ def test_measure_one_is_checked_by_data_and_a_person_may_override() -> None:
 def test_checklist_must_hold_exactly_the_four_measures() -> None:
     with pytest.raises(ValueError, match="exactly the measures"):
         Checklist((ChecklistItem(Measure.ANALYSE_CAUSE),))
+
+
+def test_measure_one_carries_two_unchecked_data_checks_and_the_others_none() -> None:
+    checklist = Checklist.new()
+    first = checklist.item(Measure.POWER_OFF_EVACUATE)
+    assert [(c.name, c.status, c.rule) for c in first.data] == [
+        (DataCheckName.POWER_OFF, CheckStatus.NOT_CHECKED, "power_off_failure"),
+        (DataCheckName.EVACUATION, CheckStatus.NOT_CHECKED, "work_continued")]
+    assert all(checklist.item(m).data == () for m in tuple(Measure)[1:])
+    with pytest.raises(ValueError, match="carries the data checks"):
+        ChecklistItem(Measure.ANALYSE_CAUSE, data=(DataCheck(DataCheckName.POWER_OFF),))
+
+
+def test_a_data_check_is_filled_without_touching_the_person_record_and_the_reverse() -> None:
+    person = Checklist.new().record(Measure.POWER_OFF_EVACUATE, by="zhang", now=T0, note="已断电撤人",
+                                    done_at=T0 - timedelta(minutes=1))
+    failed = DataCheck(DataCheckName.POWER_OFF, CheckStatus.FAILED, checked_at=T0, finding_id=42,
+                       detail="feed T0001 still on at t + 60 s")
+    both = person.with_data_check(failed)
+    item = both.item(Measure.POWER_OFF_EVACUATE)
+    assert (item.by, item.note, item.done_at, item.recorded) == ("zhang", "已断电撤人", T0 - timedelta(minutes=1), True)
+    assert item.data == (failed, DataCheck(DataCheckName.EVACUATION))
+    again = both.record(Measure.POWER_OFF_EVACUATE, by="li", now=T0, note="补充")
+    assert again.item(Measure.POWER_OFF_EVACUATE).data == item.data  # the data's verdict is not the person's
+
+
+def test_checklist_json_round_trips_and_old_rows_read_as_not_checked() -> None:
+    checklist = (Checklist.new().record(Measure.ANALYSE_CAUSE, by="u", now=T0, note="n", done_at=T0 - timedelta(hours=1))
+                 .with_data_check(DataCheck(DataCheckName.EVACUATION, CheckStatus.CONFIRMED, checked_at=T0)))
+    assert checklist_from_json(checklist_to_json(checklist)) == checklist
+    # As rows were written before done_at and the data checks existed.
+    old = [{"measure": m.value, "recorded": False, "by": None, "at": None, "note": None, "by_data": False}
+           for m in Measure]
+    assert checklist_from_json(old) == Checklist.new()

@@ -210,3 +210,25 @@ def test_policy_rejects_non_positive_durations(field: str) -> None:
 def test_policy_reads_iso_durations() -> None:
     policy = EscalationPolicy.model_validate({"ack_window": "PT30M", "ack_reminder_interval": None})
     assert policy.ack_window == minutes(30) and policy.ack_reminder_interval is None
+
+
+@pytest.mark.parametrize("severity", list(Severity))
+def test_a_late_report_never_escalates_for_ack_and_is_reminded_daily(severity: Severity) -> None:
+    late = make_case(severity=severity, late_report=True)
+    current = make_case(severity=severity)
+    week = [T0 + minutes(m) for m in range(0, 7 * 24 * 60, 5)]
+    assert not any(isinstance(due_escalation(late, now, EscalationPolicy()), Escalate) for now in week)
+    assert isinstance(due_escalation(current, T0 + minutes(60), EscalationPolicy()), Escalate)
+    # No 10-minute nagging over an old finding: the ack reminder comes a day later.
+    policy = EscalationPolicy()
+    assert due_escalation(late, T0 + timedelta(hours=24) - minutes(1), policy) is None
+    reminder = due_escalation(late, T0 + timedelta(hours=24), policy)
+    assert isinstance(reminder, Remind) and reminder.kind is ReminderKind.AWAITING_ACK
+    assert next_due(late, policy.model_copy(update={"late_ack_reminder_interval": None})) is None
+
+
+def test_a_late_report_still_escalates_a_missed_deadline() -> None:
+    # The mine set its own deadline for an old finding; missing it is a failure of today.
+    late = make_case(state=CaseState.RECTIFYING, deadline=T0 + timedelta(days=2), late_report=True)
+    decision = due_escalation(late, T0 + timedelta(days=2), NO_REMINDERS)
+    assert isinstance(decision, Escalate) and decision.cause is EscalationCause.DEADLINE_MISSED

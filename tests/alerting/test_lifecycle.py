@@ -319,3 +319,67 @@ def test_a_withdrawn_case_may_be_closed_by_its_regulator_from_any_state_with_a_r
     # Without the withdrawal, the usual rule holds: only from verified.
     kept = transition(methane_case(), Action.CLOSE, county, now=T0, comment="x", deadline=None)
     assert isinstance(kept, Refused) and kept.reason == "conflict"
+
+
+def _with(*measures: Measure) -> Checklist:
+    checklist = Checklist.new()
+    for measure in measures:
+        checklist = checklist.record(measure, by="zhang.san", now=T0, note="done")
+    return checklist
+
+
+# Verifying a rectified methane case (rules.md §4: the regulator refuses a verification that
+# lacks a measure): (measures recorded, withdrawn, expected: a state, or C with the missing names).
+VERIFY_TABLE: list[tuple[tuple[Measure, ...], bool, str]] = [
+    ((), False, "C power_off_evacuate, analyse_cause, stop_rectify, hold_accountable"),
+    ((Measure.POWER_OFF_EVACUATE,), False, "C analyse_cause, stop_rectify, hold_accountable"),
+    (tuple(Measure)[:3], False, "C hold_accountable"),
+    (tuple(Measure)[1:], False, "C power_off_evacuate"),
+    (tuple(Measure), False, "verified"),
+    ((), True, "verified"),  # every finding withdrawn: nothing left to take measures against
+]
+
+
+@pytest.mark.parametrize(("recorded", "withdrawn", "expected"), VERIFY_TABLE)
+@pytest.mark.parametrize("role", [Role.COUNTY, Role.CITY, Role.PROVINCE, Role.ADMIN])
+def test_verification_of_a_methane_case_is_refused_while_a_measure_is_missing(
+        recorded: tuple[Measure, ...], withdrawn: bool, expected: str, role: Role) -> None:
+    case = methane_case(state=CaseState.RECTIFIED, checklist=_with(*recorded), withdrawn=withdrawn)
+    outcome = transition(case, Action.VERIFY, ACTORS[role], now=T0, comment=None, deadline=None)
+    if expected.startswith("C "):
+        assert isinstance(outcome, Refused) and outcome.http_status == 409
+        assert outcome.detail.endswith(f"missing: {expected[2:]}"), outcome.detail
+        assert "cannot verify a methane case" in outcome.detail
+    else:
+        assert isinstance(outcome, Allowed) and outcome.new_state is CaseState(expected)
+    # Refusing the evidence stays the regulator's choice, measures or not.
+    rejected = transition(case, Action.REJECT, ACTORS[role], now=T0, comment="四项措施未落实", deadline=None)
+    assert isinstance(rejected, Allowed) and rejected.new_state is CaseState.RECTIFYING
+
+
+def test_the_mine_is_still_refused_verification_as_a_role_not_for_missing_measures() -> None:
+    case = methane_case(state=CaseState.RECTIFIED)
+    outcome = transition(case, Action.VERIFY, ACTORS[Role.MINE], now=T0, comment=None, deadline=None)
+    assert isinstance(outcome, Refused) and outcome.reason == "forbidden"
+
+
+def test_a_measure_records_when_it_was_done_not_after_now() -> None:
+    case = methane_case(state=CaseState.OPEN)
+    done = record_measure(case, Measure.POWER_OFF_EVACUATE, ACTORS[Role.MINE], now=T0, note="断电撤人",
+                          done_at=T0 - timedelta(minutes=3))
+    assert isinstance(done, Checklist)
+    item = done.item(Measure.POWER_OFF_EVACUATE)
+    assert (item.at, item.done_at, item.by) == (T0, T0 - timedelta(minutes=3), "zhang.san")
+    exactly_now = record_measure(case, Measure.ANALYSE_CAUSE, ACTORS[Role.MINE], now=T0, note=None, done_at=T0)
+    assert isinstance(exactly_now, Checklist)
+    default = record_measure(case, Measure.ANALYSE_CAUSE, ACTORS[Role.MINE], now=T0, note=None)
+    assert isinstance(default, Checklist) and default.item(Measure.ANALYSE_CAUSE).done_at == T0
+    for bad, words in ((T0 + timedelta(microseconds=1), "in the future"),
+                       (T0.replace(tzinfo=None), "UTC offset")):
+        refused = record_measure(case, Measure.ANALYSE_CAUSE, ACTORS[Role.MINE], now=T0, note=None, done_at=bad)
+        assert isinstance(refused, Refused) and refused.reason == "invalid" and words in refused.detail
+    # The role and the state are judged before the request, as in `transition`.
+    closed = methane_case(state=CaseState.CLOSED)
+    late = record_measure(closed, Measure.ANALYSE_CAUSE, ACTORS[Role.MINE], now=T0, note=None,
+                          done_at=T0 + timedelta(days=1))
+    assert isinstance(late, Refused) and late.reason == "conflict"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -21,11 +23,12 @@ from alerting.messages import (
     render_sms,
     render_text,
     split_segments,
+    start_text,
     webhook_payload,
     width,
 )
 from alerting.pipeline.types import Notification
-from tests.alerting.builders import finding, note
+from tests.alerting.builders import T0, finding, note
 
 ZH = load_templates("zh")
 EN = load_templates("en")
@@ -82,7 +85,8 @@ def test_every_segment_fits_and_carries_what_it_must(t: Templates) -> None:
 def test_chinese_text_reads_as_expected() -> None:
     n = note(1, ack_by_reply=True, level=Level.CITY, mine_name="交城某煤矿")
     text = render_text(n, ZH)
-    assert text == ("【矿安督办C1】交城某煤矿：T0001瓦斯超限，峰值1.62%，已报市级督办。"
+    # T0 is 00:15 UTC: 08:15 in the mine's zone (Asia/Shanghai by default).
+    assert text == ("【矿安督办C1】交城某煤矿：T0001瓦斯超限，峰值1.62%（2026-11-23 08:15起），已报市级督办。"
                     "回复“1 C1”确认收到。")
 
 
@@ -90,8 +94,8 @@ def test_english_and_grouped_text() -> None:
     fs = tuple(finding(i, case_id="C7") for i in range(3))
     n = note(7, findings=fs, reason=Reason.ESCALATED, mine_name="Mine A", level=Level.CITY)
     assert render_text(n, EN) == ("[Minewatch case C7] Mine A: methane exceedance at T0000, "
-                                  "peak 1.62% and 2 more. Not handled in time; escalated to "
-                                  "city level.")
+                                  "peak 1.62% and 2 more (started 2026-11-23 08:15 UTC+0800). "
+                                  "Not handled in time; escalated to city level.")
     several = note(8, findings=(finding(1), finding(2)), mine_name="Mine A")
     assert render_text(several, EN).startswith("[Minewatch case C1 +1] ")
 
@@ -158,6 +162,14 @@ def test_templates_are_checked_at_load() -> None:
     raw["reasons"]["raised"] = "{mine}{nonsense}"
     with pytest.raises(TemplateError, match=r"reasons\.raised uses nonsense"):
         parse_templates(json.dumps(raw), source="bad.yaml")
+    raw["reasons"]["raised"] = "{mine}：{what}，已报{level}督办。"
+    with pytest.raises(TemplateError, match=r"reasons\.raised must say when the finding started"):
+        parse_templates(json.dumps(raw), source="bad.yaml")
+    raw["reasons"]["raised"] = ZH.reasons[Reason.RAISED]
+    raw["time_format"] = "%H:%M"
+    with pytest.raises(TemplateError, match="time_format must give the date and the time"):
+        parse_templates(json.dumps(raw), source="bad.yaml")
+    raw["time_format"] = ZH.time_format
     del raw["reasons"]["raised"]
     with pytest.raises(TemplateError, match="reasons lacks raised"):
         parse_templates(json.dumps(raw), source="bad.yaml")
@@ -168,3 +180,35 @@ def test_templates_are_checked_at_load() -> None:
 def test_reply_that_cannot_fit_is_an_error() -> None:
     with pytest.raises(TemplateError, match="does not fit"):
         split_segments("瓦" * 100, "回复" + "x" * 80)
+
+
+# When the finding started, as each language writes the mine's local time of T0 (00:15 UTC).
+STARTS = {"zh": "2026-11-23 08:15", "en": "2026-11-23 08:15 UTC+0800"}
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("reason", list(Reason))
+def test_every_text_says_when_the_finding_started(lang: str, reason: Reason) -> None:
+    t = load_templates(lang)
+    n = note(1, reason=reason, ack_by_reply=True, mine_name="某矿")
+    assert STARTS[lang] in render_text(n, t)
+    assert STARTS[lang] in "".join(render_sms(n, t))
+    assert STARTS[lang] in webhook_payload(n, t)["text"]
+
+
+def test_an_old_finding_reads_with_its_own_date_in_the_mine_zone() -> None:
+    # Found today, started two months ago (a back-fill): the text carries the old date, in the
+    # zone the store gives the start (the mine's registry zone), not UTC and not today.
+    old = datetime(2026, 9, 23, 16, 30, tzinfo=UTC)  # 00:30 the next day in Shanghai
+    shanghai = note(1, findings=(finding(1, at=old),), mine_name="某矿", created_at=T0)
+    assert "（2026-09-24 00:30起）" in render_text(shanghai, ZH)
+    urumqi = note(1, findings=(finding(1, at=old.astimezone(ZoneInfo("Asia/Urumqi"))),), mine_name="某矿")
+    assert "(started 2026-09-23 22:30 UTC+0600)" in render_text(urumqi, EN)
+    assert "（2026-09-23 22:30起）" in render_text(urumqi, ZH)
+
+
+def test_a_grouped_message_gives_the_earliest_start() -> None:
+    fs = (finding(1, case_id="C1", at=T0 + timedelta(hours=3)), finding(2, case_id="C1", at=T0),
+          finding(3, case_id="C1", at=T0 + timedelta(hours=1)))
+    assert start_text(fs, ZH) == "2026-11-23 08:15"
+    assert "(started 2026-11-23 08:15 UTC+0800)" in render_text(note(1, findings=fs, mine_name="Mine A"), EN)

@@ -75,7 +75,7 @@ async def test_other_findings_start_where_routing_says_and_major_hazards_reach_t
     assert {r["receiver"] for r in raised} == {"m1-dispatch", "m1-scada", "m1-union", "ty-city"}
     union = [r for r in raised if r["target"] == M1_UNION]
     assert [sms_text(r) for r in union] == [
-        "【矿安督办2】清徐县东于煤业有限公司：11301工作面超限后继续作业，已报市级督办。"]
+        "【矿安督办2】清徐县东于煤业有限公司：11301工作面超限后继续作业（2026-03-02 09:00起），已报市级督办。"]
 
 
 async def test_methane_above_three_percent_is_urgent_at_province_level(harness: Harness) -> None:
@@ -93,8 +93,9 @@ async def test_methane_above_three_percent_is_urgent_at_province_level(harness: 
     raised = await outbox(h.pool, reason="raised")
     assert {r["receiver"] for r in raised} == {"m1-dispatch", "m1-scada", "sx-province"}
     province_sms = [sms_text(r) for r in raised if r["receiver"] == "sx-province" and r["channel"] == "sms"]
-    assert province_sms == ["(1/2)[Minewatch case 1 +1] 清徐县东于煤业有限公司: methane exceedance at"
-                            "(2/2)11301回风隅角, peak 3.4%CH4 and 1 more. Reported to province level."]
+    assert province_sms == ["(1/3)[Minewatch case 1 +1] 清徐县东于煤业有限公司: methane exceedance at"
+                            "(2/3)11301回风隅角, peak 3.4%CH4 and 1 more (started 2026-03-02 09:00"
+                            "(3/3)UTC+0800). Reported to province level."]
 
 
 async def test_order_lifts_only_once_its_minimum_end_passed_and_it_is_verified(harness: Harness) -> None:
@@ -111,7 +112,8 @@ async def test_order_lifts_only_once_its_minimum_end_passed_and_it_is_verified(h
     cid = case["id"]
     # The order's red notification goes at once; the methane alarms it was ordered for are inhibited.
     order_sms = [sms_text(r) for r in await outbox(h.pool) if r["case_id"] == cid and r["receiver"] == "m1-dispatch"]
-    assert order_sms == [f"【矿安督办{cid}】清徐县东于煤业有限公司：全矿多次瓦斯超限停产整顿，已报县级督办。回复“1 {cid}”确认收到。"]
+    assert order_sms == [f"【矿安督办{cid}】清徐县东于煤业有限公司：全矿多次瓦斯超限停产整顿（2026-03-02 08:59起），已报县级督办。"
+                         f"回复“1 {cid}”确认收到。"]
     muted = await h.pool.fetch("SELECT DISTINCT case_id, last_error FROM notifications WHERE state = 'suppressed' "
                                "ORDER BY case_id")
     assert [tuple(r) for r in muted] == [(cid - 2, "inhibited"), (cid - 1, "inhibited")]

@@ -37,8 +37,8 @@ async def test_unacknowledged_urgent_case_climbs_the_ladder_and_stops_at_provinc
         ("m1-dispatch", "city"), ("m1-dispatch", "province"), ("m1-scada", "city"), ("m1-scada", "province"),
         ("sx-province", "province"), ("ty-city", "city")]
     assert [sms_text(r) for r in escalated if r["target"] == PROVINCE_PHONE] == [
-        f"(1/2)[Minewatch case {cid}] 清徐县东于煤业有限公司: methane exceedance at 11301回风隅角,"
-        "(2/2)peak 1.7%CH4. Not handled in time; escalated to province level."]
+        f"(1/3)[Minewatch case {cid}] 清徐县东于煤业有限公司: methane exceedance at 11301回风隅角,"
+        "(2/3)peak 1.7%CH4 (started 2026-03-02 09:00 UTC+0800). Not handled in(3/3)time; escalated to province level."]
     # At the top nothing escalates any more; the mine and the province are reminded instead.
     reminders = {r["receiver"] for r in await outbox(h.pool, reason="reminder")}
     assert reminders == {"m1-dispatch", "m1-scada", "sx-province"}

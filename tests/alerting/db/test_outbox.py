@@ -49,7 +49,7 @@ async def test_fifty_points_exceeding_within_a_minute_make_one_message_per_recei
     assert first <= 10
     assert json.loads(mine_row["body"])["segments"] == [
         f"(1/2)【矿安督办{first}等50件】清徐县东于煤业有限公司：{label}瓦斯超限，",
-        f"(2/2)峰值1.6%CH4等50项，已报县级督办。回复“1 {first}”确认收到。"]
+        f"(2/2)峰值1.6%CH4等50项（2026-03-02 08:59起），已报县级督办。回复“1 {first}”确认收到。"]
     assert await h.pool.fetchval("SELECT count(*) FROM notification_members") == 4 * 50
     assert h.metric("minewatch_alerting_notifications_suppressed_total", why="grouped") == 4 * 49
     # One reply to the grouped SMS acknowledges every case it carried.
@@ -93,7 +93,7 @@ async def test_an_order_mutes_new_methane_alarms_but_never_a_seal_breach(harness
     assert {json.loads(r["body"])["case_ids"][0] for r in sent} == {
         str(await h.pool.fetchval("SELECT id FROM cases WHERE rule = 'seal_breach'"))}
     assert [sms_text(r) for r in sent if r["target"] == M1_PHONE] == [
-        "【矿安督办2】清徐县东于煤业有限公司：副井井口电子封条报警，已报县级督办。回复“1 2”确认收到。"]
+        "【矿安督办2】清徐县东于煤业有限公司：副井井口电子封条报警（2026-03-02 09:00起），已报县级督办。回复“1 2”确认收到。"]
     muted = await h.pool.fetch("SELECT receiver, last_error FROM notifications WHERE state = 'suppressed'")
     assert sorted(tuple(r) for r in muted) == [
         ("m1-dispatch", "inhibited"), ("m1-scada", "inhibited"), ("qx-county", "inhibited"), ("qx-county", "inhibited")]

@@ -44,12 +44,14 @@ async def test_methane_case_is_raised_reminded_escalated_and_acknowledged_by_sms
         ("m1-dispatch", "sms"), ("m1-scada", "webhook"), ("qx-county", "sms"), ("qx-county", "webhook")]
     texts = {r["target"]: sms_text(r) for r in raised if r["channel"] == "sms"}
     assert texts == {
-        M1_PHONE: f"【矿安督办{cid}】{MINE_NAME}：11301回风隅角瓦斯超限，峰值1.6%CH4，已报县级督办。回复“1 {cid}”确认收到。",
-        COUNTY_PHONE: f"【矿安督办{cid}】{MINE_NAME}：11301回风隅角瓦斯超限，峰值1.6%CH4，已报县级督办。",
+        # The event started 30 s before T0 (01:00 UTC): 08:59 in Shanghai, the mine's zone.
+        M1_PHONE: f"(1/2)【矿安督办{cid}】{MINE_NAME}：11301回风隅角瓦斯超限，峰值1.6%CH4（2026-03-02 08:59起），"
+                  f"(2/2)已报县级督办。回复“1 {cid}”确认收到。",
+        COUNTY_PHONE: f"【矿安督办{cid}】{MINE_NAME}：11301回风隅角瓦斯超限，峰值1.6%CH4（2026-03-02 08:59起），已报县级督办。",
     }
     assert await h.deliver() == 4
     seen = h.server.seen
-    assert sorted(b["mobile"] for b in seen.sms) == [M1_PHONE, COUNTY_PHONE]
+    assert sorted(b["mobile"] for b in seen.sms) == [M1_PHONE, M1_PHONE, COUNTY_PHONE]  # the mine's in two segments
     county_hook = [b for p, _, b in seen.requests if p == "/hook/county"]
     assert [(b["reason"], b["case"]["id"], b["case"]["level"]) for b in county_hook] == [("raised", str(cid), "county")]
 
@@ -59,7 +61,8 @@ async def test_methane_case_is_raised_reminded_escalated_and_acknowledged_by_sms
     reminders = await outbox(h.pool, reason="reminder")
     assert {r["receiver"] for r in reminders} == {"m1-dispatch", "m1-scada", "qx-county"}
     assert {sms_text(r) for r in reminders if r["target"] == M1_PHONE} == {
-        f"【矿安督办{cid}】提醒：{MINE_NAME}：11301回风隅角瓦斯超限，峰值1.6%CH4，当前待确认。回复“1 {cid}”确认收到。"}
+        f"(1/2)【矿安督办{cid}】提醒：{MINE_NAME}：11301回风隅角瓦斯超限，峰值1.6%CH4（2026-03-02 08:59起），"
+        f"(2/2)当前待确认。回复“1 {cid}”确认收到。"}
 
     # The hour-long ack window elapses at county level: the city takes over, the mine is told.
     await h.advance(timedelta(minutes=49))  # T0 + 60 min
@@ -70,9 +73,10 @@ async def test_methane_case_is_raised_reminded_escalated_and_acknowledged_by_sms
     assert sorted((r["receiver"], r["level"]) for r in escalated) == [
         ("m1-dispatch", "city"), ("m1-scada", "city"), ("ty-city", "city"), ("ty-city", "city")]
     assert {r["target"]: sms_text(r) for r in escalated if r["channel"] == "sms"} == {
-        M1_PHONE: f"【矿安督办{cid}】{MINE_NAME}：11301回风隅角瓦斯超限，峰值1.6%CH4，未按时处置，已升级市级督办。"
-                  f"回复“1 {cid}”确认收到。",
-        CITY_PHONE: f"【矿安督办{cid}】{MINE_NAME}：11301回风隅角瓦斯超限，峰值1.6%CH4，未按时处置，已升级市级督办。",
+        M1_PHONE: f"(1/2)【矿安督办{cid}】{MINE_NAME}：11301回风隅角瓦斯超限，峰值1.6%CH4（2026-03-02 08:59起），"
+                  f"(2/2)未按时处置，已升级市级督办。回复“1 {cid}”确认收到。",
+        CITY_PHONE: f"(1/2)【矿安督办{cid}】{MINE_NAME}：11301回风隅角瓦斯超限，峰值1.6%CH4（2026-03-02 08:59起），"
+                    f"(2/2)未按时处置，已升级市级督办。",
     }
     await h.deliver()
     assert [b["case"]["level"] for p, _, b in seen.requests if p == "/hook/city"] == ["city"]

@@ -107,6 +107,12 @@ async def test_a_methane_case_walks_from_open_to_closed_with_its_four_measures(
     assert [f["rule"] for f in case["findings"]] == ["methane_exceedance"]
     assert [(i["measure"], i["recorded"]) for i in case["checklist"]] == [(m, False) for m in MEASURES]
 
+    # Wrong roles: the regulator does not acknowledge for the mine, the mine never verifies or
+    # closes its own case, and another mine's users do not even see it.
+    _problem(await _act(client, county, cid, "acknowledge"), 403, "only the mine's own users")
+    _problem(await _act(client, mine, cid, "verify"), 403, "supervising regulator")
+    r = await _act(client, auth(world, "mine1"), cid, "acknowledge")
+    assert r.status_code == 404, r.text
     _ok(await _act(client, mine, cid, "acknowledge", comment="收到"), "acknowledged")
     _ok(await _act(client, mine, cid, "plan", comment="加强通风", deadline=LATER), "rectifying")
     _ok(await _act(client, mine, cid, "submit", comment="局扇已更换"), "rectified")
@@ -124,6 +130,7 @@ async def test_a_methane_case_walks_from_open_to_closed_with_its_four_measures(
     # A measure may be recorded in any state before closing; done_at defaults to now.
     _ok(await _measure(client, mine, cid, measure="hold_accountable", comment="对值班员罚款"), "rectified")
     _ok(await _act(client, county, cid, "verify"), "verified")
+    _problem(await _act(client, mine, cid, "close", comment="自行销号"), 403)
     closed = _ok(await _act(client, county, cid, "close", comment="销号"), "closed")
 
     stamp = NOW.isoformat().replace("+00:00", "Z")

@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 
-from minewatch.cli import dispatch
+from minewatch.commands import dispatch
 from minewatch.errors import MinewatchError
 from minewatch.settings import Settings
 
@@ -41,17 +41,19 @@ def _serve(args: argparse.Namespace, settings: Settings, *, cases: bool, deliver
     from prometheus_client import CollectorRegistry, start_http_server
 
     from alerting.settings import load_alerting_settings
-    from alerting.worker import serve
+    from alerting.worker import AlertingWorker
+    from minewatch.worker import serve
 
     if not settings.database_url:
         raise MinewatchError("DATABASE_URL is not set")
-    alerting = load_alerting_settings()
     registry = CollectorRegistry()
     if args.metrics_port is not None:
         start_http_server(args.metrics_port, addr="127.0.0.1", registry=registry)
+    # This is the process's main(): the environment is read here, once, and passed down.
+    worker = AlertingWorker(settings.database_url, load_alerting_settings(os.environ), registry=registry,
+                            environ=dict(os.environ), cases=cases, delivery=delivery)
     try:
-        done = asyncio.run(serve(settings.database_url, alerting, registry=registry, cases=cases,
-                                 delivery=delivery, burst=args.burst, install_signals=True))
+        done = asyncio.run(serve(worker, burst=args.burst))
     except asyncio.CancelledError:  # a second signal: stopped without finishing the drain
         return 0
     if args.burst:

@@ -12,14 +12,14 @@ A grouped SMS asks for `1 <first case id>`: the reply acknowledges every case of
 message sent to that number that carried the case.
 
 Mount with `app.include_router(router)` and call `configure_inbound(app, ...)` in the
-lifespan; without it the router builds its context on first use from the API's state
-(`app.state.minewatch.pool` / `.clock`) and `MINEWATCH_ALERTING_*`.
+lifespan with an `InboundConfig` its main() built (`inbound_config(environ)`); unconfigured,
+the endpoint answers 503. It never reads the environment itself.
 """
 
 from __future__ import annotations
 
 import hmac
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -33,8 +33,8 @@ from alerting.lifecycle import Allowed, Level, Role
 from alerting.messages import parse_reply
 from alerting.routing import Routing, load_routing, normalize_phone
 from alerting.settings import load_alerting_settings
-from api.schemas import MAX_ID, SafeText
 from minewatch.clock import Clock
+from minewatch.text import MAX_ID, SafeText
 
 router = APIRouter(prefix="/v1/alerting", tags=["alerting"])
 
@@ -64,18 +64,26 @@ def configure_inbound(app: FastAPI, *, pool: asyncpg.Pool, clock: Clock, routing
     app.state.alerting_inbound = InboundContext(pool, clock, routing, secret or None)
 
 
+@dataclass(frozen=True, slots=True)
+class InboundConfig:
+    """What the reply endpoint needs besides the pool and the clock, built once by the
+    process's main() (alerting settings' routing file and the shared secret's value)."""
+
+    routing: Routing
+    secret: str | None
+
+
+def inbound_config(environ: Mapping[str, str]) -> InboundConfig:
+    """The reply endpoint's configuration from the environment a main() was given."""
+    settings = load_alerting_settings(environ)
+    return InboundConfig(load_routing(settings.routing_path), environ.get(settings.inbound_secret_env) or None)
+
+
 def _context(request: Request) -> InboundContext:
     ctx = getattr(request.app.state, "alerting_inbound", None)
     if isinstance(ctx, InboundContext):
         return ctx
-    api_state = getattr(request.app.state, "minewatch", None)
-    if api_state is None:
-        raise HTTPException(503, "the SMS reply endpoint is not configured")
-    settings = load_alerting_settings()
-    ctx = InboundContext(api_state.pool, api_state.clock, load_routing(settings.routing_path),
-                         os.environ.get(settings.inbound_secret_env) or None)
-    request.app.state.alerting_inbound = ctx
-    return ctx
+    raise HTTPException(503, "the SMS reply endpoint is not configured")
 
 
 Context = Annotated[InboundContext, Depends(_context)]

@@ -9,7 +9,6 @@ given as JSON, e.g. `MINEWATCH_ALERTING_ESCALATION='{"ack_window": "PT30M"}'`.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from datetime import timedelta
 from importlib import resources
@@ -95,10 +94,10 @@ class AlertingSettings(BaseSettings):
         return timedelta(seconds=self.group_window_s)
 
 
-def load_alerting_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> AlertingSettings:
-    """Read the settings from `environ` (default: the process environment) and `overrides`;
-    errors name the environment variable and the problem."""
-    env = os.environ if environ is None else environ
+def load_alerting_settings(environ: Mapping[str, str], **overrides: object) -> AlertingSettings:
+    """Read the settings from `environ` (the environment a process's main() was given) and
+    `overrides`; errors name the environment variable and the problem."""
+    env = environ
     values: dict[str, object] = {
         name: env[ENV_PREFIX + name.upper()]
         for name in AlertingSettings.model_fields if ENV_PREFIX + name.upper() in env

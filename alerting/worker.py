@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -35,11 +33,10 @@ from alerting.notifiers.sms_log import LogSms
 from alerting.notifiers.webhook import WebhookNotifier
 from alerting.outbox import OUTBOX_CHANNEL, flush_effects
 from alerting.routing import Routing, load_routing
-from alerting.settings import AlertingSettings, load_alerting_settings
+from alerting.settings import AlertingSettings
 from minewatch.clock import Clock, SystemClock
 from minewatch.db import create_pool
 from minewatch.errors import MinewatchError
-from minewatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +72,8 @@ class CaseWorker:
         s = self._settings
         async with self._pool.acquire() as conn:
             done = await sync_findings(conn, now=self._clock.now(), routing=self._routing,
-                                       templates=self._templates["zh"], batch=s.findings_batch, metrics=self._metrics)
+                                       templates=self._templates["zh"], batch=s.findings_batch, metrics=self._metrics,
+                                       late_after=s.escalation.late_report_after)
             done += await settle_orders(conn, now=self._clock.now())
             done += await run_timers(conn, now=self._clock.now(), policy=s.escalation, metrics=self._metrics)
             flushed = await flush_effects(conn, now=self._clock.now(), routing=self._routing,
@@ -223,68 +221,55 @@ def build_notifiers(client: httpx.AsyncClient | H1Client, settings: AlertingSett
     return Notifiers(sms=sms, webhook=WebhookNotifier(client, timeout=timeout))
 
 
-async def serve(
-    dsn: str,
-    settings: AlertingSettings,
-    *,
-    registry: CollectorRegistry,
-    cases: bool = True,
-    delivery: bool = True,
-    burst: bool = False,
-    clock: Clock | None = None,
-    environ: Mapping[str, str] | None = None,
-    install_signals: bool = False,
-) -> int:
-    """Build everything from settings and run the chosen sides; returns burst work done.
-    With `install_signals`, SIGTERM / SIGINT drain (a second one cancels)."""
-    env = os.environ if environ is None else environ
-    clock = clock or SystemClock()
-    routing = load_routing(settings.routing_path)
-    templates = load_all_templates()
-    metrics = AlertingMetrics(registry)
-    pool = await create_pool(dsn, min_size=1, max_size=settings.delivery_lanes + 3,
-                             application_name="minewatch-alerting")
-    try:
-        # The lean HTTP/1.1 client (alerting/notifiers/h1.py): httpx's per-request CPU cost,
-        # not the database, bounded the delivery rate.
-        async with H1Client(max_connections=settings.delivery_concurrency) as client:
-            runner = Runner(
-                pool, clock=clock, settings=settings, metrics=metrics,
-                cases=CaseWorker(pool, clock=clock, routing=routing, templates=templates, settings=settings,
-                                 metrics=metrics) if cases else None,
-                delivery=DeliveryWorker(pool, clock=clock, notifiers=build_notifiers(client, settings, env),
-                                        secrets=env, backoff=settings.backoff, lease=settings.lease,
-                                        batch=settings.delivery_batch,
-                                        concurrency=-(-settings.delivery_concurrency // settings.delivery_lanes),
-                                        metrics=metrics,
-                                        rng=random.Random()) if delivery else None,
-            )
-            if install_signals:
-                _install_signals(runner)
-            return await runner.run(burst=burst)
-    finally:
-        await pool.close()
+class AlertingWorker:
+    """The alerting process in the one worker shape (minewatch/worker.py): the case side and/or
+    the delivery lanes, built from settings passed in (`environ` holds the secrets the settings
+    name: SMS gateway auth, webhook signing keys). `run(burst=True)` returns the units of work
+    done once neither side has anything to do now; `stop()` drains each loop's current step."""
 
+    def __init__(self, dsn: str, settings: AlertingSettings, *, registry: CollectorRegistry,
+                 environ: Mapping[str, str], cases: bool = True, delivery: bool = True,
+                 clock: Clock | None = None) -> None:
+        self.dsn = dsn
+        self.settings = settings
+        self.registry = registry
+        self.environ = environ
+        self.cases = cases
+        self.delivery = delivery
+        self.clock = clock or SystemClock()
+        self._runner: Runner | None = None
+        self._stopped = False
 
-def _install_signals(runner: Runner) -> None:
-    """The first SIGTERM / SIGINT drains; a second cancels what is left."""
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    received: list[int] = []
+    def stop(self) -> None:
+        """Ask every loop to finish its current step and return (before start: return at once)."""
+        self._stopped = True
+        if self._runner is not None:
+            self._runner.stop()
 
-    def on_signal(sig: int) -> None:
-        received.append(sig)
-        if len(received) > 1 and task is not None:
-            task.cancel()
-        runner.stop()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig)
-
-
-async def run_worker(settings: Settings, registry: CollectorRegistry) -> None:
-    """Run the case worker and the delivery lanes until cancelled (`minewatch run`). Alerting
-    settings are read from `MINEWATCH_ALERTING_*` here, once."""
-    if not settings.database_url:
-        raise MinewatchError("DATABASE_URL is not set")
-    await serve(settings.database_url, load_alerting_settings(), registry=registry)
+    async def run(self, *, burst: bool = False) -> int:
+        settings, env, clock = self.settings, self.environ, self.clock
+        routing = load_routing(settings.routing_path)
+        templates = load_all_templates()
+        metrics = AlertingMetrics(self.registry)
+        pool = await create_pool(self.dsn, min_size=1, max_size=settings.delivery_lanes + 3,
+                                 application_name="minewatch-alerting")
+        try:
+            # The lean HTTP/1.1 client (alerting/notifiers/h1.py): httpx's per-request CPU cost,
+            # not the database, bounded the delivery rate.
+            async with H1Client(max_connections=settings.delivery_concurrency) as client:
+                self._runner = Runner(
+                    pool, clock=clock, settings=settings, metrics=metrics,
+                    cases=CaseWorker(pool, clock=clock, routing=routing, templates=templates, settings=settings,
+                                     metrics=metrics) if self.cases else None,
+                    delivery=DeliveryWorker(pool, clock=clock, notifiers=build_notifiers(client, settings, env),
+                                            secrets=env, backoff=settings.backoff, lease=settings.lease,
+                                            batch=settings.delivery_batch,
+                                            concurrency=-(-settings.delivery_concurrency // settings.delivery_lanes),
+                                            metrics=metrics,
+                                            rng=random.Random()) if self.delivery else None,
+                )
+                if self._stopped:
+                    self._runner.stop()
+                return await self._runner.run(burst=burst)
+        finally:
+            await pool.close()

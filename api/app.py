@@ -9,6 +9,7 @@ import asyncpg
 from fastapi import Depends, FastAPI
 from prometheus_client import CollectorRegistry
 
+from alerting.inbound import InboundConfig, configure_inbound
 from alerting.inbound import router as sms_reply_router
 from api.accidents.router import router as accidents_router
 from api.cases.router import router as cases_router
@@ -61,10 +62,14 @@ def _session_setup(statement_timeout_s: float) -> Callable[[asyncpg.Connection],
     return init
 
 
+SmsReplies = InboundConfig
+
+
 def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: Clock | None = None,
-               registry: CollectorRegistry | None = None) -> FastAPI:
+               registry: CollectorRegistry | None = None, sms_replies: SmsReplies | None = None) -> FastAPI:
     """Build the API. The pool is created in the lifespan from `settings.database_url` unless one is
-    passed (then the caller owns and closes it); `registry` collects the request metrics."""
+    passed (then the caller owns and closes it); `registry` collects the request metrics;
+    `sms_replies` configures the SMS provider's reply webhook (503 without it)."""
     metrics = ApiMetrics(registry or CollectorRegistry())
 
     @asynccontextmanager
@@ -84,6 +89,9 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: C
             app.state.minewatch = AppState(
                 settings=settings, pool=the_pool, clock=clock or SystemClock(),
                 codec=CursorCodec(settings.token_pepper.get_secret_value().encode()))
+            if sms_replies is not None:
+                configure_inbound(app, pool=the_pool, clock=app.state.minewatch.clock, routing=sms_replies.routing,
+                                  secret=sms_replies.secret)
             yield
         finally:
             if own:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from minewatch.clock import SystemClock
@@ -14,11 +16,20 @@ from minewatch.settings import Settings, require_strong_pepper
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from api.app import SmsReplies
+
 
 def _dsn(settings: Settings) -> str:
     if not settings.database_url:
         raise MinewatchError("DATABASE_URL is not set")
     return settings.database_url
+
+
+def sms_replies(environ: Mapping[str, str]) -> SmsReplies:
+    """The SMS reply webhook's configuration (routing file, shared secret) from a main()'s environment."""
+    from alerting.inbound import inbound_config
+
+    return inbound_config(environ)
 
 
 def app_from_environment() -> FastAPI:
@@ -28,7 +39,7 @@ def app_from_environment() -> FastAPI:
 
     settings = Settings()
     require_strong_pepper(settings)
-    return create_app(settings)
+    return create_app(settings, sms_replies=sms_replies(os.environ))
 
 
 def serve_workers(app: str, *, workers: int, host: str, port: int, **options: Any) -> None:
@@ -76,7 +87,7 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
         # One process runs Python on one core: a busy API needs several (PostgreSQL wants cores too).
         serve_workers("api.cli:app_from_environment", workers=args.workers, host=host, port=port, **options)
     else:
-        uvicorn.run(create_app(settings), host=host, port=port, **options)
+        uvicorn.run(create_app(settings, sms_replies=sms_replies(os.environ)), host=host, port=port, **options)
     return 0
 
 
@@ -84,29 +95,15 @@ def cmd_rollup(args: argparse.Namespace, settings: Settings) -> int:
     """Refresh the hourly readings rollup (minewatch/db/rollup.py) until SIGINT / SIGTERM, or
     with --once until caught up. It lives with the API's commands because the API's whole-hour
     series are what read it."""
-    import signal
+    from minewatch.db.rollup import Refresher
+    from minewatch.worker import serve
 
-    import asyncpg
-
-    from minewatch.db.rollup import refresh_until_idle, run_refresher
-
-    dsn = _dsn(settings)
+    refresher = Refresher(_dsn(settings), clock=SystemClock())
 
     async def go() -> int:
+        t = await serve(refresher, burst=args.once)
         if args.once:
-            conn = await asyncpg.connect(dsn)
-            try:
-                steps = await refresh_until_idle(conn, now=SystemClock().now())
-            finally:
-                await conn.close()
-            print(f"rollup: {sum(s.forward_hours for s in steps)} hours forward, "
-                  f"{sum(s.backward_hours for s in steps)} back, {sum(s.boxes for s in steps)} late boxes")
-            return 0
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_refresher(dsn, clock=SystemClock(), stop=stop)
+            print(f"rollup: {t.forward_hours} hours forward, {t.backward_hours} back, {t.boxes} late boxes")
         return 0
 
     return asyncio.run(go())

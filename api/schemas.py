@@ -9,6 +9,9 @@ from typing import Annotated, Any, Generic, TypeVar
 import msgspec
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+from minewatch.text import MAX_ID as MAX_ID  # re-exported: the API's id bounds
+from minewatch.text import SafeText as SafeText  # re-exported: free text from clients
+
 T = TypeVar("T")
 
 # Times the API accepts: with an offset, and far enough from datetime's limits
@@ -16,8 +19,6 @@ T = TypeVar("T")
 _EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
-# PostgreSQL bigint; a larger id cannot exist and must be a 422, not an encode error.
-MAX_ID = 2**63 - 1
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
@@ -45,23 +46,9 @@ def _utc(value: datetime) -> datetime:
     return utc
 
 
-def _safe_text(value: str) -> str:
-    # PostgreSQL text cannot hold NUL, and a lone surrogate cannot be encoded as UTF-8:
-    # both must be refused here, as input errors, before they reach the driver.
-    if "\x00" in value:
-        raise ValueError("text must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("text must be valid Unicode (no lone surrogates)") from exc
-    return value
-
-
 UtcTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_utc)]
 """An input time: RFC 3339 with an offset, converted to UTC, within a sane range."""
 
-SafeText = Annotated[str, AfterValidator(_safe_text)]
-"""Free text from a client: no NUL, valid Unicode."""
 
 CODE_PATTERN, CODE_MAX = r"^[0-9A-Za-z_\-]+$", 40
 Code = Annotated[str, Field(min_length=1, max_length=CODE_MAX, pattern=CODE_PATTERN)]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncpg
 
-from minewatch.embedded import EmbeddedBroker, EmbeddedPostgres
+from launcher.embedded import EmbeddedBroker, EmbeddedPostgres
 
 
 def scratch(prefix: str) -> Path:
@@ -53,3 +53,15 @@ async def bench_servers(work: Path, *, commit_timestamps: bool = False) -> Async
             broker.stop()
         if pg is not None:
             pg.stop("immediate")
+
+
+async def bench_db(server_dsn: str, *, registry: bool) -> str:
+    """A fresh migrated database, with the sample registry when asked: the tests' own set-up
+    (minewatch.db.scratch), so a benchmark measures what the suite checks."""
+    from datetime import UTC, datetime
+
+    from minewatch.db.scratch import create_db
+    from minewatch.settings import packaged
+
+    return await create_db(server_dsn, registry=packaged("sample_registry.yaml") if registry else None,
+                           now=datetime.now(UTC), prefix="mw_bench")

@@ -57,7 +57,7 @@ class BrokerAddress:
 
 
 # `?protocol=` values. MQTT 5 is the default (session expiry, receive maximum); 3.1.1 is for
-# brokers that speak nothing newer, such as the embedded amqtt fallback (minewatch.embedded):
+# brokers that speak nothing newer, such as the embedded amqtt fallback (launcher.embedded):
 # amqtt 0.12 does not even refuse a v5 CONNECT, it misreads its properties as the client id
 # length and waits for bytes that never come, so a v5 client never gets a CONNACK.
 PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}

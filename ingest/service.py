@@ -158,7 +158,8 @@ class IngestService:
                  batch_max_items: int = 20_000, batch_max_age_s: float = 0.05,
                  future_tolerance: timedelta = timedelta(minutes=5), lookup_refresh_s: float = 30.0,
                  writers: int = 2, max_age: timedelta = DEFAULT_MAX_AGE,
-                 max_message_bytes: int = MAX_MESSAGE_BYTES, batch_max_bytes: int = BATCH_MAX_BYTES) -> None:
+                 max_message_bytes: int = MAX_MESSAGE_BYTES, batch_max_bytes: int = BATCH_MAX_BYTES,
+                 burst_idle_s: float = 2.0) -> None:
         self.source = source
         self.dsn = dsn
         self.clock = clock
@@ -173,6 +174,8 @@ class IngestService:
         self.max_message_bytes = max_message_bytes
         self.batch_max_bytes = batch_max_bytes
         self.lookup_refresh_s = lookup_refresh_s
+        # Burst mode ends once no message arrived for this long (tests, back-fill jobs).
+        self.burst_idle_s = burst_idle_s
         self.totals = Totals()
         self._stop = asyncio.Event()
         self._lookup: Lookup | None = None
@@ -187,6 +190,7 @@ class IngestService:
         self._pending: deque[asyncio.Task[None]] = deque()
 
     def stop(self) -> None:
+        """Drain: take no more messages; the batches in flight commit and are acked."""
         self._stop.set()
 
     @property
@@ -489,8 +493,10 @@ class IngestService:
             out.rejected[r.reason] += 1
         return out
 
-    async def run(self, *, burst_idle_s: float | None = None) -> Totals:
-        """Run until stopped; in burst mode, until no message arrived for burst_idle_s seconds."""
+    async def run(self, *, burst: bool = False) -> Totals:
+        """Run until `stop()` (the batches in flight commit and are acked); with `burst`, until no
+        message arrived for `burst_idle_s` seconds (the one worker shape, minewatch/worker.py)."""
+        burst_idle_s = self.burst_idle_s if burst else None
         self.source.start()
         try:
             await self._connect()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Annotated, Final
+
+from pydantic import AfterValidator
 
 # Dead-letter payloads are capped: a 20 MB hostile message must not become a 20 MB row that
 # every list response and every backup carries. 1 MiB keeps a whole 10 000-item batch of the
@@ -65,3 +67,23 @@ def log_safe(text: str, limit: int = 300) -> str:
         text = text[:limit] + "…"
     return _LOG_UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
                            else f"\\u{ord(m.group()):04x}", text)
+
+
+# PostgreSQL bigint; a larger id cannot exist and must be a 422 at the edge, not an encode error.
+MAX_ID: Final = 2**63 - 1
+
+
+def _safe_text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL, and a lone surrogate cannot be encoded as UTF-8:
+    # both must be refused here, as input errors, before they reach the driver.
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("text must be valid Unicode (no lone surrogates)") from exc
+    return value
+
+
+SafeText = Annotated[str, AfterValidator(_safe_text)]
+"""Free text from a client (API bodies, SMS replies): no NUL, valid Unicode — refused, not repaired."""

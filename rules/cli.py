@@ -6,17 +6,17 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import sys
 import time
 from datetime import datetime
 from typing import Any, Literal
 
-from minewatch.cli import dispatch
 from minewatch.clock import SystemClock
+from minewatch.commands import dispatch
 from minewatch.errors import MinewatchError
 from minewatch.settings import Settings
 from minewatch.timeutil import to_ns
+from minewatch.worker import serve
 from rules.backfill import Progress, Tally, backfill
 from rules.packs import parse_duration
 from rules.worker import RulesSettings, RuleWorker, resolve_pack
@@ -155,13 +155,13 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     lang: Lang = args.lang
 
     async def go() -> Tally:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, worker.stop)
         print(say(lang, "started"), flush=True)
-        return await worker.run(burst=args.burst)
+        return await serve(worker, burst=args.burst)
 
-    tally = asyncio.run(go())
+    try:
+        tally = asyncio.run(go())
+    except asyncio.CancelledError:  # a second signal: stopped without waiting for the drain
+        return 0
     print(say(lang, "worker", windows=tally.windows, readings=tally.readings, findings=_counts(lang, tally.findings)),
           flush=True)
     return 0

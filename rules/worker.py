@@ -20,12 +20,10 @@ from collections import Counter
 from datetime import datetime
 
 import asyncpg
-from prometheus_client import CollectorRegistry
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from minewatch.clock import Clock, SystemClock
-from minewatch.settings import Settings
 from minewatch.timeutil import to_ns
 from rules import store
 from rules.backfill import Tally, reevaluate
@@ -77,7 +75,8 @@ class RuleWorker:
                  metrics: RulesMetrics | None = None, clock: Clock | None = None) -> None:
         self.dsn = dsn
         self.pack = pack
-        self.settings = settings or RulesSettings()
+        # Without settings: the defaults, not the environment (settings are read in main()).
+        self.settings = settings or RulesSettings.model_construct()
         self.metrics = metrics
         self.clock = clock or SystemClock()
         self.tally = Tally()
@@ -259,12 +258,3 @@ async def enqueue_threshold_changes(conn: asyncpg.Connection) -> int:
     if queued:
         log.info("threshold versions changed: %d mine(s) queued for re-evaluation", queued)
     return queued
-
-
-async def run_worker(settings: Settings, registry: CollectorRegistry) -> None:
-    """The rules worker of `minewatch run`: until cancelled."""
-    if not settings.database_url:
-        raise RulesError("DATABASE_URL is not set")
-    rs = RulesSettings()
-    worker = RuleWorker(settings.database_url, resolve_pack(rs.pack), settings=rs, metrics=RulesMetrics(registry))
-    await worker.run()

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,12 +22,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from minewatch.db import ident
-from minewatch.embedded import EmbeddedBroker, EmbeddedPostgres
+from launcher.embedded import EmbeddedBroker, EmbeddedPostgres
+from minewatch.db.scratch import create_db, drop_db, with_db
 from minewatch.settings import packaged
 
 # Property tests check results, not speed: on a shared 2-core CI machine one example can take
@@ -104,73 +102,14 @@ def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         broker.stop()
 
 
-def _with_db(dsn: str, name: str) -> str:
-    base, _, _ = dsn.rpartition("/")
-    query = ""
-    if "?" in dsn.rsplit("/", 1)[-1]:
-        query = "?" + dsn.rsplit("?", 1)[-1]
-    return f"{base}/{name}{query}"
-
-
 async def _create_db(server_dsn: str, *, registry: bool) -> str:
-    name = f"mw_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')  # name is ours, not input
-    finally:
-        await admin.close()
-    dsn = _with_db(server_dsn, name)
-    from minewatch.db import timeseries
-    from minewatch.db.migrate import migrate
-    from minewatch.db.registry_store import sync_registry
-    from minewatch.registry import load_registry
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        await migrate(conn, backend=os.environ.get("MINEWATCH_TIMESERIES_BACKEND", "auto"))
-        await timeseries.maintain(conn, now=datetime.now(UTC), ahead_days=2, retention_days=3650)
-        if registry:
-            reg, checksum = load_registry(SAMPLE_REGISTRY)
-            await sync_registry(conn, reg, checksum=checksum, source="sample", now=datetime.now(UTC))
-    finally:
-        await conn.close()
-    return dsn
+    """A fresh migrated database (minewatch.db.scratch), with the sample registry if asked."""
+    return await create_db(server_dsn, registry=SAMPLE_REGISTRY if registry else None, now=datetime.now(UTC),
+                           backend=os.environ.get("MINEWATCH_TIMESERIES_BACKEND", "auto"))
 
 
-async def _drop_db(server_dsn: str, dsn: str) -> None:
-    name = dsn.rsplit("/", 1)[-1].split("?")[0]
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-async def copy_db(server_dsn: str, template_dsn: str, name: str) -> str:
-    """Create database `name` as a copy of the template database; returns its DSN.
-
-    TimescaleDB's background scheduler connects to every database that has the extension, and
-    CREATE DATABASE ... TEMPLATE refuses a template anyone is connected to. So the template is
-    closed to new connections, whoever is on it is asked to leave, and the copy is retried
-    until the last session has gone (a few ms on the plain path, where nobody is there)."""
-    template = template_dsn.rsplit("/", 1)[-1].split("?")[0]
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f"ALTER DATABASE {ident(template)} WITH ALLOW_CONNECTIONS false")
-        for attempt in range(100):
-            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                "WHERE datname = $1 AND pid <> pg_backend_pid()", template)
-            try:
-                await admin.execute(f"CREATE DATABASE {ident(name)} TEMPLATE {ident(template)}")
-                break
-            except asyncpg.ObjectInUseError:
-                if attempt == 99:
-                    raise
-                await asyncio.sleep(0.05)
-        await admin.execute(f"ALTER DATABASE {ident(name)} WITH ALLOW_CONNECTIONS true")
-    finally:
-        await admin.close()
-    return _with_db(server_dsn, name)
+_drop_db = drop_db
+_with_db = with_db
 
 
 @pytest.fixture(scope="module")
@@ -223,10 +162,10 @@ def private_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
 
 
 def spawn_minewatch(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Start `python -m minewatch ...` as a real process (so tests can SIGKILL it)."""
+    """Start `python -m launcher ...` as a real process (so tests can SIGKILL it)."""
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "minewatch", *args], env=full_env, stdout=out,
+        return subprocess.Popen([sys.executable, "-m", "launcher", *args], env=full_env, stdout=out,
                                 stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
 
 
@@ -247,12 +186,3 @@ def start_ingest(dsn: str, url: str, prefix: str, log: Path, *, client_id: str, 
     raise AssertionError(f"ingest did not start: {log.read_text()[-2000:] if log.exists() else ''}")
 
 
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group and wait; SIGKILL it if it does not stop within 20 s."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)

@@ -86,25 +86,26 @@ def routing(url: str, probes: int) -> str:
 async def one_run(server: str, mqtt: str, hook_url: str, work: Path, args: argparse.Namespace,
                   r: int) -> tuple[list[float], float]:
     sys.path.insert(0, str(ROOT))
-    from tests.conftest import _create_db, stop_process
+    from bench import bench_db
+    from launcher.embedded import stop_process
 
     n_probes = int(args.seconds * args.probes) + 1
     registry = work / "registry.yaml"
     probe_registry(registry, n_probes)
     routes = work / "routing.yaml"
     routes.write_text(routing(hook_url, n_probes), encoding="utf-8")
-    dsn = await _create_db(server, registry=False)
+    dsn = await bench_db(server, registry=False)
     reg, _ = load_registry(registry)
     prefix = f"alat{uuid.uuid4().hex[:8]}/"
     env = {"DATABASE_URL": dsn, "MQTT_URL": mqtt, "MINEWATCH_REGISTRY_PATH": str(registry),
            "MINEWATCH_ALERTING_ROUTING_PATH": str(routes), SECRET_ENV: SECRET}
-    loaded = subprocess.run([sys.executable, "-m", "minewatch", "registry", "load", str(registry)],
+    loaded = subprocess.run([sys.executable, "-m", "launcher", "registry", "load", str(registry)],
                             env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True, check=False)
     if loaded.returncode:
         raise RuntimeError(loaded.stderr)
     logs = {k: work / f"{k}-{r}.log" for k in ("ingest", "rules", "cases", "deliver", "sim")}
     procs = [
-        spawn(["-m", "minewatch", "ingest", "--topic-prefix", prefix, "--client-id", f"alat-{prefix[:-1]}"],
+        spawn(["-m", "launcher", "ingest", "--topic-prefix", prefix, "--client-id", f"alat-{prefix[:-1]}"],
               env, logs["ingest"]),
         spawn(["-m", "rules.cli", "rules", "worker", "--lang", "en"], env, logs["rules"]),
         spawn(["-m", "alerting.cli", "worker"], env, logs["cases"]),

@@ -38,9 +38,9 @@ from alerting.notifiers.signing import HEADER, sign
 from alerting.notifiers.sms_log import LogSms
 from alerting.notifiers.webhook import WebhookNotifier, encode_body
 from alerting.settings import AlertingSettings
+from launcher.embedded import EmbeddedPostgres
 from minewatch.clock import SystemClock
 from minewatch.db import create_pool
-from minewatch.embedded import EmbeddedPostgres
 
 DB = "minewatch_bench_alerting"
 SECRET = "bench-secret"

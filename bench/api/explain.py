@@ -34,7 +34,7 @@ from api.personnel import service as personnel
 from api.readings import service as readings
 from bench.api.fill import mine_code
 from bench.api.run import DB
-from minewatch.embedded import EmbeddedPostgres
+from launcher.embedded import EmbeddedPostgres
 
 # Tables small enough that a sequential scan is the right plan at any realistic size
 # (a few thousand mines, a few hundred tokens).

@@ -28,9 +28,9 @@ import asyncpg
 import numpy as np
 
 from bench.api.fill import _HEADER, _ROW, _TRAILER, _hour_block
+from launcher.embedded import EmbeddedPostgres
 from minewatch.db.migrate import migrate
 from minewatch.db.timeseries import PartitionKeeper
-from minewatch.embedded import EmbeddedPostgres
 
 DB = "minewatch_bench_rollup_trigger"
 POINTS = 2000

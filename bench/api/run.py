@@ -38,9 +38,9 @@ import httpx
 
 from api.auth.tokens import create_token
 from bench.api.fill import POINTS_PER_MINE, extras, fill, mine_code
+from launcher.embedded import EmbeddedPostgres, free_port
 from minewatch.db.migrate import migrate
 from minewatch.db.rollup import refresh_until_idle
-from minewatch.embedded import EmbeddedPostgres, free_port
 
 PEPPER = "bench-pepper"
 DB = "minewatch_bench_api"

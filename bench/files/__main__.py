@@ -31,8 +31,8 @@ from bench.ingest.__main__ import copy_ceiling, fresh_db
 from ingest.files import CdssRecord, Header, parse_file, write_file
 from ingest.files.ledger import FileIngester
 from ingest.files.watch import DropWatcher
+from launcher.embedded import EmbeddedPostgres
 from minewatch.clock import SystemClock
-from minewatch.embedded import EmbeddedPostgres
 from minewatch.registry import load_registry
 from minewatch.settings import packaged
 from simulators.files import FileOptions, MineFiles, put, single_mine
@@ -55,9 +55,9 @@ def cdss_file(rows: int, end: datetime) -> tuple[str, bytes]:
 
 async def drop_db(server_dsn: str, dsn: str) -> None:
     # Each run's database is dropped: on a shared server (DATABASE_URL) they would pile up.
-    from tests.conftest import _drop_db
+    from minewatch.db.scratch import drop_db
 
-    await _drop_db(server_dsn, dsn)
+    await drop_db(server_dsn, dsn)
 
 
 async def one_run(server_dsn: str, name: str, data: bytes, rows: int) -> tuple[float, float, float]:

@@ -48,7 +48,7 @@ import asyncpg
 import msgspec
 
 from bench import scratch
-from minewatch.embedded import EmbeddedBroker, EmbeddedPostgres
+from launcher.embedded import EmbeddedBroker, EmbeddedPostgres
 from minewatch.registry import load_registry
 from minewatch.settings import packaged
 from simulators.model import generate
@@ -151,8 +151,8 @@ async def copy_ceiling_readings(dsn: str, rows: int = 1_000_000) -> float:
 
 async def fresh_db(server_dsn: str) -> str:
     sys.path.insert(0, str(ROOT))
-    from tests.conftest import _create_db  # same set-up as the tests: migrate + sample registry
-    return await _create_db(server_dsn, registry=True)
+    from bench import bench_db  # same set-up as the tests: migrate + sample registry
+    return await bench_db(server_dsn, registry=True)
 
 
 async def stored(dsn: str) -> int:
@@ -170,7 +170,7 @@ async def start_ingests(dsn: str, url: str, prefix: str, processes: int, profile
     ingests = []
     waits = []
     for k in range(processes):
-        cmd = [sys.executable, "-m", "minewatch", "ingest", "--topic-prefix", prefix, "--client-id",
+        cmd = [sys.executable, "-m", "launcher", "ingest", "--topic-prefix", prefix, "--client-id",
                f"bench-{prefix.strip('/')}-{k}"] + ([] if processes > 1 else ["--no-share"])
         if processes > 1:
             cmd += ["--share-group", f"bench{prefix.strip('/')}"]

@@ -48,7 +48,7 @@ from pathlib import Path
 import asyncpg
 
 from bench import scratch
-from minewatch.embedded import EmbeddedBroker, EmbeddedPostgres
+from launcher.embedded import EmbeddedBroker, EmbeddedPostgres
 from minewatch.registry import load_registry
 from minewatch.settings import packaged
 
@@ -213,13 +213,14 @@ async def main() -> None:
         broker = EmbeddedBroker(work / "mqtt")
         url = broker.start()
         sys.path.insert(0, str(ROOT))
-        from tests.conftest import _create_db, _drop_db  # migrate + sample registry, as the tests do
-        dsn = await _create_db(server_dsn, registry=True)
+        from bench import bench_db  # migrate + sample registry, as the tests do
+        from minewatch.db.scratch import drop_db
+        dsn = await bench_db(server_dsn, registry=True)
         prefix = f"s{uuid.uuid4().hex[:8]}/"
         log = work / "ingest.log"
         env = {**os.environ, "DATABASE_URL": dsn, "MQTT_URL": url, "PYTHONUNBUFFERED": "1"}
         with log.open("ab") as out:
-            ingest = subprocess.Popen([sys.executable, "-m", "minewatch", "ingest", "--topic-prefix", prefix,
+            ingest = subprocess.Popen([sys.executable, "-m", "launcher", "ingest", "--topic-prefix", prefix,
                                        "--client-id", f"soak-{prefix.strip('/')}", "--no-share"],
                                       env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         while "connected to" not in log.read_text():
@@ -257,7 +258,7 @@ async def main() -> None:
               f"{statistics.median(mb):.0f} MB, last {mb[-1]:.0f} MB, max {max(mb):.0f} MB", flush=True)
         print(f"crashes: {int(crashed)}, tracebacks in the ingest log: {tracebacks}, exit code {ingest.returncode}")
         print(f"dead letters by reason: {reasons}")
-        await _drop_db(server_dsn, dsn)
+        await drop_db(server_dsn, dsn)
     finally:
         if broker:
             broker.stop()

@@ -29,8 +29,8 @@ import asyncpg
 import numpy as np
 
 from bench import scratch
+from launcher.embedded import EmbeddedPostgres
 from minewatch.db.timeseries import PartitionKeeper, current_backend
-from minewatch.embedded import EmbeddedPostgres
 from minewatch.registry import load_registry
 from minewatch.settings import packaged
 from minewatch.timeutil import from_ns, to_ns
@@ -127,9 +127,9 @@ async def main() -> None:
             pg = EmbeddedPostgres(work / "pg")
             server = pg.start()
         sys.path.insert(0, str(ROOT))
-        from tests.conftest import _create_db  # the tests' set-up: migrate + sample registry
+        from bench import bench_db  # the tests' set-up: migrate + sample registry
 
-        dsn = await _create_db(server, registry=True)
+        dsn = await bench_db(server, registry=True)
         end = datetime(2026, 11, 1, tzinfo=UTC)
         t = time.perf_counter()
         n = await fill(dsn, args.days, end)

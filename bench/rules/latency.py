@@ -74,21 +74,22 @@ async def wait_for(log: Path, text: str, proc: subprocess.Popen[bytes]) -> None:
 
 async def one_run(server: str, url: str, work: Path, args: argparse.Namespace, r: int) -> tuple[list[float], float]:
     sys.path.insert(0, str(ROOT))
-    from tests.conftest import _create_db, stop_process
+    from bench import bench_db
+    from launcher.embedded import stop_process
 
     n_probes = int(args.seconds * args.probes) + 1
     registry = work / "registry.yaml"
     probe_registry(registry, n_probes)
-    dsn = await _create_db(server, registry=False)
+    dsn = await bench_db(server, registry=False)
     reg, _ = load_registry(registry)
     prefix = f"lat{uuid.uuid4().hex[:8]}/"
     env = {"DATABASE_URL": dsn, "MQTT_URL": url, "MINEWATCH_REGISTRY_PATH": str(registry)}
-    loaded = subprocess.run([sys.executable, "-m", "minewatch", "registry", "load", str(registry)],
+    loaded = subprocess.run([sys.executable, "-m", "launcher", "registry", "load", str(registry)],
                             env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True, check=False)
     if loaded.returncode:
         raise RuntimeError(loaded.stderr)
     logs = {k: work / f"{k}-{r}.log" for k in ("ingest", "worker", "sim")}
-    ingest = spawn(["-m", "minewatch", "ingest", "--topic-prefix", prefix, "--client-id", f"lat-{prefix[:-1]}"],
+    ingest = spawn(["-m", "launcher", "ingest", "--topic-prefix", prefix, "--client-id", f"lat-{prefix[:-1]}"],
                    env, logs["ingest"])
     worker = spawn(["-m", "rules.cli", "rules", "worker", "--lang", "en"], env, logs["worker"])
     procs = [ingest, worker]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 import time
 from collections import Counter
@@ -15,10 +14,12 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from minewatch.cli import dispatch
+from minewatch.commands import dispatch
 from minewatch.errors import ConfigError, MinewatchError
 from minewatch.settings import Settings
 from minewatch.text import log_safe
+from minewatch.validation import describe as describe_invalid
+from minewatch.worker import install_stop_signals, serve
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,10 @@ def _file_settings(args: argparse.Namespace, settings: Settings | None = None) -
     try:
         return FileSourceSettings(**values)
     except ValidationError as exc:
-        problems = "; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid option: {problems}") from exc
+        # The one renderer of validation errors (minewatch/validation.py), keys named as options.
+        raise ConfigError(describe_invalid(exc, source="command line", what="option(s)", model=FileSourceSettings,
+                                           locate=lambda loc: "--" + "-".join(str(p) for p in loc).replace("_", "-"))
+                          ) from exc
 
 
 def _dsn(settings: Settings) -> str:
@@ -154,14 +157,19 @@ def _dsn(settings: Settings) -> str:
 def _run(main: Callable[[asyncio.Event], Coroutine[Any, Any, int]]) -> int:
     # SIGINT / SIGTERM ask for a stop: the file being stored finishes its chunk (each chunk is
     # a transaction of its own, so stopping anywhere would be safe too, only slower to resume).
+    # The first signal stops between files, a second cancels (minewatch/worker.py).
     async def runner() -> int:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        return await main(stop)
+        remove = install_stop_signals([stop.set])
+        try:
+            return await main(stop)
+        finally:
+            remove()
 
-    return asyncio.run(runner())
+    try:
+        return asyncio.run(runner())
+    except asyncio.CancelledError:
+        return 0
 
 
 def cmd_ingest_files(args: argparse.Namespace, settings: Settings) -> int:
@@ -190,21 +198,24 @@ def cmd_ingest_files(args: argparse.Namespace, settings: Settings) -> int:
         totals.add(summary)
         print(describe(summary, lang), flush=True)
 
-    async def main(stop: asyncio.Event) -> int:
+    async def main() -> int:
         ingester = FileIngester(dsn, clock=SystemClock(), settings=options, metrics=metrics)
         watcher = DropWatcher(ingester, drop, archive=args.archive, quarantine=args.quarantine, clock=SystemClock(),
                               settings=options, report=report)
         print(say(lang, "watching", drop=drop, archive=watcher.archive, quarantine=watcher.quarantine,
                   poll=options.poll_s), flush=True)
         try:
-            await watcher.run(once=args.once, stop=stop)
+            await serve(watcher, burst=args.once)
         finally:
             watcher.close()
             await ingester.close()
             print(totals.line(lang), flush=True)  # also when stopped by a signal
         return 0
 
-    return _run(main)
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:  # a second signal: stopped without waiting for the drain
+        return 0
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:

@@ -132,6 +132,7 @@ class DropWatcher:
         self._reported: set[str] = set()
         self._stuck: set[str] = set()  # processing tokens whose file could not be placed (logged once)
         self._tokens = itertools.count()
+        self._stop = asyncio.Event()
         self._open()
 
     def _open(self) -> None:
@@ -403,21 +404,25 @@ class DropWatcher:
             # storing or dead-lettering anything twice.
             self._stuck_once(token, f"cannot move {log_safe(display_name(name))} out of processing: {exc}")
 
-    async def run(self, *, once: bool = False, stop: asyncio.Event | None = None) -> None:
-        """Scan every `poll_s` until `stop` is set; `once`: a single pass (errors are raised)."""
-        stop = stop or asyncio.Event()
+    def stop(self) -> None:
+        """Finish the file in hand (its chunk commits), scan no more, let `run` return."""
+        self._stop.set()
+
+    async def run(self, *, burst: bool = False) -> None:
+        """Scan every `poll_s` until `stop()`; with `burst`, a single pass whose errors are
+        raised (the one worker shape, minewatch/worker.py)."""
         delay = self.settings.poll_s
-        while not stop.is_set():
+        while not self._stop.is_set():
             started = time.monotonic()
             try:
                 await self.scan()
                 delay = self.settings.poll_s
             except IngestError as exc:
-                if once:
+                if burst:
                     raise
                 delay = min(max(delay * 2, 1.0), 30.0)
                 log.warning("%s; retrying in %.0f s", log_safe(str(exc), 1000), delay)
-            if once:
+            if burst:
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(0.0, delay - (time.monotonic() - started)))
+                await asyncio.wait_for(self._stop.wait(), max(0.0, delay - (time.monotonic() - started)))

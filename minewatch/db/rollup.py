@@ -150,31 +150,70 @@ async def refresh_until_idle(conn: asyncpg.Connection, *, now: datetime, lag: ti
             return done
 
 
-async def run_refresher(dsn: str, *, clock: Clock, interval_s: float = INTERVAL_S,
-                        stop: asyncio.Event | None = None) -> None:
-    """Refresh forever (until `stop` is set): catch up in back-to-back steps, then every `interval_s`.
+@dataclass
+class RefreshTally:
+    """What a refresher did: steps taken, hours recomputed forward and back, late boxes."""
+
+    steps: int = 0
+    forward_hours: int = 0
+    backward_hours: int = 0
+    boxes: int = 0
+
+
+class Refresher:
+    """The rollup's refresher in the one worker shape (minewatch/worker.py): `run()` refreshes
+    until `stop()` — catching up in back-to-back steps, then every `interval_s`; `run(burst=True)`
+    until caught up.
 
     Database errors are logged and retried after `interval_s`: readers stay exact meanwhile,
-    only slower, so the refresher never takes anything else down with it.
+    only slower, so the refresher never takes anything else down with it (in burst mode they
+    propagate, as a one-off job's should).
     """
-    stop = stop or asyncio.Event()
-    conn: asyncpg.Connection | None = None
-    while not stop.is_set():
-        caught_up = True
+
+    def __init__(self, dsn: str, *, clock: Clock, interval_s: float = INTERVAL_S) -> None:
+        self.dsn = dsn
+        self.clock = clock
+        self.interval_s = interval_s
+        self.tally = RefreshTally()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Finish the step in hand, then return from `run`."""
+        self._stop.set()
+
+    async def run(self, *, burst: bool = False) -> RefreshTally:
+        conn: asyncpg.Connection | None = None
         try:
-            if conn is None or conn.is_closed():
-                conn = await asyncpg.connect(dsn, server_settings={"application_name": "minewatch-rollup"})
-            res = await refresh_once(conn, now=clock.now())
-            caught_up = res.caught_up or res.busy
-            if not res.caught_up and not res.busy:
-                log.info("rollup refresh: %s", res)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("rollup refresh failed, retrying in %.0f s: %s", interval_s, exc)
-            if conn is not None:
-                conn.terminate()
-                conn = None
-        if caught_up:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval_s)
-    if conn is not None:
-        await conn.close()
+            while not self._stop.is_set():
+                caught_up = True
+                try:
+                    if conn is None or conn.is_closed():
+                        conn = await asyncpg.connect(self.dsn, server_settings={"application_name": "minewatch-rollup"})
+                    res = await refresh_once(conn, now=self.clock.now())
+                    self._count(res)
+                    caught_up = res.caught_up or res.busy
+                    if not caught_up:
+                        log.info("rollup refresh: %s", res)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    if burst:
+                        raise
+                    log.warning("rollup refresh failed, retrying in %.0f s: %s", self.interval_s, exc)
+                    if conn is not None:
+                        conn.terminate()
+                        conn = None
+                if caught_up:
+                    if burst:
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), self.interval_s)
+        finally:
+            if conn is not None and not conn.is_closed():
+                await conn.close()
+        return self.tally
+
+    def _count(self, res: RefreshResult) -> None:
+        t = self.tally
+        t.steps += 1
+        t.forward_hours += res.forward_hours
+        t.backward_hours += res.backward_hours
+        t.boxes += res.boxes

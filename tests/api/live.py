@@ -12,14 +12,14 @@ from types import TracebackType
 
 import httpx
 
-from minewatch.embedded import free_port
+from launcher.embedded import free_port
 from tests.api.scenario import PEPPER
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 class ApiProcess:
-    """`python -m minewatch api` with DATABASE_URL `dsn`, the suite's pepper and `env` on top;
+    """`python -m launcher api` with DATABASE_URL `dsn`, the suite's pepper and `env` on top;
     started on enter (once /healthz answers), SIGTERM'd on exit. Its output goes to `log`."""
 
     def __init__(self, dsn: str, log: Path, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
@@ -49,7 +49,7 @@ class ApiProcess:
 
     def __enter__(self) -> ApiProcess:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "minewatch", "api", "--port", str(self.port), *self.args],
+            self.proc = subprocess.Popen([sys.executable, "-m", "launcher", "api", "--port", str(self.port), *self.args],
                                          env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
         deadline = time.monotonic() + 60
         while True:

@@ -56,7 +56,7 @@ def test_cli_create_list_revoke(db: str, capsys: pytest.CaptureFixture[str]) -> 
 
 def test_api_serves_with_several_workers(db: str, tmp_path: Path) -> None:
     """`minewatch api --workers 2`: uvicorn's worker processes each build the app from the environment."""
-    from minewatch.embedded import free_port
+    from launcher.embedded import free_port
     from tests.api.scenario import PEPPER
 
     async def make_token() -> str:
@@ -73,7 +73,7 @@ def test_api_serves_with_several_workers(db: str, tmp_path: Path) -> None:
     env = {**os.environ, "DATABASE_URL": db, "MINEWATCH_TOKEN_PEPPER": PEPPER}
     env.pop("MQTT_URL", None)
     with (tmp_path / "api.log").open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "minewatch", "api", "--workers", "2", "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "launcher", "api", "--workers", "2", "--port", str(port)],
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60

@@ -22,8 +22,8 @@ import uvicorn
 from api.app import create_app
 from api.cli import server_options
 from api.limits import HeaderDeadlineH11Protocol
+from launcher.embedded import free_port
 from minewatch.clock import FrozenClock
-from minewatch.embedded import free_port
 from tests.api.conftest import settings_for
 from tests.api.live import ApiProcess
 from tests.api.scenario import World

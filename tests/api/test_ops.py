@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
 from api.app import create_app
-from minewatch.embedded import free_port
+from launcher.embedded import free_port
 from minewatch.settings import Settings
 from tests.api.conftest import auth, settings_for
 from tests.api.scenario import M1, T0_POINT, World

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from launcher.runall import installation_pepper
 from minewatch.errors import ConfigError
-from minewatch.runall import installation_pepper
 from minewatch.settings import Settings, pepper_problem, require_strong_pepper
 from tests.api.scenario import PEPPER
 
@@ -47,7 +47,7 @@ def _minewatch(args: list[str], pepper: str | None) -> subprocess.CompletedProce
     env["DATABASE_URL"] = env.get("DATABASE_URL") or "postgresql://nobody@127.0.0.1:1/none"
     if pepper is not None:
         env["MINEWATCH_TOKEN_PEPPER"] = pepper
-    return subprocess.run([sys.executable, "-m", "minewatch", *args], env=env, cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "launcher", *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
 
 
@@ -55,7 +55,7 @@ def _minewatch(args: list[str], pepper: str | None) -> subprocess.CompletedProce
 @pytest.mark.parametrize("args", [["api", "--port", "1"], ["tokens", "create", "--role", "admin", "--name", "x"]])
 def test_the_commands_refuse_to_start(pepper: str | None, args: list[str], monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from minewatch.cli import main
+    from launcher.cli import main
 
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     if pepper is None:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
-from minewatch.embedded import free_port
+from launcher.embedded import free_port
 from minewatch.settings import Settings
 from tests.api.conftest import NOW, settings_for
 from tests.api.scenario import World, seed

@@ -74,7 +74,7 @@ def server(db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     log = tmp_path_factory.mktemp("api") / "api.log"
     env = {**os.environ, "DATABASE_URL": db, "MINEWATCH_TOKEN_PEPPER": PEPPER, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "minewatch", "api", "--port", str(port)], env=env, cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "launcher", "api", "--port", str(port)], env=env, cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:

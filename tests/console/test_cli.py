@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 def _mw(db: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": db}
-    return subprocess.run([sys.executable, "-m", "minewatch", "user", *args], env=env, cwd=ROOT, input=stdin,
+    return subprocess.run([sys.executable, "-m", "launcher", "user", *args], env=env, cwd=ROOT, input=stdin,
                           capture_output=True, text=True, timeout=60)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from minewatch.embedded import free_port, stable_port
+from launcher.embedded import free_port, stable_port
 from tests.conftest import ROOT, spawn_minewatch
 
 pytestmark = pytest.mark.integration

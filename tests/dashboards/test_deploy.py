@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from minewatch.cli import build_parser
-from minewatch.embedded import MOSQUITTO_CONF, free_port, mosquitto_binary, port_open
+from launcher.cli import build_parser
+from launcher.embedded import MOSQUITTO_CONF, free_port, mosquitto_binary, port_open
 from minewatch.settings import IngestSettings, Settings
 from tests.dashboards.promtool import promtool
 
@@ -48,7 +48,7 @@ def test_broker_config_keeps_the_development_brokers_no_loss_settings() -> None:
     prod = conf_values(text)
     dev = conf_values(MOSQUITTO_CONF.format(user_line="", port=1883, host="127.0.0.1", data="/tmp"))
     for key in SAME_AS_EMBEDDED:
-        assert prod[key] == dev[key], f"{key}: {prod.get(key)} in deploy, {dev.get(key)} in minewatch/embedded.py"
+        assert prod[key] == dev[key], f"{key}: {prod.get(key)} in deploy, {dev.get(key)} in launcher/embedded.py"
     (queued,) = prod["max_queued_messages"]
     rate = float(re.search(r"50 mines: ([0-9.]+) msg/s", text)[1])  # type: ignore[index]
     assert int(queued) == 0 or int(queued) >= rate * BACKLOG_HOURS * 3600

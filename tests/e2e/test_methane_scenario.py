@@ -2,7 +2,7 @@
 
 Readings are published over MQTT; the real ingest process stores them; the real rules worker
 (`rules.worker.RuleWorker`) turns them into findings; the real alerting worker
-(`alerting.worker.serve`, burst mode, on an injected FrozenClock) opens cases, escalates them
+(`alerting.worker.AlertingWorker`, burst mode, on an injected FrozenClock) opens cases, escalates them
 and delivers to a real webhook receiver and a real fake SMS gateway; an SMS reply comes back
 through the real API (`api.app.create_app` under uvicorn). Ack windows elapse by advancing
 the clock: nothing here waits for them.
@@ -19,25 +19,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from alerting.inbound import inbound_config
 from alerting.settings import AlertingSettings
-from alerting.worker import serve
+from alerting.worker import AlertingWorker
 from api.app import create_app
+from launcher.embedded import stop_process
 from minewatch.clock import FrozenClock
 from minewatch.settings import Settings
 from rules.packs import builtin_pack
 from rules.worker import RulesSettings, RuleWorker
-from tests.conftest import start_ingest, stop_process
+from tests.conftest import start_ingest
 from tests.e2e.servers import HOOK_SECRET, SMS_AUTH, Inbox, http_inbox, serve_api
 from tests.mqtt_helpers import publish_all
 
@@ -102,12 +106,18 @@ def receivers() -> Iterator[tuple[str, Inbox, str, Inbox]]:
 
 
 def sms_texts(inbox: Inbox, start: int = 0) -> list[tuple[str, str]]:
-    """(phone, whole text) per SMS, segments joined, in arrival order of their first segment."""
+    """(phone, whole text) per SMS, segments joined (without their "(i/n)" marks), in arrival
+    order of their first segment."""
     texts: dict[tuple[str, str], str] = {}
     for _, body in inbox.snapshot()[start:]:
         ref = str(body["outId"]).rsplit("-", 1)[0] if body["content"].startswith("(") else str(body["outId"])
-        texts[(body["mobile"], ref)] = texts.get((body["mobile"], ref), "") + body["content"]
+        texts[(body["mobile"], ref)] = texts.get((body["mobile"], ref), "") + re.sub(r"^\(\d+/\d+\)", "", body["content"])
     return sorted((phone, text) for (phone, _), text in texts.items())
+
+
+def local(ts: datetime) -> str:
+    """A time as the texts give it: the mine's zone, to the minute."""
+    return ts.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
 
 
 def hooks_seen(inbox: Inbox, start: int = 0) -> list[tuple[str, str, str, str]]:
@@ -124,12 +134,15 @@ async def test_methane_scenario_end_to_end(
     settings = AlertingSettings.model_validate({
         "routing_path": routing_path, "inbound_secret_env": REPLY_ENV, "lease_s": 30, "http_timeout_s": 5,
         "sms_gateway": {"url": f"{gateway}/sms", "auth_env": SMS_ENV,
-                        "body_template": {"mobile": "{to}", "content": "{text}", "outId": "{id}"}}})
+                        "body_template": {"mobile": "{to}", "content": "{text}", "outId": "{id}"}},
+        # The scenario replays events of three days ago as if live (ingest refuses future data, and
+        # the alerting clock starts now): without this they would open as late reports, which do
+        # not escalate (tests/alerting/db/test_late_reports.py covers that).
+        "escalation": {"late_report_after": 7 * 86_400}})
     environ = {HOOK_ENV: HOOK_SECRET, SMS_ENV: SMS_AUTH}
-    # The API builds its reply context from the environment on first use.
-    monkeypatch.setenv("MINEWATCH_ALERTING_ROUTING_PATH", str(routing_path))
-    monkeypatch.setenv("MINEWATCH_ALERTING_INBOUND_SECRET_ENV", REPLY_ENV)
-    monkeypatch.setenv(REPLY_ENV, REPLY_SECRET)
+    # The API's reply endpoint, configured as its main() would from its environment.
+    replies = inbound_config({"MINEWATCH_ALERTING_ROUTING_PATH": str(routing_path),
+                              "MINEWATCH_ALERTING_INBOUND_SECRET_ENV": REPLY_ENV, REPLY_ENV: REPLY_SECRET})
 
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     e1 = now - timedelta(days=3)  # the first event: in the past, as ingest requires
@@ -138,8 +151,8 @@ async def test_methane_scenario_end_to_end(
     topic = f"{topic_prefix}mines/{MINE}/safety"
 
     async def alerting() -> int:
-        return await serve(fresh_db, settings, registry=CollectorRegistry(), burst=True, clock=clock,
-                           environ=environ)
+        return await AlertingWorker(fresh_db, settings, registry=CollectorRegistry(), clock=clock,
+                                    environ=environ).run(burst=True)
 
     async def advance(delta: timedelta) -> None:
         clock.advance(delta)
@@ -150,7 +163,7 @@ async def test_methane_scenario_end_to_end(
                           client_id=f"e2e-{topic_prefix.strip('/')}", suback_s=0.3)
     rules = RuleWorker(fresh_db, builtin_pack("default"), settings=RulesSettings(poll_s=0.2))
     running = asyncio.create_task(rules.run())
-    api = create_app(Settings(database_url=fresh_db), clock=clock)
+    api = create_app(Settings(database_url=fresh_db), clock=clock, sms_replies=replies)
     try:
         with serve_api(api) as api_url:
             # --- the first event: a case at county level, held for its group window ---
@@ -165,7 +178,8 @@ async def test_methane_scenario_end_to_end(
             assert cases == [(1, "methane_exceedance", "county", "normal", "open", "11301回风隅角瓦斯超限")]
             assert sms_inbox.snapshot() == [] and hook_inbox.snapshot() == []
             await advance(timedelta(seconds=60))
-            first = f"{MINE_NAME}：11301回风隅角瓦斯超限，峰值1.35%CH4"
+            # Every text says when the finding started, in the mine's zone (issue 14: old findings).
+            first = f"{MINE_NAME}：11301回风隅角瓦斯超限，峰值1.35%CH4（{local(e1)}起）"
             assert sms_texts(sms_inbox) == sorted([
                 (M1_PHONE, f"【矿安督办1】{first}，已报县级督办。回复“1 1”确认收到。"),
                 (COUNTY_PHONE, f"【矿安督办1】{first}，已报县级督办。")])
@@ -223,8 +237,8 @@ async def test_methane_scenario_end_to_end(
             order = await conn.fetchrow("SELECT rule, start_ts, min_end_ts, state FROM orders")
             assert order is not None and tuple(order) == ("methane_repeat", e2, e2 + timedelta(hours=72), "active")
             assert sms_texts(sms_inbox, seen_sms) == sorted([
-                (M1_PHONE, f"【矿安督办3】{MINE_NAME}：全矿多次瓦斯超限停产整顿，已报县级督办。回复“1 3”确认收到。"),
-                (COUNTY_PHONE, f"【矿安督办3】{MINE_NAME}：全矿多次瓦斯超限停产整顿，已报县级督办。")])
+                (M1_PHONE, f"【矿安督办3】{MINE_NAME}：全矿多次瓦斯超限停产整顿（{local(e2)}起），已报县级督办。回复“1 3”确认收到。"),
+                (COUNTY_PHONE, f"【矿安督办3】{MINE_NAME}：全矿多次瓦斯超限停产整顿（{local(e2)}起），已报县级督办。")])
             assert hooks_seen(hook_inbox, seen_hooks) == [("/county", "raised", "3", "county"),
                                                           ("/m1", "raised", "3", "county")]
             # The second event's own alarm is muted under the order it led to (kept as rows).

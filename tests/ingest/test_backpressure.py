@@ -16,7 +16,7 @@ import pytest
 
 from ingest.consumer import ByteBoundedQueue, Inbound
 from ingest.validate import MAX_MESSAGE_BYTES
-from minewatch.embedded import MOSQUITTO_CONF
+from launcher.embedded import MOSQUITTO_CONF
 from tests.ingest.harness import registry_codes, running_ingest, wait_until
 from tests.mqtt_helpers import publish_all
 

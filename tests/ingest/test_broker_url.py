@@ -15,7 +15,7 @@ import pytest
 
 from ingest.consumer import BrokerAddress, MqttSource, parse_broker_url, parse_mqtt_url
 from ingest.errors import IngestError
-from minewatch.embedded import free_port, mosquitto_binary, port_open
+from launcher.embedded import free_port, mosquitto_binary, port_open
 
 
 def test_plain_url() -> None:

@@ -30,9 +30,10 @@ from hypothesis import strategies as st
 
 from ingest import validate as v
 from ingest.field_variant import adapt
+from launcher.embedded import stop_process
 from minewatch.db import ident
 from minewatch.registry import load_registry
-from tests.conftest import SAMPLE_REGISTRY, start_ingest, stop_process
+from tests.conftest import SAMPLE_REGISTRY, start_ingest
 from tests.ingest import fuzzgen as g
 from tests.mqtt_helpers import publish_all
 

@@ -15,7 +15,8 @@ import asyncpg
 import pytest
 
 from ingest import validate as v
-from tests.conftest import start_ingest, stop_process
+from launcher.embedded import stop_process
+from tests.conftest import start_ingest
 from tests.ingest.harness import counts, registry_codes, running_ingest, wait_until
 from tests.mqtt_helpers import publish_all
 

@@ -1,6 +1,6 @@
 """Every reading the simulators publish at QoS 1 is stored exactly once, whatever is killed or restarted.
 
-Real processes and servers: the ingest runs as `python -m minewatch ingest`
+Real processes and servers: the ingest runs as `python -m launcher ingest`
 and is SIGKILLed; PostgreSQL and the broker are private instances restarted
 mid-stream. Each test publishes >= 50 000 readings and compares the exact
 set (point, time, value) in the database with what was published.
@@ -22,7 +22,7 @@ import asyncpg
 import msgspec
 import pytest
 
-from minewatch.embedded import EmbeddedBroker, EmbeddedPostgres, mosquitto_binary
+from launcher.embedded import EmbeddedBroker, EmbeddedPostgres, mosquitto_binary
 from minewatch.registry import load_registry
 from simulators.run import RunOptions, render_history
 from simulators.world import World

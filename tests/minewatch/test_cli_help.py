@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from minewatch.cli import build_parser, main
+from launcher.cli import build_parser, main
 from simulators.cli import build_parser as simulate_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +57,7 @@ def test_help_exits_0_with_a_usage(command: tuple[str, ...], capsys: pytest.Capt
 
 def test_simulate_help_as_a_process() -> None:
     # The command as the operator typed it when it failed with "unrecognized arguments: --help".
-    done = subprocess.run([sys.executable, "-m", "minewatch", "simulate", "--help"],
+    done = subprocess.run([sys.executable, "-m", "launcher", "simulate", "--help"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: minewatch simulate") and "history" in done.stdout

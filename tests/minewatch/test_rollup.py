@@ -219,15 +219,27 @@ async def test_the_refresher_loop_catches_up_and_stops(conn: asyncpg.Connection,
     from minewatch.clock import FrozenClock
 
     await insert(conn, series(START, NOW, every_s=600))
-    stop = asyncio.Event()
-    task = asyncio.create_task(rollup.run_refresher(fresh_db, clock=FrozenClock(NOW), interval_s=0.05, stop=stop))
+    refresher = rollup.Refresher(fresh_db, clock=FrozenClock(NOW), interval_s=0.05)
+    task = asyncio.create_task(refresher.run())
     for _ in range(200):
         if (await state(conn))[1] == floor_hour(NOW - rollup.LAG):
             break
         await asyncio.sleep(0.05)
-    stop.set()
-    await asyncio.wait_for(task, 10)
+    refresher.stop()
+    tally = await asyncio.wait_for(task, 10)
     assert (await state(conn))[1] == floor_hour(NOW - rollup.LAG)
+    assert tally.steps >= 1 and tally.forward_hours + tally.backward_hours > 0
+    await assert_exact(conn, START, NOW)
+
+
+async def test_the_refresher_in_burst_mode_returns_once_caught_up(conn: asyncpg.Connection, fresh_db: str) -> None:
+    """The worker shape's burst mode: one call catches up and returns, no stop() needed."""
+    from minewatch.clock import FrozenClock
+
+    await insert(conn, series(START, NOW, every_s=600))
+    tally = await asyncio.wait_for(rollup.Refresher(fresh_db, clock=FrozenClock(NOW)).run(burst=True), 60)
+    assert (await state(conn))[1] == floor_hour(NOW - rollup.LAG)
+    assert tally.steps >= 1 and tally.forward_hours + tally.backward_hours > 0
     await assert_exact(conn, START, NOW)
 
 

@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from minewatch.embedded import free_port
+from launcher.embedded import free_port
 from tests.conftest import spawn_minewatch
 
 pytestmark = pytest.mark.integration

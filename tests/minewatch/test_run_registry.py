@@ -12,10 +12,10 @@ import asyncpg
 import pytest
 import yaml
 
+from launcher.embedded import free_port
+from launcher.runall import loads_registry
 from minewatch.db.registry_store import sync_registry
-from minewatch.embedded import free_port
 from minewatch.registry import load_registry
-from minewatch.runall import loads_registry
 from minewatch.settings import Settings
 from tests.conftest import SAMPLE_REGISTRY, _create_db, _drop_db, spawn_minewatch
 

@@ -28,8 +28,9 @@ from alerting.settings import AlertingSettings
 from alerting.worker import CaseWorker, load_all_templates
 from minewatch.clock import FrozenClock
 from minewatch.db import create_pool
+from minewatch.db.scratch import copy_db
 from tests.alerting.db.receivers import HOOK_SECRET, SMS_TOKEN, Behaviour, Running, receiver
-from tests.conftest import _create_db, _drop_db, copy_db
+from tests.conftest import _create_db, _drop_db
 
 pytestmark = pytest.mark.integration
 

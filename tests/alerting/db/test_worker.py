@@ -1,9 +1,8 @@
-"""The worker process: LISTEN wake-ups, drain on stop, and `run_worker` as `minewatch run` calls it."""
+"""The worker process: LISTEN wake-ups, drain on stop, and `AlertingWorker` as `minewatch run` builds it."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
@@ -14,9 +13,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from alerting.worker import Runner, run_worker
+from alerting.settings import load_alerting_settings
+from alerting.worker import AlertingWorker, Runner
 from minewatch.clock import SystemClock
-from minewatch.settings import Settings
 from tests.alerting.db.conftest import (
     HOOK_ENV,
     ROOT_DIR,
@@ -56,22 +55,20 @@ async def test_runner_wakes_on_notify_not_on_its_poll_and_drains_on_stop(harness
     assert h.metric("minewatch_alerting_outbox_depth") == 0
 
 
-async def test_run_worker_serves_from_settings_until_cancelled(
-        harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_worker_serves_from_settings_until_stopped(harness: Harness, tmp_path: Path) -> None:
     h = harness
     routing = tmp_path / "routing.yaml"
     _write(routing, routing_yaml(h.server.url))
-    monkeypatch.setenv("MINEWATCH_ALERTING_ROUTING_PATH", str(routing))
-    monkeypatch.setenv(HOOK_ENV, HOOK_SECRET)
+    env = {"MINEWATCH_ALERTING_ROUTING_PATH": str(routing), HOOK_ENV: HOOK_SECRET}  # what a main() was given
     registry = CollectorRegistry()
-    task = asyncio.create_task(run_worker(Settings(database_url=h.dsn), registry))
+    worker = AlertingWorker(h.dsn, load_alerting_settings(env), registry=registry, environ=env)
+    task = asyncio.create_task(worker.run())
     await insert_methane(h.pool, start=SystemClock().now(), level="power_off")
     # SMS go to the log adapter (no gateway configured); webhooks to the local receiver.
     await _until("SELECT count(*) = 4 FROM notifications WHERE state = 'delivered'", h, timeout=10)
     assert {p for p, _, _ in h.server.seen.requests} == {"/hook/m1", "/hook/county"}
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.wait_for(task, timeout=5)
+    worker.stop()  # the drain: run returns on its own
+    assert await asyncio.wait_for(task, timeout=10) == 0
     assert registry.get_sample_value("minewatch_alerting_cases_opened_total",
                                      {"level": "county", "severity": "red"}) == 1
 

@@ -201,7 +201,7 @@ async def test_the_file_path_also_keeps_what_the_mine_reported_and_its_definitio
 def _rules_worker(dsn: str, log: Path) -> None:
     env = {**os.environ, "DATABASE_URL": dsn, "PYTHONUNBUFFERED": "1"}
     with log.open("ab") as out:
-        done = subprocess.run([sys.executable, "-m", "minewatch", "rules", "worker", "--burst"], env=env,
+        done = subprocess.run([sys.executable, "-m", "launcher", "rules", "worker", "--burst"], env=env,
                               stdout=out, stderr=subprocess.STDOUT, timeout=300, check=False)
     assert done.returncode == 0, log.read_text()[-2000:]
 

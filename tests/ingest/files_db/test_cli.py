@@ -51,7 +51,7 @@ async def test_minewatch_ingest_files_once_archives_what_it_ingested(db: str, tm
     drop = tmp_path / "drop"
     drop.mkdir()
     (drop / file).write_bytes(body(f"{P_T0};甲烷;x;0.71;%CH4;0;2024-05-14 13:{minute}:00"))
-    done = run([*command, "--watch", str(drop), "--once", "--lang", "en"], db, module="minewatch")
+    done = run([*command, "--watch", str(drop), "--once", "--lang", "en"], db, module="launcher")
     assert done.returncode == 0, done.stderr
     assert f"{file}: CDSS 1 records, stored 1, duplicates 0, rejected none" in done.stdout
     assert done.stdout.rstrip().endswith("files: 1, stored 1, duplicates 0, rejected none, whole files refused none")
@@ -67,7 +67,7 @@ def test_bad_options_are_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", ["ingest-files", "import"])
 def test_help_tells_an_operator_what_to_expect(command: str) -> None:
     # What an operator needs before running it: what files, where they go, what it needs, exit codes.
-    done = run([command, "--help"], "postgresql://unused/x", module="minewatch")
+    done = run([command, "--help"], "postgresql://unused/x", module="launcher")
     assert done.returncode == 0
     text = done.stdout
     assert "{mine}_{TYPE}_{yyyyMMddHHmmss}.txt" in text and "DATABASE_URL" in text and "docs/files.md" in text

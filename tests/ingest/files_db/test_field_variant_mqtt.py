@@ -30,8 +30,9 @@ def variant(ts_ms: int, values: list[dict[str, object]], system: str = "01") -> 
 
 async def run_ingest(dsn: str, url: str, prefix: str, messages: list[tuple[str, bytes]]) -> None:
     source = MqttSource(url, client_id=f"variant-{uuid.uuid4().hex[:8]}", topic_prefix=prefix, field_variant=True)
-    service = IngestService(source, dsn, clock=SystemClock(), metrics=IngestMetrics(CollectorRegistry()))
-    task = asyncio.create_task(service.run(burst_idle_s=2.0))
+    service = IngestService(source, dsn, clock=SystemClock(), metrics=IngestMetrics(CollectorRegistry()),
+                            burst_idle_s=2.0)
+    task = asyncio.create_task(service.run(burst=True))
     assert await asyncio.to_thread(source.connected.wait, 20), "ingest did not connect"
     await asyncio.sleep(0.5)  # SUBACK
     await asyncio.to_thread(publish_all, url, messages)

@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
-from tests.conftest import _drop_db, copy_db
+from minewatch.db.scratch import copy_db
+from tests.conftest import _drop_db
 from tests.rules.db.helpers import new_db
 
 

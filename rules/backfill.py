@@ -59,7 +59,8 @@ from rules.evaluate import (
     start_bounds,
     successor,
 )
-from rules.load import Conn, MinePoints, Versions, load_points, load_readings, load_versions
+from rules.inputs import MinePoints, Versions
+from rules.load import Conn, load_points, load_readings, load_versions
 from rules.packs import RulePack
 from rules.store import Stored, StoredFinding, StoredOrder
 

@@ -30,7 +30,7 @@ from minewatch.rule_ids import exceedance_rule as exceedance_rule  # re-exported
 from minewatch.timeutil import from_ns, rfc3339
 from rules.episodes import END_REASONS, LEVEL_NAMES, Episodes, find_episodes_by_version
 from rules.events import merge_events
-from rules.load import MinePoints, Readings, Versions
+from rules.inputs import MinePoints, Readings, Versions
 from rules.orders import apply_count_rule
 from rules.packs import RulePack
 from rules.severity import high_value, tier_names

@@ -22,7 +22,8 @@ from rules.evaluate import (
     start_bounds,
     successor,
 )
-from rules.load import PG_EPOCH_US, MinePoints, _index_sorted, parse_binary_readings
+from rules.inputs import MinePoints
+from rules.load import PG_EPOCH_US, _index_sorted, parse_binary_readings
 from rules.packs import builtin_pack, parse_pack
 
 S = 1_000_000_000

@@ -2,14 +2,25 @@
 (their cases, orders and findings) and, for the mine and case pages, the API benchmark's 50 mines
 with 30 days of readings at 30 s (bench/api/fill.py).
 
-    python -m bench.console.run [--dsn postgresql://...] [--duration 10] [--connections 20]
+    python -m bench.console.run [--dsn postgresql://...] [--duration 10] [--connections 20] [--workers 1]
+                                [--runs 3] [--no-cache] [--only LABEL]
 
-Each page is measured twice beside the same run's ceiling (GET /healthz, no database):
-  sequential  one client, one request at a time: the server time of a page (loopback adds ~0.1 ms);
-  loaded      --connections clients at once for --duration seconds: latency under load and req/s, and the
-              server's own part of it (Server-Timing from bench/console/serve.py: the app's time from
-              receiving a request to starting its answer, event-loop queueing included), apart from
-              the load generator's CPU, which on a small shared machine is most of the ceiling.
+The server (bench/console/serve.py: the real app, uvicorn, a clock frozen at the end of the readings)
+runs as its own process; each page is measured twice beside the same run's ceiling (GET /healthz, no
+database), signed in as a province, county or mine user:
+  seq   one client, one request at a time (loopback adds ~0.1 ms);
+  load  --connections clients at once, each sending its next request as soon as the answer is read
+        (no think time), for --duration seconds: the client's p50 / p95 (request written -> whole body
+        read), req/s, and **srv** p50 / p95, the server's own time from `Server-Timing` (the app's time
+        from receiving a request to starting its answer, waiting for the event loop behind the other
+        clients' requests included; not the time a request waits in the socket before the loop reads
+        it, nor the body's send). srv p95 is the figure of the target (p95 <= 200 ms of server time).
+The clients are bench/console/load.py (keep-alive HTTP/1.1 over asyncio streams, ~0.1 ms of CPU per
+request; httpx took ~1 ms, a fifth of a core on a 2-core machine that the server then did not get).
+`cpu` says where the cores went during each load: the server's process(es), PostgreSQL (the
+postmaster's tree) and the client, in cores. --runs N measures every page N times and prints the
+medians; the machine's load average is printed, since other work on the same cores shows in every
+figure (the ceiling's own p95 says how much).
 The database is the API benchmark's (filled once, reused; the province is added once)."""
 
 from __future__ import annotations
@@ -24,15 +35,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import httpx
 
 from bench.api.run import _prepare, _rollup
+from bench.console.load import Connection, cpu_seconds, postmaster_pid, tree
 from bench.console.province import PASSWORD, grow, users
-from minewatch.embedded import EmbeddedPostgres, free_port
+from launcher.embedded import EmbeddedPostgres, free_port
 
 
 async def _targets(dsn: str) -> tuple[list[str], list[int]]:
@@ -45,60 +59,139 @@ async def _targets(dsn: str) -> tuple[list[str], list[int]]:
         await conn.close()
 
 
-def _cookies(url: str, user: str) -> httpx.Cookies:
+def _cookie(url: str, user: str) -> str:
+    """Sign in through the form (httpx: setup, not measured) and return the session cookie's value."""
     with httpx.Client(base_url=url) as c:
         page = c.get("/console/login")
         pre = re.search(r'name="pre" value="([^"]+)"', page.text)
         assert pre, page.text
         r = c.post("/console/login", data={"username": user, "password": PASSWORD, "pre": pre.group(1)})
         assert r.status_code == 303, r.text
-        return httpx.Cookies({"mw_session": c.cookies["mw_session"]})
+        return str(c.cookies["mw_session"])
 
 
 def _path(template: str, mines: list[str], cases: list[int]) -> str:
     return template.replace("MINE", random.choice(mines)).replace("CASE", str(random.choice(cases)))
 
 
-async def _sequential(url: str, cookies: httpx.Cookies | None, template: str, mines: list[str], cases: list[int],
-                      n: int) -> tuple[float, float, int]:
+@dataclass(frozen=True, slots=True)
+class Target:
+    host: str
+    port: int
+    cookie: str | None
+    template: str
+    mines: list[str]
+    cases: list[int]
+
+
+async def _sequential(t: Target, n: int) -> tuple[float, float, int]:
     lat, errors = [], 0
-    async with httpx.AsyncClient(base_url=url, cookies=cookies, timeout=30) as c:
+    conn = Connection(t.host, t.port, t.cookie)
+    try:
         for i in range(n + 5):
-            t = time.perf_counter()
-            r = await c.get(_path(template, mines, cases))
+            start = time.perf_counter()
+            r = await conn.get(_path(t.template, t.mines, t.cases))
             if i >= 5:  # the first few warm the connection and the server's statement cache
-                lat.append((time.perf_counter() - t) * 1000)
-                errors += r.status_code != 200
+                lat.append((time.perf_counter() - start) * 1000)
+                errors += r.status != 200
+    finally:
+        await conn.close()
     q = statistics.quantiles(lat, n=100)
     return q[49], q[94], errors
 
 
-def _server_ms(r: httpx.Response) -> float:
-    timing = r.headers.get("server-timing", "")
-    return float(timing.split("dur=", 1)[1]) if "dur=" in timing else float("nan")
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    p50: float
+    p95: float
+    rps: float
+    errors: int
+    srv50: float
+    srv95: float
+    kb: float  # mean answer size
 
 
-async def _loaded(url: str, cookies: httpx.Cookies | None, template: str, mines: list[str], cases: list[int],
-                  seconds: float, connections: int) -> tuple[float, float, float, int, float]:
+async def _loaded(t: Target, seconds: float, connections: int) -> Loaded:
     lat: list[float] = []
     server: list[float] = []
+    sizes: list[int] = []
     errors = 0
     stop = time.perf_counter() + seconds
 
-    async def worker(c: httpx.AsyncClient) -> None:
+    async def worker() -> None:
         nonlocal errors
-        while time.perf_counter() < stop:
-            t = time.perf_counter()
-            r = await c.get(_path(template, mines, cases))
-            lat.append((time.perf_counter() - t) * 1000)
-            server.append(_server_ms(r))
-            errors += r.status_code != 200
+        conn = Connection(t.host, t.port, t.cookie)
+        try:
+            while time.perf_counter() < stop:
+                start = time.perf_counter()
+                r = await conn.get(_path(t.template, t.mines, t.cases))
+                lat.append((time.perf_counter() - start) * 1000)
+                server.append(r.server_ms)
+                sizes.append(r.size)
+                errors += r.status != 200
+        finally:
+            await conn.close()
 
-    async with httpx.AsyncClient(base_url=url, cookies=cookies, timeout=60,
-                                 limits=httpx.Limits(max_connections=connections)) as c:
-        await asyncio.gather(*(worker(c) for _ in range(connections)))
+    await asyncio.gather(*(worker() for _ in range(connections)))
     q = statistics.quantiles(lat, n=100)
-    return q[49], q[94], len(lat) / seconds, errors, statistics.quantiles(server, n=100)[94]
+    s = statistics.quantiles(server, n=100)
+    return Loaded(q[49], q[94], len(lat) / seconds, errors, s[49], s[94], statistics.fmean(sizes) / 1024)
+
+
+def _scenarios(province: int, end: datetime) -> list[tuple[str, str | None, str]]:
+    """(label, role signed in or None, path; MINE / CASE drawn at random per request)."""
+    since = (end - timedelta(days=30)).date().isoformat()
+    return [
+        ("ceiling: GET /healthz", None, "/healthz"),
+        ("sign-in page", None, "/console/login"),
+        (f"overview, province ({province} mines)", "province", "/console/"),
+        (f"overview, province, all {province} rows", "province", "/console/?all=1"),
+        ("overview, county (30 mines)", "county", "/console/"),
+        ("case board, province", "province", "/console/cases"),
+        ("mine page (40 points live, personnel, order)", "province", "/console/mines/MINE"),
+        ("mine page live fragment (every 5 s)", "province", "/console/mines/MINE/live"),
+        ("case page (findings, evidence chart)", "province", "/console/cases/CASE"),
+        ("exceedance history (200 newest of 2 years)", "province", "/console/mines/MINE/exceedances"),
+        ("exceedance CSV export (30 days)", "province", f"/console/mines/MINE/exceedances?since={since}&format=csv"),
+        ("mine page as the mine's own user", "mine", "/console/mines/149900000001"),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    seq50: float
+    seq95: float
+    loaded: Loaded
+    cores: tuple[float, float, float]  # server, PostgreSQL, client
+    errors: int
+
+
+def _median(rows: list[Row]) -> Row:
+    def m(get: Callable[[Row], float]) -> float:
+        return statistics.median(get(r) for r in rows)
+    loaded = Loaded(*(statistics.median(getattr(r.loaded, f) for r in rows) for f in Loaded.__slots__))
+    cores = (m(lambda r: r.cores[0]), m(lambda r: r.cores[1]), m(lambda r: r.cores[2]))
+    return Row(m(lambda r: r.seq50), m(lambda r: r.seq95), loaded, cores, sum(r.errors for r in rows))
+
+
+def _header() -> None:
+    print(f"{'page':<46} {'seq p50':>7} {'seq p95':>7} | {'load p50':>8} {'load p95':>8} {'x ceil':>6} "
+          f"{'srv p50':>7} {'srv p95':>7} {'req/s':>6} {'KB':>6} | {'cpu srv/pg/cli':>15} {'err':>4}")
+
+
+def _print(label: str, r: Row, ceiling: float) -> None:
+    x = r.loaded
+    cpu = "/".join(f"{c:.2f}" for c in r.cores)
+    print(f"{label[:46]:<46} {r.seq50:>7.1f} {r.seq95:>7.1f} | {x.p50:>8.1f} {x.p95:>8.1f} {x.p95 / ceiling:>6.1f} "
+          f"{x.srv50:>7.1f} {x.srv95:>7.1f} {x.rps:>6.0f} {x.kb:>6.1f} | {cpu:>15} {r.errors:>4}", flush=True)
+
+
+async def _postmaster(dsn: str) -> int | None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return postmaster_pid(await conn.fetchval("SHOW data_directory"))
+    finally:
+        await conn.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (the deployment runs 2)")
     p.add_argument("--no-cache", action="store_true",
                    help="serve without the console's page cache (MINEWATCH_CONSOLE_CACHE_TTL=0): every request renders")
+    p.add_argument("--runs", type=int, default=1, help="measure every page this many times; prints each run and the medians")
+    p.add_argument("--only", action="append", help="only the pages whose label contains this (repeatable)")
     args = p.parse_args(argv)
     pg = None
     server_dsn = args.dsn
@@ -140,40 +235,40 @@ def main(argv: list[str] | None = None) -> int:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        jars = {role: _cookies(url, f"bench-{role}") for role in ("province", "county", "mine")}
-        scenarios: list[tuple[str, str | None, str]] = [
-            ("ceiling: GET /healthz", None, "/healthz"),
-            ("sign-in page", None, "/console/login"),
-            (f"overview, province ({args.province} mines)", "province", "/console/"),
-            (f"overview, province, all {args.province} rows", "province", "/console/?all=1"),
-            ("overview, county (30 mines)", "county", "/console/"),
-            ("case board, province", "province", "/console/cases"),
-            ("mine page (40 points live, personnel, order)", "province", "/console/mines/MINE"),
-            ("mine page live fragment (every 5 s)", "province", "/console/mines/MINE/live"),
-            ("case page (findings, evidence chart)", "province", "/console/cases/CASE"),
-            ("exceedance history (200 newest of 2 years)", "province", "/console/mines/MINE/exceedances"),
-            ("exceedance CSV export (30 days)", "province",
-             f"/console/mines/MINE/exceedances?since={(end - timedelta(days=30)).date().isoformat()}&format=csv"),
-            ("mine page as the mine's own user", "mine", "/console/mines/149900000001"),
-        ]
+        cookies = {role: _cookie(url, f"bench-{role}") for role in ("province", "county", "mine")}
+        scenarios = [s for s in _scenarios(args.province, end) if not args.only or any(o in s[0] for o in args.only)]
+        if not scenarios[0][0].startswith("ceiling"):
+            scenarios.insert(0, _scenarios(args.province, end)[0])  # every run has its ceiling beside it
         cache = "off" if args.no_cache else f"{os.environ.get('MINEWATCH_CONSOLE_CACHE_TTL', '2')} s"
+        pg_root = asyncio.run(_postmaster(dsn))
         print(f"\nserver: uvicorn, {args.workers} process(es), page cache {cache}; {os.cpu_count()} cores shared "
               f"with PostgreSQL and the clients (load average {os.getloadavg()[0]:.1f}); "
               f"{len(mines)} mines with readings, now = {end.isoformat()}")
-        print(f"{'page':<48} {'seq p50':>8} {'seq p95':>8} | {'load p50':>8} {'load p95':>9} {'req/s':>7} "
-              f"{'x ceil':>7} {'srv p95':>8} {'errors':>6}")
-        ceiling_p95 = None
-        for label, role, template in scenarios:
-            jar = jars[role] if role else None
-            s50, s95, e1 = asyncio.run(_sequential(url, jar, template, mines, cases, args.requests))
-            l50, l95, rps, e2, srv95 = asyncio.run(_loaded(url, jar, template, mines, cases, args.duration, args.connections))
-            if ceiling_p95 is None:
-                ceiling_p95 = l95
-            print(f"{label:<48} {s50:>8.1f} {s95:>8.1f} | {l50:>8.1f} {l95:>9.1f} {rps:>7.0f} "
-                  f"{l95 / ceiling_p95:>7.1f} {srv95:>8.1f} {e1 + e2:>6}", flush=True)
+        runs: list[dict[str, Row]] = []
+        for run in range(args.runs):
+            print(f"\nrun {run + 1} of {args.runs} (load average {os.getloadavg()[0]:.1f})")
+            _header()
+            rows: dict[str, Row] = {}
+            for label, role, template in scenarios:
+                t = Target("127.0.0.1", port, cookies[role] if role else None, template, mines, cases)
+                s50, s95, e1 = asyncio.run(_sequential(t, args.requests))
+                servers, pgs = tree(api.pid), tree(pg_root) if pg_root else []
+                cpu0 = (cpu_seconds(servers), cpu_seconds(pgs), time.process_time())
+                loaded = asyncio.run(_loaded(t, args.duration, args.connections))
+                cpu1 = (cpu_seconds(servers), cpu_seconds(pgs), time.process_time())
+                cores = tuple((b - a) / args.duration for a, b in zip(cpu0, cpu1, strict=True))
+                rows[label] = Row(s50, s95, loaded, cores, e1 + loaded.errors)
+                _print(label, rows[label], rows[scenarios[0][0]].loaded.p95)
+            runs.append(rows)
+        if args.runs > 1:
+            print(f"\nmedian of {args.runs} runs (each column's median; x ceil from the median ceiling)")
+            _header()
+            for label, _, _ in scenarios:
+                _print(label, _median([r[label] for r in runs]), _median([r[scenarios[0][0]] for r in runs]).loaded.p95)
         print(f"\nseq: one client, {args.requests} requests (ms); load: {args.connections} clients for "
               f"{args.duration:g} s (ms, req/s); x ceil: load p95 over the same run's /healthz load p95; "
-              f"srv p95: the server's own time under load (Server-Timing); load average "
+              f"srv: the server's own time under load (Server-Timing, ms); KB: mean answer; cpu: cores used "
+              f"during the load by the server process(es), PostgreSQL and this client; load average "
               f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         if api is not None:

@@ -1,0 +1,112 @@
+"""Which readings a geotech kernel reads, and where each reading's trailing window is.
+
+Readings are sorted by (point index, ts), a stable sort of their arrival, so the first stored
+of two rows with the same (point, ts) comes first. As for methane episodes (rules.md §1,
+`rules.episodes`): a repeat of (point, ts) is ignored whatever either row's status (the first
+stored row *is* the reading); a row with an excluded status bit (calibrating, over-range,
+station fault, not polled, paused, sensor fault) belongs to the health rules, not here; and a
+NaN value says nothing about the ground. `usable_rows` returns the rows left, in order.
+
+A trailing window of duration W at reading i is the rows of the same point with times in
+(t_i − W, t_i] — a reading exactly W earlier is out, as for every rolling window of
+rules.md (§3, §8's "(t − 24 h, t]"). Bounds are `[start[i], end[i])` with `end[i] = i + 1`,
+from one `np.searchsorted` over a key that keeps points apart (pandas' ``get_window_bounds``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rules.episodes import DEFAULT_EXCLUDE_MASK
+from rules.errors import RulesError
+
+I64 = NDArray[np.int64]
+F64 = NDArray[np.float64]
+Bools = NDArray[np.bool_]
+
+# Keys of one searchsorted batch stay below 2**62 so that key − W never wraps.
+_KEY_LIMIT = 1 << 62
+
+
+def check_sorted(point_idx: I64, ts: I64, *, strict: bool = False) -> tuple[I64, I64]:
+    """The arrays as int64, after checking they are sorted by (point, ts) (strictly: no repeats)."""
+    p = np.asarray(point_idx, dtype=np.int64)
+    t = np.asarray(ts, dtype=np.int64)
+    if len(p) != len(t):
+        raise RulesError("point_idx and ts must have the same length")
+    if len(p) > 1:
+        dp = p[1:] - p[:-1]
+        dt = t[1:] - t[:-1]
+        bad = (dp < 0) | ((dp == 0) & ((dt <= 0) if strict else (dt < 0)))
+        if bool(bad.any()):
+            what = "with one row per (point, ts); use usable_rows" if strict else "; use a stable sort"
+            raise RulesError(f"readings must be sorted by (point, ts) {what}")
+    return p, t
+
+
+def usable_rows(
+    point_idx: I64,
+    ts: I64,
+    values: F64,
+    status: NDArray[np.integer] | None = None,
+    *,
+    exclude_mask: int = DEFAULT_EXCLUDE_MASK,
+) -> I64:
+    """Indices of the rows the geotech kernels read: the first of each (point, ts), not
+    excluded by status, with a finite value."""
+    p, t = check_sorted(point_idx, ts)
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) != len(p) or (status is not None and len(status) != len(p)):
+        raise RulesError("every per-reading array must have the same length")
+    keep = np.isfinite(v)
+    if len(p) > 1:
+        keep[1:] &= (t[1:] != t[:-1]) | (p[1:] != p[:-1])
+    if status is not None:
+        keep &= (np.asarray(status) & exclude_mask) == 0
+    return np.flatnonzero(keep).astype(np.int64)
+
+
+def segments(point_idx: I64) -> tuple[I64, I64]:
+    """First row of each point's run of rows, and per row the index of its run."""
+    p = np.asarray(point_idx, dtype=np.int64)
+    if len(p) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    new = np.empty(len(p), np.bool_)
+    new[0] = True
+    np.not_equal(p[1:], p[:-1], out=new[1:])
+    first = np.flatnonzero(new).astype(np.int64)
+    return first, (np.cumsum(new) - 1).astype(np.int64)
+
+
+def trailing_bounds(point_idx: I64, ts: I64, window_ns: int) -> tuple[I64, I64]:
+    """Per reading, the rows of its point with times in (t − W, t]: ``[start, end)``."""
+    if window_ns <= 0:
+        raise RulesError(f"a trailing window must be positive, got {window_ns} ns")
+    p, t = check_sorted(point_idx, ts)
+    n = len(p)
+    end = np.arange(1, n + 1, dtype=np.int64)
+    if n == 0:
+        return np.zeros(0, np.int64), end
+    first, _ = segments(p)
+    origin = t[first]
+    span = np.append(t[first[1:] - 1], t[-1]) - origin
+    # Each point's times become offset + (t − its first time); offsets leave W + 1 ns between
+    # points, so t − W of one point never reaches back into the previous point's keys.
+    width = span + (window_ns + 1)
+    if bool(np.any(width >= _KEY_LIMIT // 2)):
+        raise RulesError("a point's readings span more than 73 years; split the evaluation")
+    start = np.empty(n, np.int64)
+    a = 0
+    while a < len(first):
+        # One searchsorted per batch of points whose keys fit in int64 (one batch, in practice);
+        # the float sum only picks the batch, with a factor 2 to spare for its rounding.
+        reach = np.cumsum(width[a:].astype(np.float64))
+        b = a + max(1, int(np.searchsorted(reach, _KEY_LIMIT / 2, side="right")))
+        w = width[a:b]
+        offsets = np.cumsum(w) - w - origin[a:b]
+        lo, hi = int(first[a]), (int(first[b]) if b < len(first) else n)
+        key = np.repeat(offsets, np.diff(np.append(first[a:b], hi))) + t[lo:hi]
+        start[lo:hi] = np.searchsorted(key, key - window_ns, side="right") + lo
+        a = b
+    return start, end

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from markupsafe import escape
 from pydantic import ValidationError
 
 from alerting.checklist import MEASURES
+from alerting.lifecycle import CaseView
 from api.cases import service
-from api.cases.schemas import CaseActionIn
-from api.console import casework, queries
-from api.console.web import LOCAL, Session, State, check_csrf, is_htmx, not_found, page_cache, render, render_cached
+from api.cases.schemas import CaseActionIn, CaseDetail
+from api.console import casework, i18n, queries
+from api.console.cache import scope_key
+from api.console.web import (
+    LOCAL,
+    Session,
+    State,
+    check_csrf,
+    framed,
+    is_htmx,
+    lang_of,
+    not_found,
+    page_cache,
+    render,
+    render_cached,
+    render_part,
+)
 from api.errors import ApiError, NotFound
 from api.schemas import MAX_ID, is_code
 
@@ -57,22 +75,66 @@ async def _context(state: State, session: Session, case_id: int) -> dict[str, An
         case = await service.get_case(pool=state.pool, principal=session.principal, case_id=case_id)
     except NotFound:
         return None
-    found = await casework.load_view(state.pool, case_id)
+    found, evidence = await _view_and_evidence(state, case)
     if found is None:
         return None
     now = state.clock.now()
-    evidence = await queries.evidence_series(state.pool, [f.id for f in case.findings])
     return {"case": case, "offer": casework.offer(found[1], session.principal, now), "evidence": evidence,
             "measures": MEASURES, "now": now}
 
 
+async def _view_and_evidence(state: State, case: CaseDetail) -> tuple[tuple[int, CaseView] | None,
+                                                                      dict[int, list[dict[str, Any]]]]:
+    """The lifecycle's view of a visible case and its findings' evidence series, read concurrently."""
+    view, evidence = await asyncio.gather(casework.load_view(state.pool, case.id),
+                                          queries.evidence_series(state.pool, [f.id for f in case.findings]))
+    return view, evidence
+
+
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """What every session of one scope sees of a case, rendered (title line, findings with their evidence,
+    history, notifications), and what the actions offered to each person are asked from."""
+
+    mine_id: int
+    title: str
+    head: bytes
+    record: bytes
+    case: CaseDetail
+    view: CaseView
+
+
+async def _shared(request: Request, state: State, session: Session, case_id: int) -> _Shared:
+    """A case's shared part; NotFound when the session's scope does not see it (nothing is cached then)."""
+    case = await service.get_case(pool=state.pool, principal=session.principal, case_id=case_id)
+    found, evidence = await _view_and_evidence(state, case)
+    if found is None:
+        raise NotFound(f"no case {case_id}")
+    context = {"case": case, "evidence": evidence, "measures": MEASURES}
+    title = str(escape(f"{i18n.translator(lang_of(request))('case')} {case.id}"))
+    return _Shared(found[0], title, render_part(request, "case_head.html", context).encode(),
+                   render_part(request, "case_record.html", context).encode(), case, found[1])
+
+
 @router.get("/cases/{case_id}", include_in_schema=False)
 async def case_page(request: Request, state: State, session: Session, case_id: str) -> Response:
+    """One case. Its record comes from the page cache, shared by the sessions of the same scope (read,
+    and so the scope checked, by the first of them); the actions offered are asked of the lifecycle for
+    this person on every request and rendered with this session's CSRF token."""
     cid = _case_id(case_id)
-    ctx = await _context(state, session, cid) if cid else None
-    if ctx is None:
+    if cid is None:
         return not_found(request, session)
-    return render(request, "case.html", {**ctx, "outcome": None}, session=session)
+    key = (scope_key(session.principal), lang_of(request), "case", cid)
+    try:
+        shared: _Shared = await page_cache(request).get(key, lambda: _shared(request, state, session, cid))
+    except NotFound:
+        return not_found(request, session)
+    if not session.principal.sees(shared.mine_id):  # implied by the key's scope; checked all the same
+        return not_found(request, session)
+    offer = casework.offer(shared.view, session.principal, state.clock.now())
+    actions = render_part(request, "case_actions.html", {"case": shared.case, "offer": offer}, session=session)
+    return framed(request, session, shared.title,
+                  (b'<div id="case-body">\n', shared.head, actions.encode(), shared.record, b"</div>\n"))
 
 
 def _deadline(value: str | None) -> datetime | None:

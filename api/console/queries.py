@@ -162,30 +162,25 @@ async def exceedances(pool: asyncpg.Pool, mine_id: int, *, since: datetime | Non
 
 async def evidence_series(pool: asyncpg.Pool, finding_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     """For findings about an exceedance event: per finding, each episode's point with its readings from
-    30 min before to 30 min after the event (at most 6 h) and the thresholds the episode was judged by."""
+    30 min before to 30 min after the event (at most 6 h) and the thresholds the episode was judged by.
+    One round trip: each episode's series is PostgreSQL's JSON text from a lateral subquery (the
+    readings' partitions outside an episode's window are pruned at run time)."""
     if not finding_ids:
         return {}
+    rows = await pool.fetch(
+        "SELECT f.id AS finding_id, p.code, p.unit, p.location, ep.thresholds, s.series "  # noqa: S608 (a constant)
+        "FROM findings f JOIN exceedance_events e ON f.ref_table = 'exceedance_events' AND e.id = f.ref_id "
+        "JOIN episodes ep ON ep.event_id = e.id JOIN points p ON p.id = ep.point_id "
+        f"CROSS JOIN LATERAL (SELECT {_SERIES} AS series FROM readings r WHERE r.point_id = ep.point_id "
+        "  AND r.ts >= e.start_ts - interval '30 minutes' "
+        "  AND r.ts <= LEAST(COALESCE(e.end_ts, now()) + interval '30 minutes', e.start_ts + interval '6 hours')) s "
+        "WHERE f.id = ANY($1::bigint[]) ORDER BY f.id, p.code", finding_ids)
     out: dict[int, list[dict[str, Any]]] = {}
-    async with pool.acquire() as conn:
-        eps = await conn.fetch(
-            "SELECT f.id AS finding_id, ep.point_id, p.code, p.unit, p.location, ep.thresholds, "
-            "e.start_ts - interval '30 minutes' AS lo, "
-            "LEAST(COALESCE(e.end_ts, now()) + interval '30 minutes', e.start_ts + interval '6 hours') AS hi "
-            "FROM findings f JOIN exceedance_events e ON f.ref_table = 'exceedance_events' AND e.id = f.ref_id "
-            "JOIN episodes ep ON ep.event_id = e.id JOIN points p ON p.id = ep.point_id "
-            "WHERE f.id = ANY($1::bigint[]) ORDER BY f.id, p.code", finding_ids)
-        # every episode's readings in one round trip, each series as JSON text (no decoding in Python)
-        series = await conn.fetch(
-            f"SELECT q.i, (SELECT {_SERIES} FROM readings r WHERE r.point_id = q.point_id AND r.ts >= q.lo "  # noqa: S608
-            "AND r.ts <= q.hi) AS series FROM unnest($1::int[], $2::timestamptz[], $3::timestamptz[]) "
-            "WITH ORDINALITY AS q(point_id, lo, hi, i)",
-            [ep["point_id"] for ep in eps], [ep["lo"] for ep in eps], [ep["hi"] for ep in eps])
-        by_index = {r["i"]: r["series"] for r in series}
-        for i, ep in enumerate(eps, start=1):
-            thresholds = ep["thresholds"]
-            if isinstance(thresholds, str):
-                thresholds = json.loads(thresholds)
-            out.setdefault(ep["finding_id"], []).append({
-                "code": ep["code"], "unit": ep["unit"], "location": ep["location"], "thresholds": thresholds or {},
-                "series": by_index.get(i)})
+    for ep in rows:
+        thresholds = ep["thresholds"]
+        if isinstance(thresholds, str):
+            thresholds = json.loads(thresholds)
+        out.setdefault(ep["finding_id"], []).append({
+            "code": ep["code"], "unit": ep["unit"], "location": ep["location"], "thresholds": thresholds or {},
+            "series": ep["series"]})
     return out

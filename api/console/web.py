@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -137,10 +137,23 @@ async def render_cached(request: Request, template: str, produce: Callable[[], A
     title, main = await page_cache(request).get(key, content)
     if fragment:
         return _respond(request, lang, main)
+    return framed(request, session, title, (main,))
+
+
+def render_part(request: Request, template: str, context: dict[str, Any], *,
+                session: ConsoleSession | None = None) -> str:
+    """A template's HTML in the request's language (a part of a page; with the session's CSRF token if given)."""
+    return _env.get_template(template).render(**_globals(request, lang_of(request), session), **context)
+
+
+def framed(request: Request, session: ConsoleSession, title: str, parts: Iterable[bytes]) -> HTMLResponse:
+    """The page frame (the signed-in person, the CSRF token, the language switch) around `parts`, rendered
+    HTML already encoded (from the page cache), joined as bytes; `title` is rendered HTML too."""
+    lang = lang_of(request)
     frame = _env.get_template("shell.html").render(**_globals(request, lang, session),
                                                    title=Markup(title), main=Markup(_SLOT))  # noqa: S704
     head, tail = frame.split(_SLOT)
-    return _respond(request, lang, b"".join((head.encode(), main, tail.encode())))
+    return _respond(request, lang, b"".join((head.encode(), *parts, tail.encode())))
 
 
 def secure_headers(response: Response) -> None:

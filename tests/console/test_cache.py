@@ -110,3 +110,33 @@ async def test_a_case_action_is_seen_on_the_next_request(clients: dict[str, http
     # at once, not after the cache's TTL: the write cleared it
     assert _state_of((await mine1.get(f"/console/cases?mine={M1}")).text, cid) == "acknowledged"
     assert _state_of((await qx.get(f"/console/mines/{M1}")).text, cid) == "acknowledged"
+
+
+async def test_a_case_page_shares_its_record_not_its_forms(app_transport: httpx.ASGITransport,
+                                                           clients: dict[str, httpx.AsyncClient], world: World) -> None:
+    first, cid = clients["mine1"], world.cases["m1_order"]
+    cache = _cache(first)
+    async with new_client(app_transport) as second:
+        assert (await sign_in(second, "mine1")).status_code == 303
+        one = await first.get(f"/console/cases/{cid}")
+        hits = cache.hits
+        two = await second.get(f"/console/cases/{cid}")
+        assert cache.hits == hits + 1  # the record came from the first session's read
+        assert one.status_code == two.status_code == 200
+        # every form of each page carries its own session's token, never the other's
+        for page in (one, two):
+            assert set(re.findall(r'name="csrf" value="([^"]*)"', page.text)) == {csrf_of(page.text)}
+        assert csrf_of(one.text) != csrf_of(two.text)
+    assert 'data-action="submit"' in one.text  # the mine's own action, offered to the mine's user
+    # a regulator of the county sees the case, without the mine's action: offers are asked per person
+    qx = await clients["county_qx"].get(f"/console/cases/{cid}")
+    assert qx.status_code == 200 and f"#{cid}" in qx.text and 'data-action="submit"' not in qx.text
+    # another mine's user: the 404 of a case that does not exist, nothing of it
+    r = await clients["mine2"].get(f"/console/cases/{cid}")
+    assert r.status_code == 404 and M1 not in r.text
+    # an action through the console shows on the next page at once, not after the cache's TTL
+    r = await first.post(f"/console/cases/{cid}/actions", data={"action": "submit", "comment": "fan replaced"},
+                         headers={"X-CSRF-Token": csrf_of(one.text), "HX-Request": "true"})
+    assert r.status_code == 200, r.text
+    again = await first.get(f"/console/cases/{cid}")
+    assert re.search(r"<h1>.*?pill cs-rectified", again.text, re.S) and 'data-action="submit"' not in again.text

@@ -47,7 +47,8 @@ def thresholds(draw: st.DrawFn, lower_worse: bool) -> tuple[float, float, float,
 
 @st.composite
 def geo_series(draw: st.DrawFn, max_points: int = 4, max_rows: int = 30,
-               values: st.SearchStrategy[float] | None = None, steps: list[int] | None = None) -> GeoSeries:
+               values: st.SearchStrategy[float] | None = None, steps: list[int] | None = None,
+               walk: bool = False) -> GeoSeries:
     n_points = draw(st.integers(1, max_points))
     rows: list[tuple[int, int, float, int]] = []
     ths, lower = [], []
@@ -61,9 +62,11 @@ def geo_series(draw: st.DrawFn, max_points: int = 4, max_rows: int = 30,
             t += draw(st.sampled_from(steps or STEPS))
             if values is None:
                 v = draw(st.sampled_from(VALUES))
-            else:
-                level += draw(values)  # a walk: cumulative displacement, say
+            elif walk:
+                level += draw(values)  # cumulative displacement: a walk of increments
                 v = level
+            else:
+                v = draw(values)
             rows.append((p, t, v, draw(st.sampled_from(STATUS))))
     # Arrival is arbitrary (a logger uploads an hour late); storage is a stable sort by
     # (point, ts), so of two rows with one (point, ts) the earlier arrival comes first.

@@ -18,6 +18,7 @@ from api.deadletters.router import router as deadletters_router
 from api.deps import AppState, reject_unknown_query
 from api.errors import ApiError
 from api.exceedances.router import router as exceedances_router
+from api.findings.router import router as findings_router
 from api.limits import RequestLimitsMiddleware
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.mines.router import router as mines_router
@@ -105,7 +106,7 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: C
     )
     app.state.metrics = metrics
     install_problems(app)
-    for router in (mines_router, exceedances_router, orders_router, readings_router, personnel_router,
+    for router in (mines_router, exceedances_router, findings_router, orders_router, readings_router, personnel_router,
                    accidents_router, cases_router, deadletters_router):
         app.include_router(router, dependencies=[Depends(reject_unknown_query)])
     # the SMS provider's reply webhook: its own shared-secret auth, not an API token

@@ -18,6 +18,7 @@ import uvicorn
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from alerting.inbound import inbound_config
 from api.app import create_app
 from launcher.embedded import free_port
 from minewatch.settings import Settings
@@ -37,7 +38,10 @@ class LiveServer:
 
     def __init__(self, dsn: str) -> None:
         self.port = free_port()
-        config = uvicorn.Config(create_app(settings_for(dsn)), host="127.0.0.1", port=self.port,
+        # The SMS reply webhook answers 503 without a shared secret, by design; with one set, the
+        # admin token it is sent here is simply the wrong secret (401).
+        replies = inbound_config({"MINEWATCH_SMS_INBOUND_SECRET": "schemathesis-secret"})
+        config = uvicorn.Config(create_app(settings_for(dsn), sms_replies=replies), host="127.0.0.1", port=self.port,
                                 log_level="warning", lifespan="on", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="api-live", daemon=True)
@@ -63,10 +67,7 @@ class LiveServer:
 @pytest.fixture(scope="module")
 def live(db: str) -> Iterator[tuple[LiveServer, World]]:
     world = asyncio.run(seed(db, NOW))
-    # The SMS reply webhook (alerting.inbound) answers 503 while its shared secret is unset, by
-    # design; with one set, the admin token it is sent here is simply the wrong secret (401).
-    with pytest.MonkeyPatch.context() as mp, LiveServer(db) as server:
-        mp.setenv("MINEWATCH_SMS_INBOUND_SECRET", "schemathesis-secret")
+    with LiveServer(db) as server:
         yield server, world
 
 

@@ -159,13 +159,14 @@ def flagged_station_states(
     n_stations: int,
     fault_bit: int = STATION_FAULT,
 ) -> tuple[I64, I64, NDArray[np.int8]]:
-    """State rows (station, ts, state) derived from point readings: state 2 (fault) from the
-    instant every point of the station (``point_station`` lists them; -1 for none) has its
-    latest reading in these rows flagged ``fault_bit``, 0 (good) at every other instant a
-    reading of the station arrives. Pass rows from far enough back that every point has one. Rows come sorted by
-    (station, ts), one per (station, ts) at which the station's state is known, and feed
-    `station_fault_spans` like FZSS rows. Points are evaluated as-of their latest reading
-    (first row of a (point, ts) wins); rows at one instant are all applied before judging.
+    """State rows (station, ts, state) derived from point readings, to feed
+    `station_fault_spans` like FZSS rows: state 2 (fault) at an instant after which every
+    point of the station (``point_station`` lists them; -1 for none) has its latest reading
+    flagged ``fault_bit``, 0 (good) at every other instant at which some point of the
+    station turns flagged or unflagged. A point's first reading is a turn from unflagged.
+    Only turning instants give rows (the state cannot change in between), sorted by
+    (station, ts), all turns of one instant applied before judging; the first row of a
+    (point, ts) is the reading. Pass rows from far enough back that every point has one.
     """
     p, t = checked_readings(point_idx, ts, status)
     keep = first_of_time(p, t)
@@ -173,23 +174,26 @@ def flagged_station_states(
     flag = (np.asarray(status)[keep] & fault_bit) != 0
     ps = as_i64(point_station)
     members = np.bincount(ps[ps >= 0], minlength=n_stations)
-    st = ps[p]
-    ok = st >= 0
-    p, t, flag, st = p[ok], t[ok], flag[ok], st[ok]
-    # Per point, +1 when it turns flagged, -1 when it turns unflagged (its first row counts
-    # as a turn from "unflagged").
+    # Per point, +1 where it turns flagged, -1 where it turns unflagged; rows are few.
     prev = np.concatenate(([False], flag[:-1]))
-    new_point = np.concatenate(([True], p[1:] != p[:-1])) if len(p) else np.zeros(0, np.bool_)
-    prev = np.where(new_point, False, prev)
-    delta = flag.astype(np.int64) - prev.astype(np.int64)
-    order = np.lexsort((t, st))
-    st_o, t_o, d_o = st[order], t[order], delta[order]
-    seg = np.concatenate(([True], st_o[1:] != st_o[:-1])) if len(st_o) else np.zeros(0, np.bool_)
+    if len(p):
+        prev[np.flatnonzero(np.concatenate(([True], p[1:] != p[:-1])))] = False
+    turn = np.flatnonzero(flag != prev)
+    st = ps[p[turn]]
+    on = st >= 0
+    turn, st = turn[on], st[on]
+    delta = np.where(flag[turn], 1, -1).astype(np.int64)
+    order = np.lexsort((t[turn], st))
+    st_o, t_o, d_o = st[order], t[turn][order], delta[order]
+    if len(st_o) == 0:
+        z = np.zeros(0, np.int64)
+        return z, z, np.zeros(0, np.int8)
+    seg = np.concatenate(([True], st_o[1:] != st_o[:-1]))
     csum = np.cumsum(d_o)
     base = np.repeat(csum[seg] - d_o[seg], np.diff(np.append(np.flatnonzero(seg), len(st_o))))
     flagged_count = csum - base
-    # The state after all rows of one (station, ts).
-    last_of_instant = np.append((st_o[1:] != st_o[:-1]) | (t_o[1:] != t_o[:-1]), True) if len(st_o) else seg
+    # The state after all turns of one (station, ts).
+    last_of_instant = np.append((st_o[1:] != st_o[:-1]) | (t_o[1:] != t_o[:-1]), True)
     st_l, t_l, c_l = st_o[last_of_instant], t_o[last_of_instant], flagged_count[last_of_instant]
     state = np.where(c_l >= members[st_l], 2, 0).astype(np.int8)
     return st_l.astype(np.int64), t_l.astype(np.int64), state

@@ -74,19 +74,24 @@ def station_faults(station: list[int], ts: list[int], state: list[int], n_statio
 
 def flagged_states(point: list[int], ts: list[int], status: list[int], point_station: list[int],
                    n_stations: int, bit: int) -> list[tuple[int, int, int]]:
-    """(station, ts, state) after every instant a point of the station reported."""
+    """(station, ts, state) after every instant at which a point of the station turned
+    flagged or unflagged (a point's first reading turns it from unflagged)."""
     rows = by_point(point, ts, status)
     out = []
     for s in range(n_stations):
         members = [p for p, ps in enumerate(point_station) if ps == s]
         events = sorted((t, p, st) for p in members for t, st in rows.get(p, []))  # type: ignore[misc]
         latest: dict[int, bool] = {}
+        turned = False
         for i, (t, p, st) in enumerate(events):
-            latest[p] = bool(st & bit)
+            now = bool(st & bit)
+            turned = turned or now != latest.get(p, False)
+            latest[p] = now
             if i + 1 < len(events) and events[i + 1][0] == t:
                 continue
-            all_flagged = all(latest.get(m, False) for m in members)
-            out.append((s, t, 2 if all_flagged else 0))
+            if turned:
+                out.append((s, t, 2 if all(latest.get(m, False) for m in members) else 0))
+            turned = False
     return out
 
 

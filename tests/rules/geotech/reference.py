@@ -137,19 +137,23 @@ def rainfall(point: Sequence[int], ts: Sequence[int], rain: Sequence[float], win
 
 
 def line_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
-    """Least-squares (slope, intercept, r²) by the two-pass centred formula; NaNs when undefined."""
+    """Least-squares (slope, intercept, r²) by two passes: x centred on its mean, y taken from
+    its first value then centred (the same sums; a constant y is exactly flat). NaNs when
+    undefined; r² NaN for a constant y."""
     n = len(xs)
     if n < 2:
         return math.nan, math.nan, math.nan
-    mx, my = sum(xs) / n, sum(ys) / n
+    mx = sum(xs) / n
+    dys = [y - ys[0] for y in ys]
+    mdy = sum(dys) / n
     sxx = sum((x - mx) ** 2 for x in xs)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-    syy = sum((y - my) ** 2 for y in ys)
+    sxy = sum((x - mx) * dy for x, dy in zip(xs, dys, strict=True))
+    syy = sum((dy - mdy) ** 2 for dy in dys)
     if sxx <= 0:
         return math.nan, math.nan, math.nan
     slope = sxy / sxx
     r2 = sxy * sxy / (sxx * syy) if syy > 0 else math.nan
-    return slope, my - slope * mx, r2
+    return slope, ys[0] + mdy - slope * mx, r2
 
 
 def first_of_point(point: Sequence[int], i: int) -> int:

@@ -66,6 +66,81 @@ async def test_single_flight_and_errors_are_not_cached() -> None:
     assert await PageCache(ttl=0).get("k", produce) == "v4"  # off: every call renders
 
 
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def test_a_busy_entry_is_renewed_before_it_expires_and_never_served_older_than_the_ttl() -> None:
+    clock = _Clock()
+    cache = PageCache(ttl=2, clock=clock)
+    made: list[float] = []  # when each render started
+
+    async def produce() -> str:
+        made.append(clock.t)
+        await asyncio.sleep(0)
+        return f"v{len(made)}"
+
+    assert await cache.get("k", produce) == "v1"
+    clock.t = 1.0
+    assert await cache.get("k", produce) == "v1" and cache.refreshes == 0  # young: no refresh
+    clock.t = 1.6
+    assert await cache.get("k", produce) == "v1"  # answered at once from the entry, still within the TTL ...
+    assert cache.refreshes == 1
+    await asyncio.sleep(0.01)  # ... while the refresh renders
+    clock.t = 3.0  # past the first entry's life: the refreshed one, started at 1.6, answers
+    assert await cache.get("k", produce) == "v2" and cache.misses == 1
+    clock.t = 3.6  # 2 s after the refresh started: expired, not served
+    assert await cache.get("k", produce) == "v3" and cache.misses == 2
+    assert made == [0.0, 1.6, 3.6]
+
+
+async def test_a_refresh_under_way_when_the_cache_is_cleared_is_dropped() -> None:
+    clock = _Clock()
+    cache = PageCache(ttl=2, clock=clock)
+    release = asyncio.Event()
+    calls = 0
+
+    async def produce() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            await release.wait()  # the refresh reads before the write ...
+        return f"v{calls}"
+
+    assert await cache.get("k", produce) == "v1"
+    clock.t = 1.9
+    assert await cache.get("k", produce) == "v1"  # starts the refresh
+    cache.clear()  # ... a console write clears the cache ...
+    release.set()
+    await asyncio.sleep(0.01)  # ... and the refresh ends after it: its value is not kept
+    assert await cache.get("k", produce) == "v3"
+
+
+async def test_a_failed_refresh_keeps_the_entry_until_it_expires() -> None:
+    clock = _Clock()
+    cache = PageCache(ttl=2, clock=clock)
+    fail = False
+
+    async def produce() -> str:
+        if fail:
+            raise RuntimeError("database down")
+        return "ok"
+
+    assert await cache.get("k", produce) == "ok"
+    fail, clock.t = True, 1.8
+    assert await cache.get("k", produce) == "ok"
+    await asyncio.sleep(0.01)
+    clock.t = 1.99
+    assert await cache.get("k", produce) == "ok"
+    clock.t = 2.0
+    with pytest.raises(RuntimeError):
+        await cache.get("k", produce)
+
 async def test_cache_never_serves_another_scope(clients: dict[str, httpx.AsyncClient], world: World) -> None:
     qx, gj, mine1, mine2 = clients["county_qx"], clients["county_gj"], clients["mine1"], clients["mine2"]
     # the same URL, one right after the other, from two scopes: each sees only its own mines

@@ -90,67 +90,93 @@ def find_presence(card: I64, ts: I64, area: I64, *, shaft: Bools, now_ns: int) -
     """Presence intervals and stays of reads sorted by (card, ts); see the module docstring.
 
     ``area`` is per read (the area of its station); ``shaft`` is indexed by area.
+
+    Method: a read can only start or end something where its (card, area) differs from the
+    read before it (entering means going from a shaft area, or nothing, to an underground one;
+    leaving the reverse), so one whole-array pass finds those candidate rows and all further
+    work is on them — a few per cent of the reads. Repeated (card, ts) rows are few: each run of
+    them is skipped by comparing the row after it with the row before it, the one that counts.
     """
     c = np.asarray(card, dtype=np.int64)
     t = np.asarray(ts, dtype=np.int64)
     a = np.asarray(area, dtype=np.int64)
     sh_by_area = np.asarray(shaft, dtype=np.bool_)
-    if len(t) != len(c) or len(a) != len(c):
+    n = len(c)
+    if len(t) != n or len(a) != n:
         raise RulesError("card, ts and area of the card reads must have the same length")
     if not sorted_by_point_time(c, t):
         raise RulesError("card reads must be sorted by (card, ts); use a stable sort")
-    if len(a) and (int(a.min()) < 0 or int(a.max()) >= len(sh_by_area)):
+    if n and (int(a.min()) < 0 or int(a.max()) >= len(sh_by_area)):
         raise RulesError("every read's area must index the shaft flags")
-    # Rows that count: seen by now, and not a repeat of the previous row's (card, ts). A row
-    # after now_ns can only be followed by rows after now_ns of the same card, so dropping it
-    # never changes which row of a (card, ts) pair comes first.
-    keep = t <= now_ns
-    keep[1:] &= (t[1:] != t[:-1]) | (c[1:] != c[:-1])
-    rows = np.flatnonzero(keep)
-    c, t, a = c[rows], t[rows], a[rows]
-    n = len(rows)
     if n == 0:
         return _empty_presence(), _empty_stays()
-    under = ~sh_by_area[a]
-    same_card = np.zeros(n, np.bool_)
-    same_card[1:] = c[1:] == c[:-1]
-    was_under = np.zeros(n, np.bool_)  # underground just before this read
-    was_under[1:] = under[:-1]
-    was_under &= same_card
-    moved = np.ones(n, np.bool_)
-    moved[1:] = a[1:] != a[:-1]
+    # Repeats of the previous row's (card, ts): found from the few equal times.
+    same_t = np.flatnonzero(t[1:] == t[:-1]) + 1
+    dup = same_t[c[same_t] == c[same_t - 1]]
+    # Candidates: the first row, rows whose card or area differs from the row before, and the
+    # row after each run of repeats (it must be compared with the row before the run instead).
+    mark = np.empty(n, np.bool_)
+    mark[0] = True
+    np.not_equal(c[1:], c[:-1], out=mark[1:])
+    mark[1:] |= a[1:] != a[:-1]
+    if len(dup):
+        mark[dup[dup + 1 < n] + 1] = True
+        mark[dup] = False
+    cand = np.flatnonzero(mark)
+    # Reads after now_ns are not seen yet; they end their card's rows, so only they go.
+    if int(t[-1]) > now_ns or int(t.max()) > now_ns:
+        cand = cand[t[cand] <= now_ns]
+    prev = cand - 1  # the row that counts before each candidate: the row before a run of repeats
+    if len(dup):
+        is_end = np.append(dup[1:] != dup[:-1] + 1, True)  # last row of each run of repeats
+        run_first = np.maximum.accumulate(np.where(np.append(True, is_end[:-1]), dup, 0))
+        i = np.minimum(np.searchsorted(dup, prev), len(dup) - 1)
+        prev = np.where(dup[i] == prev, run_first[i] - 1, prev)
+    pp = np.maximum(prev, 0)
+    cc, ca = c[cand], a[cand]
+    same_card = (prev >= 0) & (c[pp] == cc)
+    under = ~sh_by_area[ca]
+    was_under = same_card & ~sh_by_area[a[pp]]
+    moved = ~same_card | (a[pp] != ca)
     begins = under & (~was_under | moved)  # an interval starts here (entry or move)
     leaves = ~under & was_under  # a shaft read of an underground card: the stay ends here
     enters = under & ~was_under
-
-    # Each interval ends at its card's next boundary row (a move or a leave), else it is open.
-    bound = np.flatnonzero(begins | leaves)
+    bound = np.flatnonzero(begins | leaves)  # positions in cand
+    m = len(bound)
+    if m == 0:
+        return _empty_presence(), _empty_stays()
+    rows, bc = cand[bound], cc[bound]
     is_begin = begins[bound]
-    nxt = np.append(bound[1:], n)  # the boundary row after each boundary row
-    probe = np.minimum(nxt, n - 1)
-    closes = (nxt < n) & (c[probe] == c[bound])
-    iv = is_begin
-    iv_rows, iv_next, iv_closes = bound[iv], probe[iv], closes[iv]
-    iv_end = np.where(iv_closes, t[iv_next], -1)
-
-    # Stays: from an entry to the card's next leave row, else open.
-    ent = np.flatnonzero(enters)
-    lv = np.flatnonzero(leaves)
-    j = np.searchsorted(lv, ent)  # the first leave row after each entry
-    jp = np.minimum(j, max(len(lv) - 1, 0))
-    st_closes = (j < len(lv)) & (c[lv[jp]] == c[ent]) if len(lv) else np.zeros(len(ent), np.bool_)
-    st_end = np.where(st_closes, t[lv[jp]], -1) if len(lv) else np.full(len(ent), -1, np.int64)
-    stay_of_row = np.cumsum(enters) - 1
+    # Each interval ends at its card's next boundary (a move or a leave), else it is open.
+    nxt = np.minimum(np.arange(1, m + 1), m - 1)
+    closes = np.zeros(m, np.bool_)
+    closes[:-1] = bc[1:] == bc[:-1]
+    iv = np.flatnonzero(is_begin)
+    iv_closes = closes[iv]
+    iv_end = np.where(iv_closes, t[rows[nxt[iv]]], -1)
+    # Stays: from an entry to the card's next leave, else open.
+    b_enter = enters[bound]
+    b_leave = leaves[bound]
+    ent = np.flatnonzero(b_enter)
+    lv = np.flatnonzero(b_leave)
+    if len(lv):
+        j = np.minimum(np.searchsorted(lv, ent), len(lv) - 1)
+        st_closes = (lv[j] > ent) & (bc[lv[j]] == bc[ent])
+        st_end = np.where(st_closes, t[rows[lv[j]]], -1)
+    else:
+        st_closes = np.zeros(len(ent), np.bool_)
+        st_end = np.full(len(ent), -1, np.int64)
+    stay_of = np.cumsum(b_enter) - 1
     presence = Presence(
-        card=c[iv_rows],
-        area=a[iv_rows],
-        start=t[iv_rows],
+        card=bc[iv],
+        area=ca[bound][iv],
+        start=t[rows[iv]],
         end=iv_end.astype(np.int64),
         is_open=~iv_closes,
-        stay=stay_of_row[iv_rows].astype(np.int64),
-        start_row=rows[iv_rows].astype(np.int64),
+        stay=stay_of[iv].astype(np.int64),
+        start_row=rows[iv].astype(np.int64),
     )
-    stays = Stays(card=c[ent], start=t[ent], end=st_end.astype(np.int64), is_open=~st_closes)
+    stays = Stays(card=bc[ent], start=t[rows[ent]], end=st_end.astype(np.int64), is_open=~st_closes)
     return presence, stays
 
 
@@ -173,8 +199,7 @@ def head_counts(key: I64, start: I64, end: I64, is_open: Bools) -> Steps:
     if len(times) == 0:
         z = np.zeros(0, np.int64)
         return Steps(z, z, z)
-    order = np.lexsort((times, keys))
-    keys, times, delta = keys[order], times[order], delta[order]
+    keys, times, delta = _sort_boundaries(keys, times, delta)
     total = np.cumsum(delta)
     first = np.ones(len(keys), np.bool_)
     first[1:] = keys[1:] != keys[:-1]
@@ -191,6 +216,26 @@ def head_counts(key: I64, start: I64, end: I64, is_open: Bools) -> Steps:
     prev[starts_key] = 0
     change = count != prev
     return Steps(keys[change], times[change], count[change])
+
+
+def _sort_boundaries(keys: I64, times: I64, delta: I64) -> tuple[I64, I64, I64]:
+    """Boundaries sorted by (key, time); the order among equal (key, time) does not matter
+    (only the sum after the last of them is kept).
+
+    When key, time and sign fit in one int64 — always for one mine's areas over years of ns —
+    they are packed and sorted as values (no argsort, no gathers), about twice as fast as
+    `np.lexsort`, which remains the fallback.
+    """
+    k0, t0 = int(keys.min()), int(times.min())
+    span = int(times.max()) - t0 + 1
+    if (int(keys.max()) - k0 + 1) * span * 2 < 2**62:
+        code = ((keys - k0) * span + (times - t0)) * 2 + (delta > 0)
+        code.sort()
+        rest = code >> 1
+        k, t = np.divmod(rest, span)
+        return k + k0, t + t0, np.where(code & 1, 1, -1).astype(np.int64)
+    order = np.lexsort((times, keys))
+    return keys[order], times[order], delta[order]
 
 
 def _empty_presence() -> Presence:

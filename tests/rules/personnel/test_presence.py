@@ -86,3 +86,26 @@ def test_empty() -> None:
     p, s = find_presence(z, z, z, shaft=np.array([True]), now_ns=0)
     assert len(p) == 0 and len(s) == 0
     assert len(head_counts(z, z, z, np.zeros(0, bool))) == 0
+
+
+def test_three_stations_at_one_instant_the_first_stored_wins() -> None:
+    # At minute 1 stations of areas 3, 4, 4 read card 0: it moves to 3 (first stored); the read
+    # at minute 2 in area 4 moves it again (it is compared with area 3, not with the repeats);
+    # the shaft read at that same minute is a repeat too, so it leaves only at minute 3.
+    r = by_hand([(0, 0, 2), (0, 1, 3), (0, 1, 4), (0, 1, 4), (0, 2, 4), (0, 2, 0), (0, 3, 0)], now_min=5)
+    p, s = kernel_presence(r)
+    T = [T0 + m * MIN for m in range(4)]
+    assert interval_rows(p) == [(0, 2, T[0], T[1], 0), (0, 3, T[1], T[2], 0), (0, 4, T[2], T[3], 0)]
+    assert stay_rows(s) == [(0, T[0], T[3])]
+
+
+def test_head_counts_beyond_the_packed_sort() -> None:
+    # Times far apart do not fit key, time and sign in one int64: the lexsort fallback answers.
+    big = 4 * 10**18
+    key = np.array([0, 1, 1, 0], np.int64)
+    start = np.array([0, 5, big - 10, big - 20], np.int64)
+    end = np.array([big, -1, big, big - 5], np.int64)
+    is_open = end == -1
+    got = head_counts(key, start, end, is_open)
+    expected = ref.head_counts(list(zip(key.tolist(), start.tolist(), end.tolist(), strict=True)))
+    assert list(zip(got.key.tolist(), got.time.tolist(), got.count.tolist(), strict=True)) == expected

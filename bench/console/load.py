@@ -7,8 +7,9 @@ it measures. This client writes a fixed request line and reads the status line, 
 `Content-Length` (or chunked) body, nothing more (about a tenth of that), so the figures describe the
 server more than the client. It reads the whole body: the server's send is part of what is measured.
 
-`cpu_seconds` reads user + system CPU of process trees from /proc (Linux), so a run can say where
-the cores went (server, PostgreSQL, client) beside the latencies."""
+`cpu_seconds` reads user + system CPU of processes from /proc (Linux) and `busy_seconds` the whole
+machine's, so a run can say where the cores went (server, its PostgreSQL backends, client, and
+everything else on the machine) beside the latencies."""
 
 from __future__ import annotations
 
@@ -125,9 +126,7 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / tick
 
 
-def postmaster_pid(data_directory: str) -> int | None:
-    """The PostgreSQL server's pid from its data directory's postmaster.pid (None when not readable)."""
-    try:
-        return int((Path(data_directory) / "postmaster.pid").read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
-        return None
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy so far, all cores (/proc/stat: all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # user..steal; less idle, iowait

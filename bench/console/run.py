@@ -17,10 +17,13 @@ database), signed in as a province, county or mine user:
         it, nor the body's send). srv p95 is the figure of the target (p95 <= 200 ms of server time).
 The clients are bench/console/load.py (keep-alive HTTP/1.1 over asyncio streams, ~0.1 ms of CPU per
 request; httpx took ~1 ms, a fifth of a core on a 2-core machine that the server then did not get).
-`cpu` says where the cores went during each load: the server's process(es), PostgreSQL (the
-postmaster's tree) and the client, in cores. --runs N measures every page N times and prints the
+`cpu` says where the cores went during each load, in cores: the server's process(es), the PostgreSQL
+backends of the bench database, the client, and everything else on the machine ("other": work that is
+not the benchmark's, which on a shared machine sits in every latency). --runs N measures every page N times and prints the
 medians; the machine's load average is printed, since other work on the same cores shows in every
-figure (the ceiling's own p95 says how much).
+figure (the ceiling's own p95 says how much). --settle S waits, before each load, up to S seconds for
+the machine to be otherwise idle (a shared machine's test suites come and go); it only chooses when
+a load starts, and `other` still reports whatever ran during it.
 The database is the API benchmark's (filled once, reused; the province is added once)."""
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import asyncpg
 import httpx
 
 from bench.api.run import _prepare, _rollup
-from bench.console.load import Connection, cpu_seconds, postmaster_pid, tree
+from bench.console.load import Connection, busy_seconds, cpu_seconds, tree
 from bench.console.province import PASSWORD, grow, users
 from launcher.embedded import EmbeddedPostgres, free_port
 
@@ -162,7 +165,7 @@ class Row:
     seq50: float
     seq95: float
     loaded: Loaded
-    cores: tuple[float, float, float]  # server, PostgreSQL, client
+    cores: tuple[float, float, float, float]  # server, its PostgreSQL backends, client, everything else
     errors: int
 
 
@@ -170,26 +173,39 @@ def _median(rows: list[Row]) -> Row:
     def m(get: Callable[[Row], float]) -> float:
         return statistics.median(get(r) for r in rows)
     loaded = Loaded(*(statistics.median(getattr(r.loaded, f) for r in rows) for f in Loaded.__slots__))
-    cores = (m(lambda r: r.cores[0]), m(lambda r: r.cores[1]), m(lambda r: r.cores[2]))
+    cores = (m(lambda r: r.cores[0]), m(lambda r: r.cores[1]), m(lambda r: r.cores[2]), m(lambda r: r.cores[3]))
     return Row(m(lambda r: r.seq50), m(lambda r: r.seq95), loaded, cores, sum(r.errors for r in rows))
 
 
 def _header() -> None:
     print(f"{'page':<46} {'seq p50':>7} {'seq p95':>7} | {'load p50':>8} {'load p95':>8} {'x ceil':>6} "
-          f"{'srv p50':>7} {'srv p95':>7} {'req/s':>6} {'KB':>6} | {'cpu srv/pg/cli':>15} {'err':>4}")
+          f"{'srv p50':>7} {'srv p95':>7} {'req/s':>6} {'KB':>6} | {'cpu srv/pg/cli/other':>20} {'err':>4}")
 
 
 def _print(label: str, r: Row, ceiling: float) -> None:
     x = r.loaded
     cpu = "/".join(f"{c:.2f}" for c in r.cores)
     print(f"{label[:46]:<46} {r.seq50:>7.1f} {r.seq95:>7.1f} | {x.p50:>8.1f} {x.p95:>8.1f} {x.p95 / ceiling:>6.1f} "
-          f"{x.srv50:>7.1f} {x.srv95:>7.1f} {x.rps:>6.0f} {x.kb:>6.1f} | {cpu:>15} {r.errors:>4}", flush=True)
+          f"{x.srv50:>7.1f} {x.srv95:>7.1f} {x.rps:>6.0f} {x.kb:>6.1f} | {cpu:>20} {r.errors:>4}", flush=True)
 
 
-async def _postmaster(dsn: str) -> int | None:
+def _settle(limit: float, below: float = 0.3) -> float:
+    """Wait until the whole machine used less than `below` cores for a second, at most `limit` seconds."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        before = busy_seconds()
+        time.sleep(1)
+        if busy_seconds() - before < below:
+            break
+    return time.monotonic() - start
+
+
+async def _backends(dsn: str) -> list[int]:
+    """The PostgreSQL backends serving the bench database (the server's pool): not other work on the server."""
     conn = await asyncpg.connect(dsn)
     try:
-        return postmaster_pid(await conn.fetchval("SHOW data_directory"))
+        return [r["pid"] for r in await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
     finally:
         await conn.close()
 
@@ -205,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (the deployment runs 2)")
     p.add_argument("--no-cache", action="store_true",
                    help="serve without the console's page cache (MINEWATCH_CONSOLE_CACHE_TTL=0): every request renders")
+    p.add_argument("--settle", type=float, default=0,
+                   help="before each load, wait up to this many seconds until the machine is idle (other work, "
+                        "on a shared machine, below 0.3 cores for a second); what else ran during each load "
+                        "is in the cpu column's `other` all the same")
     p.add_argument("--runs", type=int, default=1, help="measure every page this many times; prints each run and the medians")
     p.add_argument("--only", action="append", help="only the pages whose label contains this (repeatable)")
     args = p.parse_args(argv)
@@ -240,7 +260,6 @@ def main(argv: list[str] | None = None) -> int:
         if not scenarios[0][0].startswith("ceiling"):
             scenarios.insert(0, _scenarios(args.province, end)[0])  # every run has its ceiling beside it
         cache = "off" if args.no_cache else f"{os.environ.get('MINEWATCH_CONSOLE_CACHE_TTL', '2')} s"
-        pg_root = asyncio.run(_postmaster(dsn))
         print(f"\nserver: uvicorn, {args.workers} process(es), page cache {cache}; {os.cpu_count()} cores shared "
               f"with PostgreSQL and the clients (load average {os.getloadavg()[0]:.1f}); "
               f"{len(mines)} mines with readings, now = {end.isoformat()}")
@@ -249,17 +268,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nrun {run + 1} of {args.runs} (load average {os.getloadavg()[0]:.1f})")
             _header()
             rows: dict[str, Row] = {}
+            waited = 0.0
             for label, role, template in scenarios:
                 t = Target("127.0.0.1", port, cookies[role] if role else None, template, mines, cases)
                 s50, s95, e1 = asyncio.run(_sequential(t, args.requests))
-                servers, pgs = tree(api.pid), tree(pg_root) if pg_root else []
-                cpu0 = (cpu_seconds(servers), cpu_seconds(pgs), time.process_time())
+                waited += _settle(args.settle)
+                servers, pgs = tree(api.pid), asyncio.run(_backends(dsn))
+                cpu0 = (cpu_seconds(servers), cpu_seconds(pgs), time.process_time(), busy_seconds())
                 loaded = asyncio.run(_loaded(t, args.duration, args.connections))
-                cpu1 = (cpu_seconds(servers), cpu_seconds(pgs), time.process_time())
-                cores = tuple((b - a) / args.duration for a, b in zip(cpu0, cpu1, strict=True))
+                pgs = sorted(set(pgs) | set(asyncio.run(_backends(dsn))))  # and those the pool opened meanwhile
+                cpu1 = (cpu_seconds(servers), cpu_seconds(pgs), time.process_time(), busy_seconds())
+                srv, pgc, cli, busy = ((b - a) / args.duration for a, b in zip(cpu0, cpu1, strict=True))
+                cores = (srv, pgc, cli, max(0.0, busy - srv - pgc - cli))
                 rows[label] = Row(s50, s95, loaded, cores, e1 + loaded.errors)
                 _print(label, rows[label], rows[scenarios[0][0]].loaded.p95)
             runs.append(rows)
+            if args.settle:
+                print(f"(waited {waited:.0f} s in all for the machine to settle before the loads)")
         if args.runs > 1:
             print(f"\nmedian of {args.runs} runs (each column's median; x ceil from the median ceiling)")
             _header()
@@ -268,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nseq: one client, {args.requests} requests (ms); load: {args.connections} clients for "
               f"{args.duration:g} s (ms, req/s); x ceil: load p95 over the same run's /healthz load p95; "
               f"srv: the server's own time under load (Server-Timing, ms); KB: mean answer; cpu: cores used "
-              f"during the load by the server process(es), PostgreSQL and this client; load average "
+              f"during the load by the server process(es), its PostgreSQL backends, this client and everything "
+              f"else on the machine (other work sharing the cores); load average "
               f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         if api is not None:

@@ -13,7 +13,11 @@ D = ``evacuate_ns`` (default 30 min):
   in the face's areas (moving between two areas of the face is not leaving) covering t + D;
   open while one is still there;
 - nothing is decided before ``now_ns`` reaches t + D (the worker runs it on the clock then);
-  a trigger whose face has no cards at t gives no finding (the data half of the measure holds).
+  a trigger whose face has no cards at t gives no finding (the data half of the measure holds);
+- one finding per maximal span of a face (the at-a-glance table): when two triggers of one face
+  give spans that overlap or touch (two points of the face at power-off minutes apart), they
+  are one finding, from the earlier t + D, listing every card of either (a card listed by both
+  with its row of the later trigger) and ending when the last of them leaves.
 
 Triggers are few (power-off readings are rare), so the kernel loops over them, each over its
 face's intervals only.
@@ -38,9 +42,9 @@ _FOREVER = np.iinfo(np.int64).max
 
 @dataclass(frozen=True, eq=False)
 class WorkContinued:
-    """work_continued findings in trigger order; the listed cards are grouped by finding."""
+    """work_continued findings ordered by (face, start); the listed cards are grouped by finding."""
 
-    trigger: I64  # index of the trigger
+    trigger: I64  # index of the finding's first trigger (earliest t)
     face: I64
     start: I64  # t + D
     end: I64  # -1 while a listed card is still at the face
@@ -50,6 +54,7 @@ class WorkContinued:
     cards: I64  # listed cards, by card within a finding
     areas: I64  # each listed card's area at t + D
     left: I64  # when each listed card left the face's areas, -1 while still there
+    trigger_of: I64  # per trigger given, the finding it is part of, -1 if none
 
     def __len__(self) -> int:
         return len(self.start)
@@ -70,11 +75,8 @@ def work_continued(presence: Presence, area_face: I64, trigger_time: I64, trigge
     end = np.where(presence.is_open, _FOREVER, presence.end)
     by_face = np.argsort(face, kind="stable")
     face_sorted = face[by_face]
-    out: dict[str, list[int]] = {k: [] for k in ("trigger", "face", "start", "end", "first", "count")}
-    cards: list[I64] = []
-    areas: list[I64] = []
-    left: list[I64] = []
-    offset = 0
+    # Per trigger due by now: the cards present at t and still at the face at t + D.
+    found: list[tuple[int, int, int, I64, I64, I64]] = []  # (face, due, trigger, cards, areas, left)
     for i in range(len(tt)):
         f, t = int(tf[i]), int(tt[i])
         due = t + params.evacuate_ns
@@ -86,19 +88,51 @@ def work_continued(presence: Presence, area_face: I64, trigger_time: I64, trigge
         at_t = rows[(s <= t) & (e > t)]
         at_due = rows[(s <= due) & (e > due)]
         stayed = at_due[np.isin(presence.card[at_due], presence.card[at_t])]
-        if len(stayed) == 0:
-            continue
-        stayed = stayed[np.argsort(presence.card[stayed], kind="stable")]
-        gone = run_end[stayed]
-        out["trigger"].append(i)
-        out["face"].append(f)
-        out["start"].append(due)
+        if len(stayed):
+            found.append((f, due, i, presence.card[stayed], presence.area[stayed], run_end[stayed]))
+    return _merged(sorted(found, key=lambda x: (x[0], x[1], x[2])), len(tt))
+
+
+def _merged(found: list[tuple[int, int, int, I64, I64, I64]], n_triggers: int) -> WorkContinued:
+    """One finding per maximal span of a face (the at-a-glance table): spans of one face that
+    overlap or touch merge; a card listed twice keeps its row of the later trigger."""
+    groups: list[list[tuple[int, int, int, I64, I64, I64]]] = []
+    reach = 0
+    for item in found:
+        f, due, _, _, _, gone = item
+        end = _FOREVER if bool(np.any(gone == -1)) else int(gone.max())
+        if groups and groups[-1][0][0] == f and due <= reach:
+            groups[-1].append(item)
+            reach = max(reach, end)
+        else:
+            groups.append([item])
+            reach = end
+    out: dict[str, list[int]] = {k: [] for k in ("trigger", "face", "start", "end", "first", "count")}
+    trigger_of = np.full(n_triggers, -1, np.int64)
+    cards: list[I64] = []
+    areas: list[I64] = []
+    left: list[I64] = []
+    offset = 0
+    for g, group in enumerate(groups):
+        c = np.concatenate([x[3] for x in group])
+        # Later triggers' rows first, so the first row of each card (np.unique) is its latest.
+        order = np.concatenate([np.arange(len(x[3])) + sum(len(y[3]) for y in group[:k])
+                                for k, x in reversed(list(enumerate(group)))])
+        cards_g, first_row = np.unique(c[order], return_index=True)
+        pick = order[first_row]
+        a = np.concatenate([x[4] for x in group])[pick]
+        gone = np.concatenate([x[5] for x in group])[pick]
+        for x in group:
+            trigger_of[x[2]] = g
+        out["trigger"].append(group[0][2])
+        out["face"].append(group[0][0])
+        out["start"].append(group[0][1])
         out["end"].append(-1 if bool(np.any(gone == -1)) else int(gone.max()))
         out["first"].append(offset)
-        out["count"].append(len(stayed))
-        offset += len(stayed)
-        cards.append(presence.card[stayed])
-        areas.append(presence.area[stayed])
+        out["count"].append(len(cards_g))
+        offset += len(cards_g)
+        cards.append(cards_g.astype(np.int64))
+        areas.append(a)
         left.append(gone)
     arr = {k: np.array(v, dtype=np.int64) for k, v in out.items()}
     z = np.zeros(0, np.int64)
@@ -108,6 +142,7 @@ def work_continued(presence: Presence, area_face: I64, trigger_time: I64, trigge
         cards=np.concatenate(cards) if cards else z,
         areas=np.concatenate(areas) if areas else z,
         left=np.concatenate(left) if left else z,
+        trigger_of=trigger_of,
     )
 
 

@@ -211,8 +211,8 @@ def signal_breaches(spans: list[tuple[int, int, int]], orders: list[tuple[int, i
 
 def work_continued(intervals: list[Interval], area_face: list[int], triggers: list[tuple[int, int]], now: int,
                    evacuate: int) -> list[tuple[int, int, int, int, list[tuple[int, int, int]]]]:
-    """(trigger, face, start, end, [(card, area at t + D, left)]) per finding."""
-    out = []
+    """(first trigger, face, start, end, [(card, area at t + D, left)]) per finding, by (face, start)."""
+    single = []
     for i, (t, face) in enumerate(triggers):
         due = t + evacuate
         if face < 0 or now < due:
@@ -232,9 +232,27 @@ def work_continued(intervals: list[Interval], area_face: list[int], triggers: li
                         left = mine[k].end
                     listed.append((card, iv.area, left))
         if listed:
-            end = -1 if any(left == -1 for _, _, left in listed) else max(left for _, _, left in listed)
-            out.append((i, face, due, end, listed))
-    return out
+            single.append((face, due, i, listed))
+    # One finding per maximal span of a face: spans that overlap or touch are one.
+    out: list[tuple[int, int, int, int, list[tuple[int, int, int]]]] = []
+    reach = 0.0
+    for face, due, i, listed in sorted(single, key=lambda x: (x[0], x[1], x[2])):
+        end = INF if any(left == -1 for _, _, left in listed) else max(left for _, _, left in listed)
+        if out and out[-1][1] == face and due <= reach:
+            first, _, start, _, before = out[-1]
+            cards = {c: (c, a, lf) for c, a, lf in before}
+            cards.update({c: (c, a, lf) for c, a, lf in listed})  # the later trigger's row wins
+            merged = [cards[c] for c in sorted(cards)]
+            out[-1] = (first, face, start, -1, merged)
+            reach = max(reach, end)
+        else:
+            out.append((i, face, due, -1, listed))
+            reach = end
+    result = []
+    for first, face, start, _, listed in out:
+        end = -1 if any(left == -1 for _, _, left in listed) else max(left for _, _, left in listed)
+        result.append((first, face, start, end, listed))
+    return result
 
 
 def shift_of(t: int, tz: str, starts_min: tuple[int, ...]) -> tuple[int, int]:

@@ -70,3 +70,24 @@ def test_a_face_left_in_time_has_no_finding() -> None:
 
 def test_the_rule_id_is_the_contracts() -> None:
     assert RULE in KNOWN
+
+
+def test_two_triggers_of_one_face_whose_spans_overlap_are_one_finding() -> None:
+    # Two points of face 0 at power-off at minutes 0 and 10: spans 30 → 60 and 40 → 60 overlap,
+    # so one finding from minute 30 listing cards 0 (from the first) and 1 (came at 5).
+    # A third trigger at 100 on the same face, with card 2 staying till 150, is a second finding.
+    r = by_hand([(0, 0, 2), (0, 60, 0), (1, 5, 3), (1, 50, 0), (2, 90, 2), (2, 150, 0)], now_min=200)
+    p, _ = kernel_presence(r)
+    got = work_continued(p, np.array(FACES), np.array([T0, T0 + 10 * MIN, T0 + 100 * MIN]), np.array([0, 0, 0]),
+                         now_ns=r.now)
+    assert rows(got) == [(0, 0, T0 + 30 * MIN, T0 + 60 * MIN, [(0, 2, T0 + 60 * MIN), (1, 3, T0 + 50 * MIN)]),
+                         (2, 0, T0 + 130 * MIN, T0 + 150 * MIN, [(2, 2, T0 + 150 * MIN)])]
+    assert got.trigger_of.tolist() == [0, 0, 1]
+
+
+def test_spans_that_touch_are_one_finding() -> None:
+    # The first span ends at 60 as card 0 leaves, the second starts at 60: one maximal span.
+    r = by_hand([(0, 0, 2), (0, 60, 0), (1, 20, 3), (1, 70, 0)], now_min=200)
+    p, _ = kernel_presence(r)
+    got = work_continued(p, np.array(FACES), np.array([T0, T0 + 30 * MIN]), np.array([0, 0]), now_ns=r.now)
+    assert rows(got) == [(0, 0, T0 + 30 * MIN, T0 + 70 * MIN, [(0, 2, T0 + 60 * MIN), (1, 3, T0 + 70 * MIN)])]

@@ -95,13 +95,21 @@ def calibration_intervals(
     """The calibrating intervals (point, start, end) of readings sorted by (point, ts),
     ordered by (point, start), empty ones dropped."""
     p, t = checked_readings(point_idx, ts, status)
-    keep = first_of_time(p, t)
-    p, t, st = p[keep], t[keep], np.asarray(status)[keep]
-    cal = np.flatnonzero((st & params.calibrating_bit) != 0)
+    n = len(p)
+    # Calibrating rows are few: find them, keep the first of each (point, ts), and step
+    # over repeats of it to the point's next reading.
+    cal = np.flatnonzero((np.asarray(status) & params.calibrating_bit) != 0)
+    before = np.maximum(cal - 1, 0)
+    cal = cal[~((cal > 0) & (p[before] == p[cal]) & (t[before] == t[cal]))]
     nxt = cal + 1
-    has_next = nxt < len(p)
-    probe = np.minimum(nxt, max(len(p) - 1, 0))
-    nxt_t = np.where(has_next & (p[probe] == p[cal]), t[probe], _FOREVER) if len(cal) else t[cal]
+    while True:
+        probe = np.minimum(nxt, max(n - 1, 0))
+        repeat = (nxt < n) & (p[probe] == p[cal]) & (t[probe] == t[cal])
+        if not bool(repeat.any()):
+            break
+        nxt = nxt + repeat
+    has_next = (nxt < n) & (p[probe] == p[cal])
+    nxt_t = np.where(has_next, t[probe], _FOREVER) if len(cal) else t[cal]
     start = t[cal]
     end = np.minimum(np.minimum(nxt_t, start + params.max_interval_ns), now_ns)
     ok = end > start

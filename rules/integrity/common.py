@@ -130,3 +130,12 @@ def ranges(lengths: I64) -> I64:
     ends = np.cumsum(n)
     total = int(ends[-1]) if len(ends) else 0
     return (np.arange(total, dtype=np.int64) - np.repeat(ends - n, n)).astype(np.int64)
+
+
+def rows_of_points(p: I64, points: I64) -> I64:
+    """The row indices of the given points' readings in rows sorted by point, in row order
+    (so a kernel that reads a few points touches only their rows)."""
+    wanted = np.unique(as_i64(points))
+    lo, hi = segment_bounds(p, wanted)
+    n = hi - lo
+    return (np.repeat(lo, n) + ranges(n)).astype(np.int64)

@@ -38,6 +38,7 @@ from rules.integrity.common import (
     considered,
     per_point,
     ranges,
+    rows_of_points,
     segment_bounds,
 )
 
@@ -95,11 +96,13 @@ def asof_join(
 ) -> AsOfJoin:
     """The as-of join of each pair over readings sorted by (point, ts)."""
     p, t = checked_readings(point_idx, ts, values, status)
-    v = np.asarray(values, dtype=np.float64)
-    rows = np.flatnonzero(considered(p, t, v, status, params.exclude_mask))
-    cp, ct, cv = p[rows], t[rows], v[rows]
-    period = per_point(params.period_ns if period_ns is None else period_ns, n_points, "period_ns")
     up, down = as_i64(upstream), as_i64(downstream)
+    # Only the paired points' rows are read.
+    sel = rows_of_points(p, np.concatenate((up, down)))
+    sp, st, sv = p[sel], t[sel], np.asarray(values, dtype=np.float64)[sel]
+    rows = np.flatnonzero(considered(sp, st, sv, np.asarray(status)[sel], params.exclude_mask))
+    cp, ct, cv = sp[rows], st[rows], sv[rows]
+    period = per_point(params.period_ns if period_ns is None else period_ns, n_points, "period_ns")
     # Every considered reading of either side, tagged with its pair and side.
     parts_pair, parts_row, parts_side = [], [], []
     for tag, pts in ((0, up), (1, down)):

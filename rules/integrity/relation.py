@@ -38,6 +38,7 @@ from rules.integrity.common import (
     checked_readings,
     first_of_time,
     ranges,
+    rows_of_points,
     segment_bounds,
     segment_searchsorted,
 )
@@ -90,8 +91,12 @@ def power_off_triggers(
     `rules.episodes` over the same rows.
     """
     p, t = checked_readings(point_idx, ts, status, poweroff)
-    ok = first_of_time(p, t) & ((np.asarray(status) & params.exclude_mask) == 0) & np.asarray(poweroff, np.bool_)
-    rows = np.flatnonzero(ok)
+    # Power-off rows are few: find them first, then check only them (first of their
+    # (point, ts), no excluded bit).
+    rows = np.flatnonzero(np.asarray(poweroff, np.bool_))
+    before = np.maximum(rows - 1, 0)
+    repeat = (rows > 0) & (p[before] == p[rows]) & (t[before] == t[rows])
+    rows = rows[~repeat & ((np.asarray(status)[rows] & params.exclude_mask) == 0)]
     a, b = as_i64(episode_first_row), as_i64(episode_last_row)
     i = np.searchsorted(rows, a, side="left")
     probe = rows[np.minimum(i, max(len(rows) - 1, 0))] if len(rows) else np.zeros(len(a), np.int64)
@@ -113,14 +118,16 @@ def power_off_response(
     a trigger whose point has none is not judged here (the registry owns that gap).
     """
     p, t = checked_readings(point_idx, ts, values, status)
-    v = np.asarray(values, dtype=np.float64)
-    ok = first_of_time(p, t) & ((np.asarray(status) & params.exclude_mask) == 0)
-    rows = np.flatnonzero(ok)
-    cp, ct, cv = p[rows], t[rows], v[rows]
-    off = np.flatnonzero(cv == params.off_value)
-    op, ot = cp[off], ct[off]
     tp, tt = as_i64(trigger_point), as_i64(trigger_ts)
     rp, rf = as_i64(relation_point), as_i64(relation_feed)
+    # Only the feed points' rows are read.
+    sel = rows_of_points(p, rf)
+    sp, st = p[sel], t[sel]
+    ok = first_of_time(sp, st) & ((np.asarray(status)[sel] & params.exclude_mask) == 0)
+    rows = sel[ok]
+    cp, ct, cv = p[rows], t[rows], np.asarray(values, dtype=np.float64)[rows]
+    off = np.flatnonzero(cv == params.off_value)
+    op, ot = cp[off], ct[off]
     by_point = np.argsort(rp, kind="stable")
     lo_r, hi_r = segment_bounds(rp[by_point], tp)
     judged = tt + params.response_ns < now_ns

@@ -94,7 +94,8 @@ def offline_spans(
     period = per_point(params.period_ns if period_ns is None else period_ns, n_points, "period_ns")
     limit_of = period * params.multiplier
     keep = first_of_time(p, t)
-    p, t = p[keep], t[keep]
+    if not bool(keep.all()):
+        p, t = p[keep], t[keep]
     # Closed spans: consecutive readings of one point further apart than the limit.
     same = p[1:] == p[:-1]
     ci = np.flatnonzero(same & (t[1:] - t[:-1] > limit_of[p[:-1]]))
@@ -170,8 +171,10 @@ def flagged_station_states(
     """
     p, t = checked_readings(point_idx, ts, status)
     keep = first_of_time(p, t)
-    p, t = p[keep], t[keep]
-    flag = (np.asarray(status)[keep] & fault_bit) != 0
+    st_all = np.asarray(status)
+    if not bool(keep.all()):
+        p, t, st_all = p[keep], t[keep], st_all[keep]
+    flag = (st_all & fault_bit) != 0
     ps = as_i64(point_station)
     members = np.bincount(ps[ps >= 0], minlength=n_stations)
     # Per point, +1 where it turns flagged, -1 where it turns unflagged; rows are few.

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from rules.errors import RulesError
 from rules.integrity.common import (
     CONSIDERED_EXCLUDE_MASK,
     F64,
@@ -86,28 +87,32 @@ def stuck_runs(
     Per point (indexed by point index): ``point_mine`` its mine, ``analog`` whether it is an
     analog point (a witness), ``methane`` whether it is an analog methane point (a subject).
     """
+    if params.min_duration_ns <= 0:
+        raise RulesError(f"a stuck run needs a positive duration, got {params.min_duration_ns} ns")
     p, t = checked_readings(point_idx, ts, values, status)
     v = np.asarray(values, dtype=np.float64)
-    rows = np.flatnonzero(considered(p, t, v, status, params.exclude_mask))
-    cp, ct, cv = p[rows], t[rows], v[rows]
-    m = len(rows)
+    ok = considered(p, t, v, status, params.exclude_mask)
+    rows = None if bool(ok.all()) else np.flatnonzero(ok)
+    cp, ct, cv = (p, t, v) if rows is None else (p[rows], t[rows], v[rows])
+    m = len(cp)
     same_point = cp[1:] == cp[:-1]
-    changed = np.concatenate(([False], same_point & (cv[1:] != cv[:-1])))
-    run_start = np.concatenate(([True], ~same_point | changed[1:])) if m else np.zeros(0, np.bool_)
-    first = np.flatnonzero(run_start)
-    last = (np.append(first[1:] - 1, m - 1) if m else first).astype(np.int64)
-    subject = np.asarray(methane, dtype=np.bool_)[cp[first]] if m else np.zeros(0, np.bool_)
+    # Rows that repeat their predecessor's value are few in live data (values move), so runs
+    # are built from them alone: a block of consecutive repeating rows [a..b] is the run
+    # a-1..b. A run of one reading lasts 0 s and never qualifies.
+    cont = np.flatnonzero(same_point & (cv[1:] == cv[:-1])) + 1
+    block = np.concatenate(([True], cont[1:] != cont[:-1] + 1)) if len(cont) else np.zeros(0, np.bool_)
+    first = (cont[block] - 1).astype(np.int64)
+    last = cont[np.append(np.flatnonzero(block)[1:] - 1, len(cont) - 1)].astype(np.int64) if len(cont) else first
+    subject = np.asarray(methane, dtype=np.bool_)[cp[first]]
     long_enough = subject & (ct[last] - ct[first] >= params.min_duration_ns)
     first, last = first[long_enough], last[long_enough]
-    # The witnesses: value changes of analog points, sorted by (point, ts) as the rows are.
     mine = as_i64(point_mine)
     is_analog = np.asarray(analog, dtype=np.bool_)
-    ch = np.flatnonzero(changed & is_analog[cp]) if m else np.zeros(0, np.int64)
-    ch_p, ch_t = cp[ch], ct[ch]
     witness = np.full(len(first), -1, np.int64)
-    if len(first) and len(ch):
-        # Pair each run with every other analog point of its mine; does that point change
-        # value inside [start, last]? Runs are rare, so the pairs are few.
+    if len(first):
+        # Pair each run with every other analog point of its mine: does that point change
+        # value inside [start, last]? Runs are rare, so the pairs are few; the changes are
+        # counted with a prefix sum over the rows (a change: same point, different value).
         analog_ids = np.flatnonzero(is_analog).astype(np.int64)
         by_mine = analog_ids[np.argsort(mine[analog_ids], kind="stable")]
         lo_m, hi_m = segment_bounds(mine[by_mine], mine[cp[first]])
@@ -116,12 +121,14 @@ def stuck_runs(
         other = by_mine[np.repeat(lo_m, n_cand) + ranges(n_cand)]
         keep = other != cp[first][run_of]
         run_of, other = run_of[keep], other[keep]
-        lo_p, hi_p = segment_bounds(ch_p, other)
-        i = segment_searchsorted(ch_t, lo_p, hi_p, ct[first][run_of], side="left")
-        hit = (i < hi_p) & (ch_t[np.minimum(i, len(ch_t) - 1)] <= ct[last][run_of])
+        changes = np.zeros(m + 1, np.int64)
+        np.cumsum(same_point & (cv[1:] != cv[:-1]), out=changes[2:])
+        lo_p, hi_p = segment_bounds(cp, other)
+        i = segment_searchsorted(ct, lo_p, hi_p, ct[first][run_of], side="left")
+        j = segment_searchsorted(ct, lo_p, hi_p, ct[last][run_of], side="right")
+        hit = changes[j] - changes[i] > 0
         # The witness named in the evidence: the lowest point index that moved.
-        hit_run, hit_other = run_of[hit], other[hit]
-        witness[:] = _min_by_group(hit_run, hit_other, len(first))
+        witness[:] = _min_by_group(run_of[hit], other[hit], len(first))
     found = witness >= 0
     first, last, witness = first[found], last[found], witness[found]
     nxt = last + 1

@@ -6,9 +6,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rules.errors import RulesError
 from rules.integrity.common import CONSIDERED_EXCLUDE_MASK
 from rules.integrity.stuck import StuckParams, StuckRuns, stuck_runs
 from tests.rules.integrity import reference as ref
@@ -30,7 +32,7 @@ def test_stuck_matches_reference(r: Rows, data: st.DataObject) -> None:
     mine = data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
     analog = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
     methane = [a and data.draw(st.booleans()) for a in analog]
-    min_dur = data.draw(st.sampled_from([0, 60 * S, 5 * MIN, 30 * MIN, 2 * H]))
+    min_dur = data.draw(st.sampled_from([1, 30 * S, 60 * S, 5 * MIN, 30 * MIN, 2 * H]))
     mask = data.draw(st.sampled_from([CONSIDERED_EXCLUDE_MASK, 0]))
     got = stuck_runs(r.point, r.ts, r.values, r.status, point_mine=np.array(mine), analog=np.array(analog),
                      methane=np.array(methane), params=StuckParams(min_duration_ns=min_dur, exclude_mask=mask))
@@ -75,3 +77,10 @@ def test_stuck_run_still_going_is_open_and_ignores_excluded_rows() -> None:
                      np.concatenate((status, [0, 0])), point_mine=np.array([0, 0]),
                      analog=np.array([True, True]), methane=np.array([True, True]))
     assert as_rows(got) == [(0, T0, T0 + 2 * H, -1, 0.12, 12, 1)] and got.is_open.tolist() == [True]
+
+
+def test_a_run_needs_a_positive_duration() -> None:
+    z = np.zeros(0, np.int64)
+    with pytest.raises(RulesError, match="positive"):
+        stuck_runs(z, z, np.zeros(0), z, point_mine=z, analog=np.zeros(0, bool), methane=np.zeros(0, bool),
+                   params=StuckParams(min_duration_ns=0))

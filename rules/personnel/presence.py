@@ -32,7 +32,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rules.errors import RulesError
-from rules.thresholds import sorted_by_point_time
 
 I64 = NDArray[np.int64]
 Bools = NDArray[np.bool_]
@@ -104,10 +103,6 @@ def find_presence(card: I64, ts: I64, area: I64, *, shaft: Bools, now_ns: int) -
     n = len(c)
     if len(t) != n or len(a) != n:
         raise RulesError("card, ts and area of the card reads must have the same length")
-    if not sorted_by_point_time(c, t):
-        raise RulesError("card reads must be sorted by (card, ts); use a stable sort")
-    if n and (int(a.min()) < 0 or int(a.max()) >= len(sh_by_area)):
-        raise RulesError("every read's area must index the shaft flags")
     if n == 0:
         return _empty_presence(), _empty_stays()
     # Repeats of the previous row's (card, ts): found from the few equal times.
@@ -123,9 +118,21 @@ def find_presence(card: I64, ts: I64, area: I64, *, shaft: Bools, now_ns: int) -
         mark[dup[dup + 1 < n] + 1] = True
         mark[dup] = False
     cand = np.flatnonzero(mark)
-    # Reads after now_ns are not seen yet; they end their card's rows, so only they go.
-    if int(t[-1]) > now_ns or int(t.max()) > now_ns:
-        cand = cand[t[cand] <= now_ns]
+    # Checked on the candidates, which hold every change of card and of area: cards ascend
+    # there iff they ascend everywhere, and a row that is no candidate has its predecessor's
+    # area (a repeat is ignored whatever its area). Time may only go back at a new card.
+    cc = c[cand]
+    back = np.flatnonzero(t[1:] < t[:-1]) + 1
+    if bool(np.any(cc[1:] < cc[:-1])) or bool(np.any(c[back] == c[back - 1])):
+        raise RulesError("card reads must be sorted by (card, ts); use a stable sort")
+    ca = a[cand]
+    if int(ca.min()) < 0 or int(ca.max()) >= len(sh_by_area):
+        raise RulesError("every read's area must index the shaft flags")
+    # Reads after now_ns are not seen yet. They end their card's rows, and one that is no
+    # candidate starts or ends nothing, so dropping the late candidates is enough.
+    seen = t[cand] <= now_ns
+    if not bool(seen.all()):
+        cand, cc, ca = cand[seen], cc[seen], ca[seen]
     prev = cand - 1  # the row that counts before each candidate: the row before a run of repeats
     if len(dup):
         is_end = np.append(dup[1:] != dup[:-1] + 1, True)  # last row of each run of repeats
@@ -133,7 +140,6 @@ def find_presence(card: I64, ts: I64, area: I64, *, shaft: Bools, now_ns: int) -
         i = np.minimum(np.searchsorted(dup, prev), len(dup) - 1)
         prev = np.where(dup[i] == prev, run_first[i] - 1, prev)
     pp = np.maximum(prev, 0)
-    cc, ca = c[cand], a[cand]
     same_card = (prev >= 0) & (c[pp] == cc)
     under = ~sh_by_area[ca]
     was_under = same_card & ~sh_by_area[a[pp]]

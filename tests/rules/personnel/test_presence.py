@@ -71,9 +71,16 @@ def test_a_first_shaft_read_is_above_ground() -> None:
     assert len(p) == 0 and len(s) == 0
 
 
-def test_unsorted_reads_are_refused() -> None:
+@pytest.mark.parametrize(("card", "ts", "area"), [
+    ([0, 0], [2, 1], [2, 2]),  # time back within a card, same area
+    ([0, 0, 0], [1, 3, 2], [2, 3, 3]),  # time back within a card, after a move
+    ([0, 1, 0], [1, 2, 3], [2, 2, 2]),  # a card again after another one
+    ([1, 0], [1, 2], [2, 2]),  # cards descending
+])
+def test_unsorted_reads_are_refused(card: list[int], ts: list[int], area: list[int]) -> None:
     with pytest.raises(RulesError, match="sorted"):
-        find_presence(np.array([0, 0]), np.array([2, 1]), np.array([2, 2]), shaft=np.array([True, False, False]), now_ns=5)
+        find_presence(np.array(card), np.array(ts), np.array(area), shaft=np.array([True, False, False, False]),
+                      now_ns=5)
 
 
 def test_an_unknown_area_is_refused() -> None:

@@ -34,7 +34,7 @@ from rules.personnel.capacity import over_capacity
 from rules.personnel.evacuation import work_continued
 from rules.personnel.leader import LEADER, VISITOR, WORKER, no_leader
 from rules.personnel.overtime import overtime
-from rules.personnel.presence import find_presence, head_counts
+from rules.personnel.presence import area_counts, find_presence, mine_counts
 from rules.personnel.restricted import restricted_visits
 from rules.personnel.seal import card_breaches
 from rules.personnel.shifts import shift_bounds
@@ -116,8 +116,8 @@ def pipeline(d: Data, stages: dict[str, list[float]]) -> dict[str, int]:
 
     presence, stays = find_presence(d.card, d.ts, d.area, shaft=d.shaft, now_ns=d.now)
     lap()
-    by_area = head_counts(presence.area, presence.start, presence.end, presence.is_open)
-    by_mine = head_counts(np.zeros(len(stays), np.int64), stays.start, stays.end, stays.is_open)
+    by_area = area_counts(presence)
+    by_mine = mine_counts(stays)
     lap()
     crowded = over_capacity(by_area, d.area_limit, now_ns=d.now)
     crowded_mine = over_capacity(by_mine, np.array([d.mine_limit]), now_ns=d.now)

@@ -13,7 +13,7 @@ from rules.personnel.evacuation import WorkContinued, work_continued
 from rules.personnel.leader import NoLeader, no_leader
 from rules.personnel.overtime import Overtime, overtime
 from rules.personnel.params import PersonnelParams
-from rules.personnel.presence import Presence, Stays, Steps, find_presence, head_counts
+from rules.personnel.presence import Presence, Stays, Steps, area_counts, find_presence, head_counts, mine_counts
 from rules.personnel.restricted import RestrictedVisits, restricted_visits
 from rules.personnel.seal import SealBreaches, card_breaches, signal_breaches
 from rules.personnel.shifts import shift_bounds
@@ -29,9 +29,11 @@ __all__ = [
     "Stays",
     "Steps",
     "WorkContinued",
+    "area_counts",
     "card_breaches",
     "find_presence",
     "head_counts",
+    "mine_counts",
     "no_leader",
     "over_capacity",
     "overtime",

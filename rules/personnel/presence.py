@@ -224,6 +224,16 @@ def head_counts(key: I64, start: I64, end: I64, is_open: Bools) -> Steps:
     return Steps(keys[change], times[change], count[change])
 
 
+def area_counts(presence: Presence) -> Steps:
+    """Head count per area (key = area index) over time."""
+    return head_counts(presence.area, presence.start, presence.end, presence.is_open)
+
+
+def mine_counts(stays: Stays) -> Steps:
+    """Head count underground in the whole mine (key 0) over time: stays ignore moves."""
+    return head_counts(np.zeros(len(stays), np.int64), stays.start, stays.end, stays.is_open)
+
+
 def _sort_boundaries(keys: I64, times: I64, delta: I64) -> tuple[I64, I64, I64]:
     """Boundaries sorted by (key, time); the order among equal (key, time) does not matter
     (only the sum after the last of them is kept).

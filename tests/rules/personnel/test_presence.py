@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 
 from rules.errors import RulesError
-from rules.personnel.presence import find_presence, head_counts
+from rules.personnel.presence import area_counts, find_presence, head_counts, mine_counts
 from tests.rules.personnel import reference as ref
 from tests.rules.personnel.helpers import MIN, by_hand, interval_rows, kernel_presence, ref_presence, stay_rows
 from tests.rules.personnel.strategies import T0, Reads, reads
@@ -33,10 +33,10 @@ def test_presence_matches_reference(r: Reads) -> None:
 def test_head_counts_match_reference(r: Reads) -> None:
     got, stays = kernel_presence(r)
     intervals, ref_stays = ref_presence(r)
-    per_area = head_counts(got.area, got.start, got.end, got.is_open)
+    per_area = area_counts(got)
     expected = ref.head_counts([(i.area, i.start, i.end) for i in intervals])
     assert list(zip(per_area.key.tolist(), per_area.time.tolist(), per_area.count.tolist(), strict=True)) == expected
-    mine = head_counts(np.zeros(len(stays), np.int64), stays.start, stays.end, stays.is_open)
+    mine = mine_counts(stays)
     expected_mine = ref.head_counts([(0, s.start, s.end) for s in ref_stays])
     assert list(zip(mine.key.tolist(), mine.time.tolist(), mine.count.tolist(), strict=True)) == expected_mine
     # Summed over areas, the area counts are the mine count at every step (one card, one area).

@@ -54,7 +54,8 @@ def build_service(settings: Settings, *, metrics: IngestMetrics, client_id: str 
     source = MqttSource(url, client_id=client_id or ing.client_id, topic_prefix=topic_prefix or ing.topic_prefix,
                         share_group=share_group, queue_max=ing.queue_max_messages, queue_max_bytes=ing.queue_max_bytes,
                         reconnect_min_s=ing.reconnect_min_s, reconnect_max_s=ing.reconnect_max_s,
-                        field_variant=ing.field_variant if field_variant is None else field_variant)
+                        field_variant=ing.field_variant if field_variant is None else field_variant,
+                        sparkplug=ing.sparkplug)
     return IngestService(source, dsn, clock=SystemClock(), metrics=metrics,
                          batch_max_items=ing.batch_max_items, batch_max_age_s=ing.batch_max_age_ms / 1000,
                          max_message_bytes=ing.max_message_bytes,

@@ -19,6 +19,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from minewatch.text import log_safe
+
 from .errors import IngestError
 
 log = logging.getLogger(__name__)
@@ -271,12 +273,14 @@ class MqttSource:
                  queue_max: int = 20_000, protocol: MQTTProtocolVersion | None = None,
                  reconnect_min_s: float = 0.5,
                  reconnect_max_s: float = 30.0, field_variant: bool = False,
-                 queue_max_bytes: int = QUEUE_MAX_BYTES) -> None:
+                 queue_max_bytes: int = QUEUE_MAX_BYTES, sparkplug: bool = True) -> None:
         self.address = parse_broker_url(url)
         self.host, self.port = self.address.host, self.address.port
         self.topic_prefix = topic_prefix
         # Also take the provincial variant's `/{mine}/{system}` topics (ingest/field_variant.py).
         self.field_variant = field_variant
+        # Also take Sparkplug B 3.0 (`spBv1.0/#`, ingest/sparkplug), as the contract promises.
+        self.sparkplug = sparkplug
         self.share_group = share_group
         self.queue: ByteBoundedQueue = ByteBoundedQueue(queue_max, queue_max_bytes)
         self.epoch = 0
@@ -318,6 +322,10 @@ class MqttSource:
             # The variant's topics start with `/`: `{prefix}/+/+`. The adapter tells its
             # `/{mine}/{two-digit system}` apart from anything else on two levels.
             base.append(f"{self.topic_prefix}/+/+")
+        if self.sparkplug:
+            # The whole namespace, for the same reason as mines/#: a malformed Sparkplug topic
+            # must become a dead letter. Deaths, commands and STATE arrive too and record nothing.
+            base.append(f"{self.topic_prefix}spBv1.0/#")
         if self.share_group:
             return [f"$share/{self.share_group}/{t}" for t in base]
         return base
@@ -327,7 +335,7 @@ class MqttSource:
         this one does not want: the broker keeps a session's subscriptions across restarts, so
         turning the field variant off (or leaving a share group) takes effect only if we say so."""
         variant = f"{self.topic_prefix}/+/+"
-        known = [f"{self.topic_prefix}mines/#", variant]
+        known = [f"{self.topic_prefix}mines/#", variant, f"{self.topic_prefix}spBv1.0/#"]
         if self.share_group:
             known += [f"$share/{self.share_group}/{t}" for t in known]
         wanted = set(self.topics())
@@ -354,6 +362,16 @@ class MqttSource:
             self.client.disconnect()
         finally:
             self.client.loop_stop()
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0) -> bool:
+        """Publish one message (the ingest's own topic prefix is the caller's); False when it could
+        not even be queued (not connected). Thread-safe: paho queues it for the network thread."""
+        try:
+            info = self.client.publish(topic, payload, qos=qos)
+        except (OSError, ValueError) as exc:
+            log.warning("could not publish on %s: %s", log_safe(topic), exc)
+            return False
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def ack(self, messages: list[Inbound]) -> int:
         """Acknowledge committed messages received on the current connection; returns how many were acked.

@@ -25,6 +25,7 @@ from .consumer import Inbound, MqttSource
 from .errors import IngestError, UnstorableBatch
 from .field_variant import AdaptedMessage, adapt
 from .metrics import IngestMetrics
+from .sparkplug.host import SparkplugHost, SparkplugMessage, rebirth_request
 from .store import BatchStore, DeadLetter, TableBatch, WriteResult, us_to_datetime
 from .validate import (
     DEFAULT_MAX_AGE,
@@ -59,6 +60,13 @@ def _field_variant(topic: str, prefix: str, payload: bytes) -> AdaptedMessage | 
             return None
         topic = topic[len(prefix):]
     return adapt(topic, payload)
+
+
+def _strip(topic: str, prefix: str) -> str | None:
+    """The topic without the ingest's prefix; None when it does not start with it."""
+    if not prefix:
+        return topic
+    return topic[len(prefix):] if topic.startswith(prefix) else None
 
 
 @dataclass
@@ -105,6 +113,8 @@ class _Outcome:
     rejected: Tally[str] = field(default_factory=Tally)
     received: Tally[str] = field(default_factory=Tally)
     needs_refresh: bool = False
+    # A Sparkplug edge node to ask for a rebirth: (group, edge node).
+    rebirth: tuple[str, str] | None = None
 
 
 @dataclass
@@ -188,6 +198,13 @@ class IngestService:
         self._next_writer = 0
         # Writes in flight, oldest first, while the next batch is validated.
         self._pending: deque[asyncio.Task[None]] = deque()
+        # Sparkplug B alias tables (ingest/sparkplug), and each message's adaptation kept until
+        # its batch is acked: a BIRTH changes the tables, so re-validating a message (a registry
+        # refresh, a batch split after a refused write) must reuse what it gave the first time,
+        # not map it again against tables a later BIRTH has changed. Keyed by id(): the
+        # message object is alive until its batch is acked, when the entry goes.
+        self.sparkplug = SparkplugHost()
+        self._sparkplug_seen: dict[int, SparkplugMessage] = {}
 
     def stop(self) -> None:
         """Drain: take no more messages; the batches in flight commit and are acked."""
@@ -304,6 +321,10 @@ class IngestService:
         if prev is not None:
             await prev
         self.source.ack(batch)
+        seen = self._sparkplug_seen
+        if seen:
+            for m in batch:
+                seen.pop(id(m), None)
         self.metrics.messages.labels("mqtt").inc(len(batch))
         self.totals.messages += len(batch)
         for part, result in done:
@@ -429,6 +450,8 @@ class IngestService:
                 log.exception("could not validate a message on %s", log_safe(msg.topic))
                 outcome = _Outcome(msg.topic)
                 outcome.dead.append(self._letter(msg, None, UNPROCESSABLE, f"{type(exc).__name__}: {exc}", msg.payload))
+            if outcome.rebirth is not None:
+                self._ask_rebirth(*outcome.rebirth, now)
             acc.add(outcome, lookup)
         newest = acc.newest
         if acc.newest_us >= 0:
@@ -464,6 +487,9 @@ class IngestService:
                 out.fast = (fast, parsed)
                 out.received[parsed[1]] += len(fast[0])
                 return out
+        bare = _strip(topic, prefix) if parsed is None else None
+        if bare is not None and bare.startswith("spBv1.0/"):
+            return self._sparkplug(msg, bare, lookup, now, out)
         variant = None if parsed is not None else _field_variant(topic, prefix, payload)
         if variant is not None:
             # The provincial variant: what the adapter refused goes to dead letters, its
@@ -480,6 +506,11 @@ class IngestService:
                                          "topic is not mines/{mine}/{safety|geotech|personnel|stations}", payload))
             out.rejected[UNKNOWN_TOPIC] += 1
             return out
+        return self._validated(msg, parsed, payload, lookup, now, out)
+
+    def _validated(self, msg: Inbound, parsed: tuple[str, str], payload: bytes, lookup: Lookup, now: datetime,
+                   out: _Outcome) -> _Outcome:
+        """Canonical items of a family validated for the mine of the topic into `out`."""
         mine, family = parsed
         v = validate(family, mine, payload, lookup, now=now, future_tolerance=self.future_tolerance,
                      max_age=self.max_age)
@@ -492,6 +523,36 @@ class IngestService:
             out.dead.append(self._letter(msg, mine, r.reason, r.detail, r.payload))
             out.rejected[r.reason] += 1
         return out
+
+    def _sparkplug(self, msg: Inbound, topic: str, lookup: Lookup, now: datetime, out: _Outcome) -> _Outcome:
+        """A Sparkplug B message (topic without prefix): what the adapter refused goes to dead
+        letters, its canonical items through the same validation as `mines/{mine}/safety`."""
+        sp = self._sparkplug_seen.get(id(msg))
+        if sp is None:
+            sp = self.sparkplug.adapt(topic, msg.payload)
+            if sp is None:  # not reached: the caller checked the namespace
+                sp = SparkplugMessage("", None)
+            self._sparkplug_seen[id(msg)] = sp
+            if sp.kind in ("NDEATH", "DDEATH"):
+                log.info("Sparkplug %s on %s: nothing recorded", sp.kind, log_safe(msg.topic))
+        for reason, detail, raw in sp.errors:
+            out.dead.append(self._letter(msg, sp.mine_code, reason, f"Sparkplug B: {detail}", raw))
+            out.rejected[reason] += 1
+        out.rebirth = sp.rebirth
+        if not sp.items or sp.mine_code is None:
+            return out
+        return self._validated(msg, (sp.mine_code, "safety"), msgspec.json.encode(sp.items), lookup, now, out)
+
+    def _ask_rebirth(self, group: str, node: str, now: datetime) -> None:
+        """Publish an NCMD `Node Control/Rebirth` to an edge node whose DATA used aliases we do not
+        know (at most once per node per SparkplugHost.rebirth_interval)."""
+        if not self.sparkplug.rebirth_due(group, node, now):
+            return
+        topic, payload = rebirth_request(group, node, int(now.timestamp() * 1000))
+        topic = self.source.topic_prefix + topic
+        sent = self.source.publish(topic, payload)
+        log.info("asked Sparkplug edge node %s for a rebirth on %s (%s)", log_safe(f"{group}/{node}"),
+                 log_safe(topic), "queued" if sent else "not connected")
 
     async def run(self, *, burst: bool = False) -> Totals:
         """Run until `stop()` (the batches in flight commit and are acked); with `burst`, until no
@@ -528,5 +589,6 @@ class IngestService:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await asyncio.wait_for(task, 5)
             self.source.stop()
+            self._sparkplug_seen.clear()
             await self._drop_connection()
         return self.totals

@@ -38,9 +38,16 @@ TOO_LARGE: Final = "too_large"
 UNSTORABLE: Final = "unstorable"
 # A message the validator itself could not handle: kept whole, the worker goes on.
 UNPROCESSABLE: Final = "unprocessable"
+# Sparkplug B (ingest/sparkplug): a payload, or one metric of it, that is not Sparkplug B protobuf.
+MALFORMED_PROTOBUF: Final = "malformed_protobuf"
+# A Sparkplug DATA metric named only by an alias no BIRTH seen by this ingest defined.
+UNKNOWN_ALIAS: Final = "unknown_alias"
+# A Sparkplug metric whose datatype cannot be a reading (String, DataSet, Template, Bytes, ...).
+UNSUPPORTED_DATATYPE: Final = "unsupported_datatype"
 REASONS: Final = (UNPROCESSABLE, MALFORMED_JSON, NOT_OBJECT, MISSING_FIELD, BAD_TYPE, BAD_VALUE, BAD_TIME, NAIVE_TIME,
                   FUTURE_TIME, TOO_OLD, UNKNOWN_POINT, UNKNOWN_CARD, UNKNOWN_STATION, MINE_MISMATCH, UNKNOWN_TOPIC,
-                  BATCH_TOO_LARGE, TOO_LARGE, UNSTORABLE, DUPLICATE_CONFLICT)
+                  BATCH_TOO_LARGE, TOO_LARGE, UNSTORABLE, DUPLICATE_CONFLICT, MALFORMED_PROTOBUF, UNKNOWN_ALIAS,
+                  UNSUPPORTED_DATATYPE)
 
 MAX_ITEMS: Final = 10_000  # contract: a batch holds up to 10 000 items
 # Bytes of one message the ingest will parse. A contract item is ~100 bytes as JSON (the

@@ -43,6 +43,9 @@ class IngestSettings(BaseSettings):
     # Also accept the provincial field variant `/{mine}/{system}` (docs/files.md), mapped
     # into the same pipeline; off unless the mines of this deployment publish it.
     field_variant: bool = False
+    # Also accept Sparkplug B 3.0 (`{prefix}spBv1.0/#`, as a host application; docs/ingest.md):
+    # on by default because contract v1 lists it as accepted.
+    sparkplug: bool = True
     # 20 000 items or 50 ms, whichever first: large enough that COPY dominates
     # the per-batch overhead, small enough that a reading reaches the rules
     # worker well inside its 500 ms latency budget.

@@ -154,7 +154,7 @@ def _face_run_end(presence: Presence, face: I64) -> I64:
         return np.zeros(0, np.int64)
     joins = np.zeros(n, np.bool_)  # this interval continues the previous one's face run
     joins[1:] = ((presence.card[1:] == presence.card[:-1]) & (face[1:] == face[:-1])
-                 & (face[1:] >= 0) & (presence.start[1:] == presence.end[:-1]) & ~presence.is_open[:-1])
+                 & (presence.start[1:] == presence.end[:-1]) & ~presence.is_open[:-1])
     run = np.cumsum(~joins) - 1
     last = np.append(np.flatnonzero(~joins[1:]), n - 1)  # the last interval of each run
     return np.asarray(presence.end[last][run], dtype=np.int64)

@@ -222,10 +222,25 @@ async def maintain(conn: asyncpg.Connection, *, now: datetime, ahead_days: int, 
     backend = await current_backend(conn)
     created = dropped = 0
     if backend == "timescale":
-        for t in TABLES:
-            await conn.execute(
-                "SELECT add_retention_policy($1::regclass, $2::interval, if_not_exists => true)",
-                t.name, timedelta(days=retention_days))
+        # add_retention_policy(if_not_exists) keeps an existing policy as it is, whatever its
+        # horizon: a changed MINEWATCH_RETENTION_DAYS would never take effect. A policy with
+        # another horizon is replaced (in one transaction: never a moment without one).
+        # The continuous aggregates get the same horizon: dropping a hypertable's chunks leaves
+        # their buckets in the aggregates, and readings_1m / readings_1h would go on answering
+        # days whose readings are gone (the plain path's views answer what `readings` holds).
+        keep = timedelta(days=retention_days)
+        for relation in (*(t.name for t in TABLES), *(view for view, _ in _BUCKETS)):
+            async with conn.transaction():
+                # the jobs view names a continuous aggregate's policies by the view
+                current = await conn.fetchval(
+                    "SELECT (config->>'drop_after')::interval FROM timescaledb_information.jobs "
+                    "WHERE proc_name = 'policy_retention' AND hypertable_schema = current_schema() "
+                    "AND hypertable_name = $1", relation)
+                if current == keep:
+                    continue
+                if current is not None:
+                    await conn.execute("SELECT remove_retention_policy($1::regclass)", relation)
+                await conn.execute("SELECT add_retention_policy($1::regclass, $2::interval)", relation, keep)
         return {"created": 0, "dropped": 0}
     today = now.astimezone(UTC).date()
     for t in TABLES:
@@ -236,14 +251,26 @@ async def maintain(conn: asyncpg.Connection, *, now: datetime, ahead_days: int, 
         rows = await conn.fetch(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = $1", t.name)
+        old = []
         for r in rows:
             name: str = r["relname"]
             suffix = name.rsplit("_p", 1)[-1]
             if len(suffix) == 8 and suffix.isdigit():
                 d = date(int(suffix[:4]), int(suffix[4:6]), int(suffix[6:]))
                 if d < horizon:
-                    await conn.execute(f"DROP TABLE IF EXISTS {ident(name)}")
-                    dropped += 1
+                    old.append(name)
+        if not old:
+            continue
+        # The hourly rollup's rows of the dropped days go in the same transaction: until the
+        # refresher's next run readings_1h_parts() would otherwise still answer hours whose
+        # readings are gone (the API's raw answer empty, its hourly one not).
+        async with conn.transaction():
+            for name in old:
+                await conn.execute(f"DROP TABLE IF EXISTS {ident(name)}")
+            if t.name == "readings" and await conn.fetchval("SELECT to_regclass('readings_1h_rollup') IS NOT NULL"):
+                await conn.execute("DELETE FROM readings_1h_rollup WHERE bucket < $1",
+                                   datetime(horizon.year, horizon.month, horizon.day, tzinfo=UTC))
+        dropped += len(old)
     return {"created": created, "dropped": dropped}
 
 

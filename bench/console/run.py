@@ -52,7 +52,7 @@ import asyncpg
 import httpx
 
 from bench.api.run import _prepare, _rollup
-from bench.console.load import Connection, busy_seconds, cpu_seconds, tree
+from bench.console.load import Connection, busy_seconds, cpu_seconds, tree, used
 from bench.console.province import PASSWORD, grow, users
 from launcher.embedded import EmbeddedPostgres, free_port
 
@@ -299,11 +299,13 @@ def main(argv: list[str] | None = None) -> int:
                 servers, pgs = tree(api.pid), asyncio.run(_backends(dsn))
                 if args.nice:
                     _renice(pgs, args.nice)  # the pool's backends (the server and this client inherit it)
-                cpu0 = (cpu_seconds(servers), cpu_seconds(pgs), time.process_time(), busy_seconds())
+                srv0, pg0, cli0, busy0 = cpu_seconds(servers), cpu_seconds(pgs), time.process_time(), busy_seconds()
                 loaded = asyncio.run(_loaded(t, args.duration, args.connections))
                 pgs = sorted(set(pgs) | set(asyncio.run(_backends(dsn))))  # and those the pool opened meanwhile
-                cpu1 = (cpu_seconds(servers), cpu_seconds(pgs), time.process_time(), busy_seconds())
-                srv, pgc, cli, busy = ((b - a) / args.duration for a, b in zip(cpu0, cpu1, strict=True))
+                srv = used(srv0, cpu_seconds(servers)) / args.duration
+                pgc = used(pg0, cpu_seconds(pgs)) / args.duration
+                cli = (time.process_time() - cli0) / args.duration
+                busy = (busy_seconds() - busy0) / args.duration
                 cores = (srv, pgc, cli, max(0.0, busy - srv - pgc - cli))
                 rows[label] = Row(s50, s95, loaded, cores, e1 + loaded.errors)
                 _print(label, rows[label], rows[scenarios[0][0]].loaded.p95)

@@ -108,13 +108,13 @@ def least_squares(x: F64, y: F64, start: I64, end: I64, *, restart: I64 | None =
         cols.append(ys * ys)
     if w is not None:
         cols.append(w.astype(np.float64))
-    stack = np.stack(cols)
-    prefix = _segmented_prefix(stack, restart)
+    groups = _groups(restart, len(xs))
+    prefix = [_segmented_prefix(c, groups) for c in cols]
     # Window sums from inclusive prefixes: P[last] − P[first] + v[first] (both in one segment).
     nonempty = b > a
     first = np.where(nonempty, a, 0)
     last = np.where(nonempty, b - 1, 0)
-    sums = prefix[:, last] - prefix[:, first] + stack[:, first]
+    sums = [pc[last] - pc[first] + c[first] for pc, c in zip(prefix, cols, strict=True)]
     sx, sy, sxx, sxy = sums[0], sums[1], sums[2], sums[3]
     syy = sums[4] if with_r2 else np.zeros(len(a))
     n = np.where(nonempty, sums[-1] if w is not None else (b - a).astype(np.float64), 0.0)
@@ -125,9 +125,9 @@ def least_squares(x: F64, y: F64, start: I64, end: I64, *, restart: I64 | None =
     # Sxx (and Syy when r² is wanted) too small against the prefix sums they came from: too
     # few digits left, recompute. A constant y lands here too (its Syy is rounding noise) and
     # comes out exactly flat: slope 0, no r².
-    frail = cxx <= _CONDITION * (prefix[2, last] + prefix[2, first])
+    frail = cxx <= _CONDITION * (prefix[2][last] + prefix[2][first])
     if with_r2:
-        frail |= cyy <= _CONDITION * (prefix[4, last] + prefix[4, first])
+        frail |= cyy <= _CONDITION * (prefix[4][last] + prefix[4][first])
     redo = np.flatnonzero(frail & (n >= min_points))
     if len(redo):
         cxx[redo], cxy[redo], cyy[redo] = _centred(xs, ys, a[redo], b[redo], w)
@@ -160,22 +160,27 @@ def _centred(x: F64, y: F64, start: I64, end: I64, weight: Bools | None) -> tupl
     return np.add.reduceat(dx * dx, cut), np.add.reduceat(dx * dy, cut), np.add.reduceat(ey * ey, cut)
 
 
-def _segmented_prefix(stack: F64, restart: I64 | None) -> F64:
-    """Inclusive prefix sums of each row of ``stack`` (columns: readings), restarting at the
-    segment starts, with consecutive small segments summed together up to `_GROUP_ROWS` rows
-    (their sums stay small; a call per point would cost more than it saves)."""
-    out = np.empty_like(stack)
-    n = stack.shape[1]
+def _groups(restart: I64 | None, n: int) -> list[tuple[int, int]]:
+    """Row ranges the prefix sums restart at: segment starts, with consecutive small segments
+    taken together up to `_GROUP_ROWS` rows (their sums stay small; a call per point would
+    cost more than it saves)."""
     if restart is None or len(restart) == 0:
-        np.cumsum(stack, axis=1, out=out)
-        return out
+        return [(0, n)]
     bounds = np.append(np.asarray(restart, np.int64), n)
-    lo = 0
+    out, lo = [], 0
     while lo < n:
         # The group runs to the first segment boundary at least _GROUP_ROWS past its start.
         hi = int(bounds[min(int(np.searchsorted(bounds, lo + _GROUP_ROWS)), len(bounds) - 1)])
-        np.cumsum(stack[:, lo:hi], axis=1, out=out[:, lo:hi])
+        out.append((lo, hi))
         lo = hi
+    return out
+
+
+def _segmented_prefix(values: F64, groups: list[tuple[int, int]]) -> F64:
+    """Inclusive prefix sums of ``values`` restarting at each group."""
+    out = np.empty_like(values)
+    for lo, hi in groups:
+        np.cumsum(values[lo:hi], out=out[lo:hi])
     return out
 
 

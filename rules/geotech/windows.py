@@ -27,6 +27,8 @@ Bools = NDArray[np.bool_]
 
 # Keys of one searchsorted batch stay below 2**62 so that key − W never wraps.
 _KEY_LIMIT = 1 << 62
+# Rows per searchsorted call (whole points): 512 KiB of keys, a binary search in cache.
+_CHUNK_ROWS = 1 << 16
 
 
 def check_sorted(point_idx: I64, ts: I64, *, strict: bool = False) -> tuple[I64, I64]:
@@ -36,10 +38,10 @@ def check_sorted(point_idx: I64, ts: I64, *, strict: bool = False) -> tuple[I64,
     if len(p) != len(t):
         raise RulesError("point_idx and ts must have the same length")
     if len(p) > 1:
-        dp = p[1:] - p[:-1]
-        dt = t[1:] - t[:-1]
-        bad = (dp < 0) | ((dp == 0) & ((dt <= 0) if strict else (dt < 0)))
-        if bool(bad.any()):
+        # Times fall back only where a new point starts, so the few backward (or repeated)
+        # steps are found first and only their points compared: two cheap passes, not six.
+        back = np.flatnonzero((t[1:] <= t[:-1]) if strict else (t[1:] < t[:-1]))
+        if not bool(np.all(p[1:] >= p[:-1])) or bool(np.any(p[back + 1] == p[back])):
             what = "with one row per (point, ts); use usable_rows" if strict else "; use a stable sort"
             raise RulesError(f"readings must be sorted by (point, ts) {what}")
     return p, t
@@ -60,10 +62,13 @@ def usable_rows(
     if len(v) != len(p) or (status is not None and len(status) != len(p)):
         raise RulesError("every per-reading array must have the same length")
     keep = np.isfinite(v)
-    if len(p) > 1:
-        keep[1:] &= (t[1:] != t[:-1]) | (p[1:] != p[:-1])
+    # Repeats and excluded statuses are rare: found from their few rows, not with full masks.
+    same = np.flatnonzero(t[1:] == t[:-1]) + 1
+    keep[same[p[same] == p[same - 1]]] = False
     if status is not None:
-        keep &= (np.asarray(status) & exclude_mask) == 0
+        st = np.asarray(status)
+        flagged = np.flatnonzero(st)
+        keep[flagged[(st[flagged] & exclude_mask) != 0]] = False
     return np.flatnonzero(keep).astype(np.int64)
 
 
@@ -90,7 +95,8 @@ def trailing_bounds(point_idx: I64, ts: I64, window_ns: int) -> tuple[I64, I64]:
         return np.zeros(0, np.int64), end
     first, _ = segments(p)
     origin = t[first]
-    span = np.append(t[first[1:] - 1], t[-1]) - origin
+    seg_end = np.append(first[1:], n)
+    span = t[seg_end - 1] - origin
     # Each point's times become offset + (t − its first time); offsets leave W + 1 ns between
     # points, so t − W of one point never reaches back into the previous point's keys.
     width = span + (window_ns + 1)
@@ -99,14 +105,16 @@ def trailing_bounds(point_idx: I64, ts: I64, window_ns: int) -> tuple[I64, I64]:
     start = np.empty(n, np.int64)
     a = 0
     while a < len(first):
-        # One searchsorted per batch of points whose keys fit in int64 (one batch, in practice);
-        # the float sum only picks the batch, with a factor 2 to spare for its rounding.
-        reach = np.cumsum(width[a:].astype(np.float64))
-        b = a + max(1, int(np.searchsorted(reach, _KEY_LIMIT / 2, side="right")))
+        # One searchsorted per chunk of whole points (a window never leaves its point): about
+        # _CHUNK_ROWS rows, so the binary search runs in cache; and keys that fit in int64 —
+        # the float sum only picks the chunk, with a factor 2 to spare for its rounding.
+        rows_to = np.searchsorted(first, first[a] + _CHUNK_ROWS, side="left")
+        reach = np.cumsum(width[a:rows_to + 1].astype(np.float64))
+        b = a + max(1, min(int(np.searchsorted(reach, _KEY_LIMIT / 2, side="right")), int(rows_to) - a))
         w = width[a:b]
         offsets = np.cumsum(w) - w - origin[a:b]
-        lo, hi = int(first[a]), (int(first[b]) if b < len(first) else n)
-        key = np.repeat(offsets, np.diff(np.append(first[a:b], hi))) + t[lo:hi]
+        lo, hi = int(first[a]), int(seg_end[b - 1])
+        key = np.repeat(offsets, seg_end[a:b] - first[a:b]) + t[lo:hi]
         start[lo:hi] = np.searchsorted(key, key - window_ns, side="right") + lo
         a = b
     return start, end

@@ -200,7 +200,8 @@ def forecast(point: Sequence[int], ts: Sequence[int], velocity: Sequence[float],
         w = [j for j in window(point, ts, i, window_ns) if math.isfinite(velocity[j]) and velocity[j] > 0]
         slope, intercept, r2 = line_fit([(ts[j] - origin) / unit_ns for j in w], [1 / velocity[j] for j in w])
         failure = -1
-        if slope < 0:
+        # A zero more than 100 years from the origin is no forecast (the kernel's int64 guard).
+        if slope < 0 and abs(-intercept / slope * unit_ns) < 100 * 365 * 86_400 * 10**9:
             failure = origin + round(-intercept / slope * unit_ns)
         out.append((failure, slope, intercept, r2))
     return out

@@ -168,7 +168,7 @@ def test_prefix_groups_start_only_at_point_boundaries() -> None:
     # grouping is checked on its own: prefix sums of ones count up from 1 at each group start.
     sizes = [3000, 3000, 3000, 5, 7, 4100, 1]
     restart = np.cumsum([0, *sizes[:-1]]).astype(np.int64)
-    out = rate_module._segmented_prefix(np.ones((1, sum(sizes))), restart)[0]
+    out = rate_module._segmented_prefix(np.ones(sum(sizes)), rate_module._groups(restart, sum(sizes)))
     group_starts = set(np.flatnonzero(out == 1.0).tolist())
     assert group_starts <= set(restart.tolist()) and 0 in group_starts
     assert group_starts == {0, 6000, 13112}  # each group runs to a boundary ≥ 4096 rows on

@@ -66,6 +66,6 @@ def intervals(draw: st.DrawFn, around: Reads, max_n: int = 3) -> list[tuple[int,
     out = []
     for _ in range(draw(st.integers(0, max_n))):
         s = draw(when)
-        e = draw(st.one_of(st.just(-1), st.integers(1, 12 * HOUR).map(lambda d, s=s: s + d)))
+        e = -1 if draw(st.booleans()) else s + draw(st.integers(1, 12 * HOUR))
         out.append((s, e))
     return out

@@ -92,7 +92,7 @@ def find_presence(card: I64, ts: I64, area: I64, *, shaft: Bools, now_ns: int) -
 
     Method: a read can only start or end something where its (card, area) differs from the
     read before it (entering means going from a shaft area, or nothing, to an underground one;
-    leaving the reverse), so one whole-array pass finds those candidate rows and all further
+    leaving the reverse), so a few whole-array passes find those candidate rows and all further
     work is on them — a few per cent of the reads. Repeated (card, ts) rows are few: each run of
     them is skipped by comparing the row after it with the row before it, the one that counts.
     """

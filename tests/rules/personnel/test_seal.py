@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minewatch.rule_ids import KNOWN
+from rules.personnel.presence import find_presence
 from rules.personnel.seal import RULE, SealBreaches, card_breaches, signal_breaches
 from tests.rules.personnel import reference as ref
 from tests.rules.personnel.helpers import HOUR, MIN, S, kernel_presence, ref_presence
@@ -53,8 +54,6 @@ ORDER_END = T0 + 74 * HOUR
 def breach_of_entry(entry: int, order_end: int = ORDER_END) -> bool:
     """One card, entering at `entry` and leaving an hour later, under one order."""
     card, ts, area = np.array([0, 0]), np.array([entry, entry + HOUR]), np.array([2, 0])
-    from rules.personnel.presence import find_presence
-
     _, stays = find_presence(card, ts, area, shaft=np.array([True, False, False]), now_ns=ORDER_END + 10 * HOUR)
     return len(card_breaches(stays, np.array([ORDER_START]), np.array([order_end]))) == 1
 
@@ -76,8 +75,6 @@ def test_an_order_not_yet_lifted_covers_every_later_entry() -> None:
 def test_cards_already_underground_and_moving_are_not_breaches_a_reentry_is() -> None:
     # Card 0 went down before the order and moves and leaves during it; card 1 comes up during
     # the order and goes down again: that re-entry is a breach, spanning until it leaves.
-    from rules.personnel.presence import find_presence
-
     card = np.array([0, 0, 0, 1, 1, 1, 1])
     ts = np.array([ORDER_START - HOUR, ORDER_START + MIN, ORDER_START + HOUR,
                    ORDER_START - HOUR, ORDER_START + MIN, ORDER_START + 2 * MIN, ORDER_START + 3 * HOUR])

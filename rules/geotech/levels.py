@@ -70,12 +70,21 @@ def point_levels(point_idx: I64, values: F64, table: LevelTable) -> I8:
     # Lower-is-worse points compare −value ≥ −threshold: negation is exact, so this is value ≤
     # threshold to the last bit, and one comparison serves both directions.
     sign = np.where(table.lower_worse, -1.0, 1.0)
+    signed_thr = [column * sign for column in table.thresholds]
+    # Most readings reach no threshold: find the few that reach the mildest configured one
+    # (a reading that reaches none of them is at none), and judge only those four times.
+    with np.errstate(invalid="ignore"):
+        mildest = np.fmin.reduce(np.stack(signed_thr), axis=0)  # NaN only where none is configured
     signed = v * sign[p]
+    rows = np.flatnonzero(signed >= mildest[p])
     level = np.zeros(len(p), np.int8)
-    for k, column in zip(LEVELS, table.thresholds, strict=True):
-        if bool(np.isnan(column).all()):
-            continue
+    if len(rows) == 0:
+        return level
+    sv, sp = signed[rows], p[rows]
+    found = np.zeros(len(rows), np.int8)
+    for k, column in zip(LEVELS, signed_thr, strict=True):
         # Ascending k, so the last assignment is the highest threshold reached (thresholds
         # need not be monotone for this to hold; NaN compares False: never reached).
-        level[signed >= (column * sign)[p]] = k
+        found[sv >= column[sp]] = k
+    level[rows] = found
     return level

@@ -24,6 +24,7 @@ summation order differs — which is why the tests compare with a tolerance. A w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,6 +36,7 @@ from rules.geotech.windows import segments, trailing_bounds
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
 Bools = NDArray[np.bool_]
+G = TypeVar("G", bound=np.generic)
 
 # rules.md §8: cumulative displacement > 6×10⁻³ × slope height (both in one length unit).
 CUMULATIVE_FACTOR = 6e-3
@@ -45,6 +47,8 @@ MM_PER_M = 1000.0  # displacement is in mm, the registry's slope_height_m in m
 # minute readings at day 30 of a point's history has Sxx ≈ 1e-5 × its prefix.
 _CONDITION = 1e-6
 # Prefix sums restart per point; points with fewer rows are summed together up to this many.
+# The first windows of a point that inherits a neighbour's sums may come out frail and be
+# recomputed (short windows, cheap); a cumsum call per small point would cost more.
 _GROUP_ROWS = 4096
 
 
@@ -80,11 +84,17 @@ class LineFit:
 def time_axis(point_idx: I64, ts: I64, unit_ns: int) -> tuple[F64, I64]:
     """Per reading, its time since its point's first reading in ``unit_ns`` units, and that
     first reading's time (int64 ns): the x of the fits and its origin."""
-    first, seg = segments(point_idx)
     t = np.asarray(ts, dtype=np.int64)
-    origin = t[first][seg] if len(t) else np.zeros(0, np.int64)
+    origin = per_row(t, segments(point_idx)[0])
     # The int64 difference is exact; as a float it is exact up to 104 days of ns.
     return (t - origin) / float(unit_ns), origin
+
+
+def per_row(values: NDArray[G], first: I64) -> NDArray[G]:
+    """Each row's copy of its segment's first value (segments start at ``first``)."""
+    if len(values) == 0:
+        return values.copy()
+    return np.repeat(values[first], np.diff(np.append(first, len(values))))
 
 
 def least_squares(x: F64, y: F64, start: I64, end: I64, *, restart: I64 | None = None,
@@ -113,8 +123,10 @@ def least_squares(x: F64, y: F64, start: I64, end: I64, *, restart: I64 | None =
     # Window sums from inclusive prefixes: P[last] − P[first] + v[first] (both in one segment).
     nonempty = b > a
     first = np.where(nonempty, a, 0)
-    last = np.where(nonempty, b - 1, 0)
-    sums = [pc[last] - pc[first] + c[first] for pc, c in zip(prefix, cols, strict=True)]
+    # Trailing windows end at their own row (end = i + 1): P[last] is P itself, no gather.
+    trailing = len(b) == len(xs) and bool(b[0] == 1) and bool(np.all(np.diff(b) == 1)) and bool(b[-1] == len(xs))
+    last = None if trailing else np.where(nonempty, b - 1, 0)
+    sums = [(pc if last is None else pc[last]) - (pc[first] - c[first]) for pc, c in zip(prefix, cols, strict=True)]
     sx, sy, sxx, sxy = sums[0], sums[1], sums[2], sums[3]
     syy = sums[4] if with_r2 else np.zeros(len(a))
     n = np.where(nonempty, sums[-1] if w is not None else (b - a).astype(np.float64), 0.0)
@@ -125,9 +137,10 @@ def least_squares(x: F64, y: F64, start: I64, end: I64, *, restart: I64 | None =
     # Sxx (and Syy when r² is wanted) too small against the prefix sums they came from: too
     # few digits left, recompute. A constant y lands here too (its Syy is rounding noise) and
     # comes out exactly flat: slope 0, no r².
-    frail = cxx <= _CONDITION * (prefix[2][last] + prefix[2][first])
-    if with_r2:
-        frail |= cyy <= _CONDITION * (prefix[4][last] + prefix[4][first])
+    px2, py2 = prefix[2], (prefix[4] if with_r2 else None)
+    frail = cxx <= _CONDITION * ((px2 if last is None else px2[last]) + px2[first])
+    if py2 is not None:
+        frail |= cyy <= _CONDITION * ((py2 if last is None else py2[last]) + py2[first])
     redo = np.flatnonzero(frail & (n >= min_points))
     if len(redo):
         cxx[redo], cxy[redo], cyy[redo] = _centred(xs, ys, a[redo], b[redo], w)
@@ -184,17 +197,21 @@ def _segmented_prefix(values: F64, groups: list[tuple[int, int]]) -> F64:
     return out
 
 
-def displacement_rate(point_idx: I64, ts: I64, displacement: F64, params: RateParams = PER_DAY) -> F64:
+def displacement_rate(point_idx: I64, ts: I64, displacement: F64, params: RateParams = PER_DAY, *,
+                      bounds: tuple[I64, I64] | None = None) -> F64:
     """Per reading (sorted by (point, ts), one per instant), the least-squares rate of its
-    point's cumulative displacement over (t − window, t], in displacement units per unit."""
-    start, end = trailing_bounds(point_idx, ts, params.window_ns)
-    x, _ = time_axis(point_idx, ts, params.unit_ns)
+    point's cumulative displacement over (t − window, t], in displacement units per unit.
+    ``bounds``: the readings' `trailing_bounds` for ``params.window_ns``, when already known."""
+    start, end = trailing_bounds(point_idx, ts, params.window_ns) if bounds is None else bounds
     y = np.asarray(displacement, np.float64)
-    if len(y) != len(x):
-        raise RulesError("ts and displacement must have the same length")
-    first, seg = segments(point_idx)
-    # y relative to the point's first reading too: the slope is the same, the sums smaller.
-    y = y - y[first][seg] if len(y) else y
+    if len(y) != len(ts) or len(start) != len(ts):
+        raise RulesError("ts, displacement and the bounds must have the same length")
+    first, _ = segments(point_idx)
+    t = np.asarray(ts, np.int64)
+    # x since the point's first reading (exact as an int64 difference), and y from its first
+    # value too: the slope is the same, the sums smaller.
+    x = (t - per_row(t, first)) / float(params.unit_ns)
+    y = y - per_row(y, first)
     return least_squares(x, y, start, end, restart=first, min_points=params.min_points, with_r2=False).slope
 
 

@@ -171,7 +171,8 @@ def test_prefix_groups_start_only_at_point_boundaries() -> None:
     out = rate_module._segmented_prefix(np.ones(sum(sizes)), rate_module._groups(restart, sum(sizes)))
     group_starts = set(np.flatnonzero(out == 1.0).tolist())
     assert group_starts <= set(restart.tolist()) and 0 in group_starts
-    assert group_starts == {0, 6000, 13112}  # each group runs to a boundary ≥ 4096 rows on
+    # Each group runs to the first boundary at least 4096 rows on.
+    assert group_starts == {0, 6000, 13112}
 
 
 def test_least_squares_kernel_over_given_windows() -> None:

@@ -46,10 +46,11 @@ MM_PER_M = 1000.0  # displacement is in mm, the registry's slope_height_m in m
 # could otherwise exceed ~1e-8 of Sxx. In steady data no window comes near it: a day of
 # minute readings at day 30 of a point's history has Sxx ≈ 1e-5 × its prefix.
 _CONDITION = 1e-6
-# Prefix sums restart per point; points with fewer rows are summed together up to this many.
-# The first windows of a point that inherits a neighbour's sums may come out frail and be
-# recomputed (short windows, cheap); a cumsum call per small point would cost more.
-_GROUP_ROWS = 4096
+# Prefix sums restart at every point, except that points of a few rows are summed together
+# up to this many: a point must not inherit a long neighbour's sums (its windows would all
+# come out frail and be recomputed one by one), while a cumsum call per tiny point would
+# cost more than the few rows it sums.
+_GROUP_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -119,37 +120,49 @@ def least_squares(x: F64, y: F64, start: I64, end: I64, *, restart: I64 | None =
     if w is not None:
         cols.append(w.astype(np.float64))
     groups = _groups(restart, len(xs))
-    prefix = [_segmented_prefix(c, groups) for c in cols]
-    # Window sums from inclusive prefixes: P[last] − P[first] + v[first] (both in one segment).
     nonempty = b > a
     first = np.where(nonempty, a, 0)
     # Trailing windows end at their own row (end = i + 1): P[last] is P itself, no gather.
     trailing = len(b) == len(xs) and bool(b[0] == 1) and bool(np.all(np.diff(b) == 1)) and bool(b[-1] == len(xs))
     last = None if trailing else np.where(nonempty, b - 1, 0)
-    sums = [(pc if last is None else pc[last]) - (pc[first] - c[first]) for pc, c in zip(prefix, cols, strict=True)]
-    sx, sy, sxx, sxy = sums[0], sums[1], sums[2], sums[3]
-    syy = sums[4] if with_r2 else np.zeros(len(a))
+    # Window sums from inclusive prefixes, P[last] − (P[first] − v[first]), both in one
+    # segment; in place, for every temporary is a pass over fresh memory. The prefix of x²
+    # (and y²) at both ends is kept as the scale of the frailty check below.
+    sums, scales = [], []
+    for k, c in enumerate(cols):
+        pc = _segmented_prefix(c, groups)
+        at_last = pc if last is None else pc[last]
+        low = pc[first]
+        if k in (2, 4):
+            scales.append(at_last + low)
+        low -= c[first]
+        np.subtract(at_last, low, out=low)
+        sums.append(low)
+    sx, sy, cxx, cxy = sums[0], sums[1], sums[2], sums[3]
+    cyy = sums[4] if with_r2 else np.zeros(len(a))
     n = np.where(nonempty, sums[-1] if w is not None else (b - a).astype(np.float64), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        cxx = sxx - sx * sx / n
-        cxy = sxy - sx * sy / n
-        cyy = syy - sy * sy / n
+        mx = sx / n
+        cxx -= sx * mx  # Sxx − (Σx)²/n
+        cxy -= sy * mx  # Sxy − ΣxΣy/n
+        if with_r2:
+            cyy -= sy * sy / n
     # Sxx (and Syy when r² is wanted) too small against the prefix sums they came from: too
     # few digits left, recompute. A constant y lands here too (its Syy is rounding noise) and
     # comes out exactly flat: slope 0, no r².
-    px2, py2 = prefix[2], (prefix[4] if with_r2 else None)
-    frail = cxx <= _CONDITION * ((px2 if last is None else px2[last]) + px2[first])
-    if py2 is not None:
-        frail |= cyy <= _CONDITION * ((py2 if last is None else py2[last]) + py2[first])
+    frail = cxx <= _CONDITION * scales[0]
+    if with_r2:
+        frail |= cyy <= _CONDITION * scales[1]
     redo = np.flatnonzero(frail & (n >= min_points))
     if len(redo):
         cxx[redo], cxy[redo], cyy[redo] = _centred(xs, ys, a[redo], b[redo], w)
     with np.errstate(divide="ignore", invalid="ignore"):
         ok = (n >= min_points) & (cxx > 0)
-        slope = np.where(ok, cxy / cxx, np.nan)
+        slope = np.divide(cxy, cxx, out=np.full(len(a), np.nan), where=ok)
         intercept = np.where(ok, (sy - slope * sx) / n, np.nan)
         # Without Syy (with_r2 false) there is no r²; with a constant y there is none either.
-        r2 = np.where(ok & (cyy > 0) & with_r2, cxy * cxy / (cxx * cyy), np.nan)
+        r2 = np.where(ok & (cyy > 0) & with_r2, cxy * cxy / (cxx * cyy), np.nan) if with_r2 \
+            else np.full(len(a), np.nan)
     return LineFit(slope, intercept, r2, n)
 
 

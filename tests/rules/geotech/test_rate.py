@@ -148,7 +148,7 @@ def test_rate_after_an_outage_is_precise() -> None:
 
 
 def test_prefix_sums_restart_per_point_without_cutting_a_window() -> None:
-    # Three points of 3000 minute readings: more rows than one prefix group holds, so sums
+    # Three points of 3000 minute readings: each its own prefix group, so sums
     # restart at point boundaries; every window must still see all of its own rows.
     rng = np.random.default_rng(3)
     p = np.repeat(np.arange(3, dtype=np.int64), 3000)
@@ -171,8 +171,8 @@ def test_prefix_groups_start_only_at_point_boundaries() -> None:
     out = rate_module._segmented_prefix(np.ones(sum(sizes)), rate_module._groups(restart, sum(sizes)))
     group_starts = set(np.flatnonzero(out == 1.0).tolist())
     assert group_starts <= set(restart.tolist()) and 0 in group_starts
-    # Each group runs to the first boundary at least 4096 rows on.
-    assert group_starts == {0, 6000, 13112}
+    # Each group runs to the first boundary at least 64 rows on: the 5 and 7 join the 4100.
+    assert group_starts == {0, 3000, 6000, 9000, 13112}
 
 
 def test_least_squares_kernel_over_given_windows() -> None:

@@ -60,7 +60,7 @@ def station_faults(station: list[int], ts: list[int], state: list[int], n_statio
     for s in range(n_stations):
         limit = k * period[s]
         start = None
-        for t, st in rows.get(s, []):  # type: ignore[misc]
+        for t, st in rows.get(s, []):
             if start is None and st in faulty:
                 start = t
             elif start is not None and st in good:
@@ -80,7 +80,7 @@ def flagged_states(point: list[int], ts: list[int], status: list[int], point_sta
     out = []
     for s in range(n_stations):
         members = [p for p, ps in enumerate(point_station) if ps == s]
-        events = sorted((t, p, st) for p in members for t, st in rows.get(p, []))  # type: ignore[misc]
+        events = sorted((t, p, st) for p in members for t, st in rows.get(p, []))
         latest: dict[int, bool] = {}
         turned = False
         for i, (t, p, st) in enumerate(events):
@@ -103,7 +103,7 @@ def stuck(point: list[int], ts: list[int], values: list[float], status: list[int
           mask: int) -> list[tuple[int, int, int, int, float, int, int]]:
     """(point, start, last, end, value, n, witness) of every stuck run."""
     rows = by_point(point, ts, values, status)
-    cons = {p: [(t, v) for t, v, st in r if is_considered(st, v, mask)]  # type: ignore[misc]
+    cons = {p: [(t, v) for t, v, st in r if is_considered(st, v, mask)]
             for p, r in rows.items()}
     # Times at which each point changed value.
     changes = {p: [c[i][0] for i in range(1, len(c)) if c[i][1] != c[i - 1][1]] for p, c in cons.items()}
@@ -155,7 +155,7 @@ def cal_intervals(point: list[int], ts: list[int], status: list[int], now: int, 
     out = []
     for p in sorted(rows):
         r = rows[p]
-        for i, (t, st) in enumerate(r):  # type: ignore[misc]
+        for i, (t, st) in enumerate(r):
             if st & bit:
                 nxt = r[i + 1][0] if i + 1 < len(r) else INF
                 end = min(nxt, t + cap, now)
@@ -197,7 +197,7 @@ def calibration_in_episodes(point: list[int], ts: list[int], status: list[int], 
         f = point_face[p]
         if f < 0:
             continue
-        for t, st in rows[p]:  # type: ignore[misc]
+        for t, st in rows[p]:
             if not st & bit:
                 continue
             for e in range(len(ep_point)):
@@ -227,7 +227,7 @@ def implausible(point: list[int], ts: list[int], values: list[float], status: li
                 min_duration: int, mask: int) -> list[tuple[int, int, int, int, float, int, int]]:
     """(pair, start, end, last, worst, worst_ts, n_times) per qualifying span."""
     rows = by_point(point, ts, values, status)
-    cons = {p: [(t, v) for t, v, st in r if is_considered(st, v, mask)]  # type: ignore[misc]
+    cons = {p: [(t, v) for t, v, st in r if is_considered(st, v, mask)]
             for p, r in rows.items()}
     out = []
     for k, (u, d) in enumerate(zip(up, down, strict=True)):
@@ -286,7 +286,7 @@ def power_off(point: list[int], ts: list[int], values: list[float], status: list
             if rel_point[k] != p:
                 continue
             f = rel_feed[k]
-            feed = [(rt, v) for rt, v, st in rows.get(f, []) if not st & mask]  # type: ignore[misc]
+            feed = [(rt, v) for rt, v, st in rows.get(f, []) if not st & mask]
             first_off = next((rt for rt, v in feed if rt >= t and v == off_value), -1)
             answered = first_off >= 0 and first_off <= t + window
             inside = [v for rt, v in feed if t <= rt <= t + window]

@@ -38,7 +38,7 @@ CAL_ROWS = rows(max_rows=40, statuses=[4, 4, 4, 0, 20, 16], start_spread=8 * H,
                 steps=[0, 30 * S, 60 * S, 5 * MIN, 5 * MIN + 1, 20 * MIN, H])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(CAL_ROWS, st.data())
 def test_shift_calibration_matches_reference(r: Rows, data: st.DataObject) -> None:
     tz = data.draw(st.sampled_from(ZONES))
@@ -53,7 +53,7 @@ def test_shift_calibration_matches_reference(r: Rows, data: st.DataObject) -> No
     assert as_rows(got) == ref.shift_calibration(p, t, status, now, cap, 4, tz, hours, None if every else limit)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(rows(max_points=5, statuses=[4, 4, 0, 16]), st.data())
 def test_calibration_in_episodes_matches_reference(r: Rows, data: st.DataObject) -> None:
     n = r.n_points

@@ -22,7 +22,7 @@ def as_rows(s: PairSpans) -> list[tuple[object, ...]]:
                     s.worst_ts.tolist(), s.n_times.tolist(), strict=True))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(rows(max_points=4, values=[0.1, 0.2, 0.5, 0.5, 0.8, 1.0, math.nan],
             steps=[0, 10 * S, PERIOD, PERIOD, 2 * PERIOD, 2 * PERIOD + 1, 5 * MIN], start_spread=3 * MIN),
        st.data())
@@ -42,13 +42,13 @@ def test_implausible_spans_match_reference(r: Rows, data: st.DataObject) -> None
     assert as_rows(got) == ref.implausible(*r.lists(), up, down, periods, 2, diff, min_dur, mask)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(rows(max_points=3, values=[0.1, 0.5, math.nan], steps=[0, 20 * S, PERIOD, 2 * PERIOD + 1]))
 def test_asof_join_matches_reference(r: Rows) -> None:
     up, down = np.array([0, 1], np.int64), np.array([r.n_points - 1, 0], np.int64)
     j = asof_join(r.point, r.ts, r.values, r.status, upstream=up, downstream=down, n_points=r.n_points)
     p, t, v, st_ = r.lists()
-    cons = {q: [(a, b) for a, b, s in rr if ref.is_considered(s, b, CONSIDERED_EXCLUDE_MASK)]  # type: ignore[misc]
+    cons = {q: [(a, b) for a, b, s in rr if ref.is_considered(s, b, CONSIDERED_EXCLUDE_MASK)]
             for q, rr in ref.by_point(p, t, v, st_).items()}
     expected = []
     for k, (u, d) in enumerate(zip(up.tolist(), down.tolist(), strict=True)):

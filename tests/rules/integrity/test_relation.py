@@ -29,7 +29,7 @@ def as_rows(r: PowerOffResponse) -> list[tuple[object, ...]]:
                              r.last_feed_value.tolist(), strict=True)))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(rows(max_points=4, values=[0.0, 0.0, 1.0, 1.6, math.nan],
             steps=[0, 10 * S, 30 * S, 59 * S, 60 * S, 61 * S], start_spread=120 * S), st.data())
 def test_power_off_response_matches_reference(r: Rows, data: st.DataObject) -> None:
@@ -54,7 +54,7 @@ def test_power_off_response_matches_reference(r: Rows, data: st.DataObject) -> N
     assert as_rows(got) == nan_safe(list(expected))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(rows(max_points=3, values=[0.5, 1.2, 1.6, 2.0, math.nan], steps=[0, 30 * S, 60 * S, 600 * S]))
 def test_power_off_triggers_match_reference(r: Rows) -> None:
     exceed, clear, poweroff = classify(r.values, alarm_hi=1.0, poweroff_hi=1.5)

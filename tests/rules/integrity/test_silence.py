@@ -26,7 +26,7 @@ def spans(s: SilenceSpans) -> list[tuple[int, int, int, int]]:
     return list(zip(s.subject.tolist(), s.start.tolist(), s.end.tolist(), s.raised_at.tolist(), strict=True))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(rows(), st.data())
 def test_offline_matches_reference(r: Rows, data: st.DataObject) -> None:
     periods = data.draw(st.lists(st.sampled_from([PERIOD, 10 * S, 60 * S]), min_size=r.n_points,
@@ -44,7 +44,7 @@ def test_offline_matches_reference(r: Rows, data: st.DataObject) -> None:
     assert spans(got) == ref.offline(r.point.tolist(), r.ts.tolist(), r.n_points, now, periods, last_seen, k)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(rows(statuses=[0, 1, 2, 9, 0, 0]), st.sampled_from([0, 60 * S, 91 * S]))
 def test_station_fault_matches_reference(r: Rows, after: int) -> None:
     # The generator's status doubles as the FZSS run state here.
@@ -55,7 +55,7 @@ def test_station_fault_matches_reference(r: Rows, after: int) -> None:
                                             now, [PERIOD] * r.n_points, 3, p.faulty_states, p.good_states)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(rows(statuses=[0, 16, 16, 20, 1]), st.data())
 def test_flagged_station_states_match_reference(r: Rows, data: st.DataObject) -> None:
     stations = data.draw(st.lists(st.integers(-1, 1), min_size=r.n_points, max_size=r.n_points))

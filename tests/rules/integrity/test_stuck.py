@@ -25,7 +25,7 @@ def as_rows(r: StuckRuns) -> list[tuple[object, ...]]:
                     r.value.tolist(), r.n_readings.tolist(), r.witness.tolist(), strict=True))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(rows(max_points=5, values=[0.12, 0.12, 0.12, 0.3, 0.5, math.nan]), st.data())
 def test_stuck_matches_reference(r: Rows, data: st.DataObject) -> None:
     n = r.n_points

@@ -26,7 +26,7 @@ TIMES = st.integers(0, 72).map(lambda k: T0 + k * 30 * MIN)
 LENGTHS = st.sampled_from([-1, 0, S, 30 * MIN, 5 * H])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_under_reported_matches_reference(data: st.DataObject) -> None:
     n_points = data.draw(st.integers(1, 4))

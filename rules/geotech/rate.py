@@ -193,6 +193,9 @@ def _groups(restart: I64 | None, n: int) -> list[tuple[int, int]]:
     if restart is None or len(restart) == 0:
         return [(0, n)]
     bounds = np.append(np.asarray(restart, np.int64), n)
+    if bool(np.all(np.diff(bounds[:-1]) >= _GROUP_ROWS)):
+        # No small segment but perhaps the last: every segment is its own group.
+        return list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
     out, lo = [], 0
     while lo < n:
         # The group runs to the first segment boundary at least _GROUP_ROWS past its start.
@@ -205,8 +208,9 @@ def _groups(restart: I64 | None, n: int) -> list[tuple[int, int]]:
 def _segmented_prefix(values: F64, groups: list[tuple[int, int]]) -> F64:
     """Inclusive prefix sums of ``values`` restarting at each group."""
     out = np.empty_like(values)
+    accumulate = np.add.accumulate  # the ufunc method: one call per group, no wrapper layers
     for lo, hi in groups:
-        np.cumsum(values[lo:hi], out=out[lo:hi])
+        accumulate(values[lo:hi], out=out[lo:hi])
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import queue
 import random
@@ -308,6 +310,16 @@ class MqttSource:
                 self.client.tls_set()  # the system CA store, hostname checked
             except (OSError, ValueError) as exc:
                 raise IngestError(f"cannot set up TLS for {self.host}:{self.port}: {exc}") from exc
+        # Sparkplug B 3.0 host STATE: `{prefix}spBv1.0/STATE/{client id}`, retained, QoS 1: online
+        # after we subscribe, offline by our will if the connection dies and by us on a clean
+        # stop. Edge nodes configured with this host as their primary host publish only while
+        # it is online. Both carry the timestamp of this process's start, as the specification
+        # wants the death certificate's timestamp to match the birth's.
+        self.state_topic: str | None = None
+        self._state_ts = int(time.time() * 1000)
+        if sparkplug and client_id and not any(c in client_id for c in "/+#"):
+            self.state_topic = f"{self.topic_prefix}spBv1.0/STATE/{client_id}"
+            self.client.will_set(self.state_topic, self._state(online=False), qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message  # QoS 2 only (never: we subscribe at 1)
@@ -356,9 +368,18 @@ class MqttSource:
             raise IngestError(f"cannot connect to MQTT broker {self.host}:{self.port}: {exc}") from exc
         self.client.loop_start()
 
+    def _state(self, *, online: bool) -> bytes:
+        return json.dumps({"online": online, "timestamp": self._state_ts}).encode()
+
     def stop(self) -> None:
         self._stopping.set()
         try:
+            if self.state_topic is not None and self.connected.is_set():
+                # A clean disconnect does not fire the will: say offline ourselves (briefly waited
+                # for, so the broker has it before the DISCONNECT; the will covers the rest).
+                info = self.client.publish(self.state_topic, self._state(online=False), qos=1, retain=True)
+                with contextlib.suppress(RuntimeError, ValueError):
+                    info.wait_for_publish(2.0)
             self.client.disconnect()
         finally:
             self.client.loop_stop()
@@ -401,6 +422,8 @@ class MqttSource:
         if flags.session_present:
             client.unsubscribe(self.stale_topics())
         client.subscribe([(t, 1) for t in self.topics()])
+        if self.state_topic is not None:  # after the subscription, as Sparkplug B 3.0 orders it
+            client.publish(self.state_topic, self._state(online=True), qos=1, retain=True)
         self.connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
@@ -416,6 +439,12 @@ class MqttSource:
         self._on_publish(msg.topic, msg.mid, msg.qos, bytes(msg.payload))
 
     def _on_publish(self, topic: str, mid: int, qos: int, payload: bytes) -> None:
+        if topic == self.state_topic:
+            # Our own Sparkplug STATE coming back through `spBv1.0/#` (and its retained copy on
+            # every subscribe): nothing to record or commit, so acknowledged here, not queued.
+            if qos == 1:
+                self.client.ack_many([mid])
+            return
         item = Inbound(self.epoch, mid, qos, topic, payload, time.time())
         while True:
             try:

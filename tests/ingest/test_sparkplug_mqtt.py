@@ -5,10 +5,12 @@ letter with its reason, a rebirth asked for on an unknown alias, and everything 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -21,7 +23,7 @@ from ingest.service import IngestService, Totals
 from ingest.sparkplug.wire import Metric, decode_payload
 from minewatch.clock import SystemClock
 from minewatch.registry import load_registry
-from tests.conftest import SAMPLE_REGISTRY
+from tests.conftest import SAMPLE_REGISTRY, start_ingest
 from tests.ingest.files_db.helpers import fetch, readings
 from tests.ingest.sparkplug_pb import BOOLEAN, DOUBLE, FLOAT, STRING, UINT16, birth, metric, payload
 from tests.mqtt_helpers import publish_all
@@ -48,13 +50,15 @@ async def burst(dsn: str, url: str, prefix: str, client_id: str, messages: list[
 
 
 class Listener:
-    """A plain subscriber, to see what the ingest publishes (its rebirth requests)."""
+    """A plain subscriber, to see what the ingest publishes (its rebirth requests, its STATE)."""
 
     def __init__(self, url: str, topic: str) -> None:
         host, port = parse_mqtt_url(url)
         self.got: list[tuple[str, bytes]] = []
+        self.retained: list[bool] = []
         self.subscribed = threading.Event()
         self.arrived = threading.Event()
+        self._count = threading.Condition()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self.subscribed.set()
@@ -64,8 +68,17 @@ class Listener:
         assert self.subscribed.wait(10)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self.got.append((msg.topic, bytes(msg.payload)))
-        self.arrived.set()
+        with self._count:
+            self.got.append((msg.topic, bytes(msg.payload)))
+            self.retained.append(bool(msg.retain))
+            self.arrived.set()
+            self._count.notify_all()
+
+    def wait(self, n: int, timeout: float = 20.0) -> list[tuple[str, bytes]]:
+        """The first `n` messages, waiting up to `timeout` seconds for them."""
+        with self._count:
+            assert self._count.wait_for(lambda: len(self.got) >= n, timeout), f"only {self.got}"
+            return self.got[:n]
 
     def close(self) -> None:
         self.client.disconnect()
@@ -169,12 +182,49 @@ async def test_unknown_alias_is_dead_lettered_and_a_rebirth_requested(fresh_db: 
     assert await readings(fresh_db, [P0]) == {(P0, t1, 0.2, 0), (P0, t1 + timedelta(milliseconds=10), 0.3, 0)}
 
 
+def test_host_state_birth_and_death(db: str, mqtt_url: str, topic_prefix: str, tmp_path: Path) -> None:
+    """`minewatch ingest` as a Sparkplug host: STATE online after it subscribes, offline when it
+    stops, and offline by its will when it is killed; retained, with the birth's timestamp."""
+    client_id = f"state-{uuid.uuid4().hex[:8]}"
+    topic = f"{topic_prefix}spBv1.0/STATE/{client_id}"
+    listener = Listener(mqtt_url, topic)
+    try:
+        proc = start_ingest(db, mqtt_url, topic_prefix, tmp_path / "clean.log", client_id=client_id,
+                            args=("--burst", "1"))
+        assert proc.wait(60) == 0
+        (t1, online), (t2, offline) = listener.wait(2)
+        assert t1 == t2 == topic
+        birth_ts = json.loads(online)["timestamp"]
+        assert json.loads(online) == {"online": True, "timestamp": birth_ts}
+        assert json.loads(offline) == {"online": False, "timestamp": birth_ts}
+        assert "ingest: 0 messages" in (tmp_path / "clean.log").read_text()  # our own STATE is not a message
+
+        proc = start_ingest(db, mqtt_url, topic_prefix, tmp_path / "killed.log", client_id=client_id)
+        _, online = listener.wait(3)[2]
+        proc.kill()  # SIGKILL: no clean disconnect, the broker publishes the will
+        proc.wait(10)
+        _, will = listener.wait(4)[3]
+        ts = json.loads(online)["timestamp"]
+        assert json.loads(online) == {"online": True, "timestamp": ts} and ts >= birth_ts
+        assert json.loads(will) == {"online": False, "timestamp": ts}
+    finally:
+        listener.close()
+    late = Listener(mqtt_url, topic)
+    try:
+        [(_, kept)] = late.wait(1)
+        assert late.retained == [True] and json.loads(kept) == {"online": False, "timestamp": ts}
+    finally:
+        late.close()
+
+
 def test_the_subscription_follows_the_setting_and_the_prefix() -> None:
     on = MqttSource("mqtt://127.0.0.1:1", client_id="x", topic_prefix="p/")
     assert on.topics() == ["p/mines/#", "p/spBv1.0/#"]
+    assert on.state_topic == "p/spBv1.0/STATE/x"
     assert on.stale_topics() == ["p//+/+"]
     off = MqttSource("mqtt://127.0.0.1:1", client_id="x", topic_prefix="p/", sparkplug=False, share_group="g")
     assert off.topics() == ["$share/g/p/mines/#"]
+    assert off.state_topic is None
     assert "p/spBv1.0/#" in off.stale_topics() and "$share/g/p/spBv1.0/#" in off.stale_topics()
 
 

@@ -99,11 +99,13 @@ def per_row(values: NDArray[G], first: I64) -> NDArray[G]:
 
 
 def least_squares(x: F64, y: F64, start: I64, end: I64, *, restart: I64 | None = None,
-                  weight: Bools | None = None, min_points: int = 2, with_r2: bool = True) -> LineFit:
+                  weight: Bools | None = None, min_points: int = 2, with_r2: bool = True,
+                  with_intercept: bool = True) -> LineFit:
     """Per window ``[start, end)`` the least-squares line of y on x over its rows (only rows
     with ``weight`` true when given). ``restart``: sorted first rows of the segments (points)
     no window crosses — the prefix sums restart there, so one point's history does not
-    inflate another's rounding; None: one segment."""
+    inflate another's rounding; None: one segment. Without ``with_r2`` / ``with_intercept``
+    those come back NaN (the rate needs neither)."""
     xs, ys = np.asarray(x, np.float64), np.asarray(y, np.float64)
     a, b = np.asarray(start, np.int64), np.asarray(end, np.int64)
     if len(xs) != len(ys) or len(a) != len(b):
@@ -120,11 +122,12 @@ def least_squares(x: F64, y: F64, start: I64, end: I64, *, restart: I64 | None =
     if w is not None:
         cols.append(w.astype(np.float64))
     groups = _groups(restart, len(xs))
-    nonempty = b > a
-    first = np.where(nonempty, a, 0)
-    # Trailing windows end at their own row (end = i + 1): P[last] is P itself, no gather.
-    trailing = len(b) == len(xs) and bool(b[0] == 1) and bool(np.all(np.diff(b) == 1)) and bool(b[-1] == len(xs))
-    last = None if trailing else np.where(nonempty, b - 1, 0)
+    # Trailing windows end at their own row (end = i + 1): P[last] is P itself, no gather,
+    # and none is empty.
+    trailing = len(b) == len(xs) and bool(b[0] == 1) and bool(np.all(np.diff(b) == 1))
+    nonempty = None if trailing else b > a
+    first = a if nonempty is None else np.where(nonempty, a, 0)
+    last = None if nonempty is None else np.where(nonempty, b - 1, 0)
     # Window sums from inclusive prefixes, P[last] − (P[first] − v[first]), both in one
     # segment; in place, for every temporary is a pass over fresh memory. The prefix of x²
     # (and y²) at both ends is kept as the scale of the frailty check below.
@@ -140,7 +143,9 @@ def least_squares(x: F64, y: F64, start: I64, end: I64, *, restart: I64 | None =
         sums.append(low)
     sx, sy, cxx, cxy = sums[0], sums[1], sums[2], sums[3]
     cyy = sums[4] if with_r2 else np.zeros(len(a))
-    n = np.where(nonempty, sums[-1] if w is not None else (b - a).astype(np.float64), 0.0)
+    n = sums[-1] if w is not None else (b - a).astype(np.float64)
+    if nonempty is not None:
+        n[~nonempty] = 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
         mx = sx / n
         cxx -= sx * mx  # Sxx − (Σx)²/n
@@ -159,7 +164,7 @@ def least_squares(x: F64, y: F64, start: I64, end: I64, *, restart: I64 | None =
     with np.errstate(divide="ignore", invalid="ignore"):
         ok = (n >= min_points) & (cxx > 0)
         slope = np.divide(cxy, cxx, out=np.full(len(a), np.nan), where=ok)
-        intercept = np.where(ok, (sy - slope * sx) / n, np.nan)
+        intercept = np.where(ok, (sy - slope * sx) / n, np.nan) if with_intercept else np.full(len(a), np.nan)
         # Without Syy (with_r2 false) there is no r²; with a constant y there is none either.
         r2 = np.where(ok & (cyy > 0) & with_r2, cxy * cxy / (cxx * cyy), np.nan) if with_r2 \
             else np.full(len(a), np.nan)
@@ -229,7 +234,8 @@ def displacement_rate(point_idx: I64, ts: I64, displacement: F64, params: RatePa
     # value too: the slope is the same, the sums smaller.
     x = (t - per_row(t, first)) / float(params.unit_ns)
     y = y - per_row(y, first)
-    return least_squares(x, y, start, end, restart=first, min_points=params.min_points, with_r2=False).slope
+    return least_squares(x, y, start, end, restart=first, min_points=params.min_points,
+                         with_r2=False, with_intercept=False).slope
 
 
 def cumulative_exceeds(point_idx: I64, displacement_mm: F64, slope_height_m: F64,

@@ -125,3 +125,12 @@ def test_calibration_during_a_neighbours_episode() -> None:
     # Point 0 calibrates at 10 and 20 min inside point 1's episode (30 min is its end); its
     # own episode does not count, and point 2 is on another face.
     assert in_ep_rows(got) == [(0, 0, 1, T0 + 10 * MIN, T0 + 20 * MIN, 2)]
+
+
+def test_a_repeated_calibrating_reading_counts_once_until_the_next_reading() -> None:
+    # (0 s, calibrating) stored twice, the second copy without the bit: it is the same
+    # reading, so the calibration lasts until the next reading at 60 s.
+    t = T0 + np.array([0, 0, 60, 60], np.int64) * S
+    got = shift_calibration(np.zeros(4, np.int64), t, np.array([4, 0, 0, 4]), now_ns=T0 + 90 * S,
+                            all_shifts=True)
+    assert got.total_ns.tolist() == [60 * S]

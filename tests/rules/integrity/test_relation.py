@@ -115,3 +115,15 @@ def test_feed_that_reports_nothing_is_a_failure() -> None:
                              relation_feed=np.array([3]), now_ns=T0 + 3600 * S)
     assert got.failed.tolist() == [True] and got.n_feed_readings.tolist() == [0]
     assert math.isnan(got.last_feed_value[0])
+
+
+def test_a_repeated_reading_is_not_a_trigger() -> None:
+    # At 30 s the first stored row reads 1.2 (alarm); a second copy reads 1.6: the copy is
+    # not the reading, so power-off level is first reached at 60 s.
+    t = T0 + np.array([0, 30, 30, 60], np.int64) * S
+    v = np.array([1.1, 1.2, 1.6, 1.7])
+    z = np.zeros(4, np.int64)
+    exceed, clear, poweroff = classify(v, alarm_hi=1.0, poweroff_hi=1.5)
+    eps = find_episodes(z, t, v, z, exceed, clear, poweroff, max_gap_ns=300 * S)
+    row, at = power_off_triggers(z, t, z, poweroff, episode_first_row=eps.first_row, episode_last_row=eps.last_row)
+    assert (row.tolist(), at.tolist()) == ([3], [T0 + 60 * S])

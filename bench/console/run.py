@@ -3,7 +3,7 @@
 with 30 days of readings at 30 s (bench/api/fill.py).
 
     python -m bench.console.run [--dsn postgresql://...] [--duration 10] [--connections 20] [--workers 1]
-                                [--runs 3] [--no-cache] [--only LABEL]
+                                [--runs 3] [--nice -10] [--settle S] [--no-cache] [--only LABEL]
 
 The server (bench/console/serve.py: the real app, uvicorn, a clock frozen at the end of the readings)
 runs as its own process; each page is measured twice beside the same run's ceiling (GET /healthz, no
@@ -18,12 +18,13 @@ database), signed in as a province, county or mine user:
 The clients are bench/console/load.py (keep-alive HTTP/1.1 over asyncio streams, ~0.1 ms of CPU per
 request; httpx took ~1 ms, a fifth of a core on a 2-core machine that the server then did not get).
 `cpu` says where the cores went during each load, in cores: the server's process(es), the PostgreSQL
-backends of the bench database, the client, and everything else on the machine ("other": work that is
-not the benchmark's, which on a shared machine sits in every latency). --runs N measures every page N times and prints the
-medians; the machine's load average is printed, since other work on the same cores shows in every
-figure (the ceiling's own p95 says how much). --settle S waits, before each load, up to S seconds for
-the machine to be otherwise idle (a shared machine's test suites come and go); it only chooses when
-a load starts, and `other` still reports whatever ran during it. --nice N (e.g. -10, as root) runs the
+backends of the bench database, the client, and everything else on the machine ("other": work that
+is not the benchmark's, which on a shared machine sits in every latency). --runs N measures every page
+N times and prints each run and the medians; the machine's load average is printed, since other work
+on the same cores shows in every figure (the ceiling's own p95 says how much). --settle S waits,
+before each load, up to S seconds for the machine to be otherwise idle (a shared machine's test suites
+come and go); it only chooses when a load starts, and `other` still reports whatever ran during it.
+--nice N (e.g. -10, as root) runs the
 benchmark's own processes (this client, the server and its workers, the PostgreSQL backends of the
 bench database; not the rest of the PostgreSQL server) ahead of other work, as a dedicated server
 would run them: other work still runs (on whatever the benchmark leaves idle, and `other` says how

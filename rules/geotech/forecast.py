@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from rules.errors import RulesError
 from rules.geotech import NS_PER_DAY
 from rules.geotech.rate import least_squares, time_axis
-from rules.geotech.windows import segments
+from rules.geotech.windows import segment_starts
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
@@ -60,7 +60,7 @@ def inverse_velocity_forecast(point_idx: I64, ts: I64, velocity: F64, start: I64
     usable = np.isfinite(v) & (v > 0)
     with np.errstate(divide="ignore"):
         inv = np.where(usable, 1.0 / np.where(usable, v, 1.0), 0.0)
-    fit = least_squares(x, inv, start, end, restart=segments(point_idx)[0], weight=usable,
+    fit = least_squares(x, inv, start, end, restart=segment_starts(point_idx), weight=usable,
                         min_points=params.min_points)
     e = np.asarray(end, np.int64) - 1
     with np.errstate(divide="ignore", invalid="ignore"):

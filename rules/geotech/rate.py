@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from rules.errors import RulesError
 from rules.geotech import NS_PER_DAY, NS_PER_HOUR
-from rules.geotech.windows import segments, trailing_bounds
+from rules.geotech.windows import segment_starts, trailing_bounds
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
@@ -86,7 +86,7 @@ def time_axis(point_idx: I64, ts: I64, unit_ns: int) -> tuple[F64, I64]:
     """Per reading, its time since its point's first reading in ``unit_ns`` units, and that
     first reading's time (int64 ns): the x of the fits and its origin."""
     t = np.asarray(ts, dtype=np.int64)
-    origin = per_row(t, segments(point_idx)[0])
+    origin = per_row(t, segment_starts(point_idx))
     # The int64 difference is exact; as a float it is exact up to 104 days of ns.
     return (t - origin) / float(unit_ns), origin
 
@@ -228,7 +228,7 @@ def displacement_rate(point_idx: I64, ts: I64, displacement: F64, params: RatePa
     y = np.asarray(displacement, np.float64)
     if len(y) != len(ts) or len(start) != len(ts):
         raise RulesError("ts, displacement and the bounds must have the same length")
-    first, _ = segments(point_idx)
+    first = segment_starts(point_idx)
     t = np.asarray(ts, np.int64)
     # x since the point's first reading (exact as an int64 difference), and y from its first
     # value too: the slope is the same, the sums smaller.

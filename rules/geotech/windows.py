@@ -69,19 +69,22 @@ def usable_rows(
         st = np.asarray(status)
         flagged = np.flatnonzero(st)
         keep[flagged[(st[flagged] & exclude_mask) != 0]] = False
-    return np.flatnonzero(keep).astype(np.int64)
+    return np.flatnonzero(keep).astype(np.int64, copy=False)
+
+
+def segment_starts(point_idx: I64) -> I64:
+    """First row of each point's run of rows."""
+    p = np.asarray(point_idx, dtype=np.int64)
+    if len(p) == 0:
+        return np.zeros(0, np.int64)
+    return np.append(0, np.flatnonzero(p[1:] != p[:-1]) + 1).astype(np.int64, copy=False)
 
 
 def segments(point_idx: I64) -> tuple[I64, I64]:
     """First row of each point's run of rows, and per row the index of its run."""
-    p = np.asarray(point_idx, dtype=np.int64)
-    if len(p) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    new = np.empty(len(p), np.bool_)
-    new[0] = True
-    np.not_equal(p[1:], p[:-1], out=new[1:])
-    first = np.flatnonzero(new).astype(np.int64)
-    return first, (np.cumsum(new) - 1).astype(np.int64)
+    first = segment_starts(point_idx)
+    seg = np.repeat(np.arange(len(first), dtype=np.int64), np.diff(np.append(first, len(point_idx))))
+    return first, seg
 
 
 def trailing_bounds(point_idx: I64, ts: I64, window_ns: int) -> tuple[I64, I64]:
@@ -93,7 +96,7 @@ def trailing_bounds(point_idx: I64, ts: I64, window_ns: int) -> tuple[I64, I64]:
     end = np.arange(1, n + 1, dtype=np.int64)
     if n == 0:
         return np.zeros(0, np.int64), end
-    first, _ = segments(p)
+    first = segment_starts(p)
     origin = t[first]
     seg_end = np.append(first[1:], n)
     span = t[seg_end - 1] - origin

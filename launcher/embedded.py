@@ -178,8 +178,11 @@ class EmbeddedPostgres:
         # Group too: with root's gid, a root-owned 0700 parent denies by group before "other" applies.
         as_user: dict[str, object] = (
             {"user": self._user, "group": self._user, "extra_groups": []} if self._user else {})
+        # A session of its own: the server pg_ctl starts must not get the Ctrl-C (SIGINT to the
+        # terminal's process group) meant for `minewatch run`, which drains its workers against
+        # the database first and then stops it.
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
-                             **as_user)  # type: ignore[call-overload]
+                             start_new_session=True, **as_user)  # type: ignore[call-overload]
         if res.returncode != 0:
             raise MinewatchError(f"{args[0]} failed ({res.returncode}): {res.stderr.strip() or res.stdout.strip()}")
 
@@ -207,9 +210,13 @@ class EmbeddedPostgres:
         return self.dsn
 
     def stop(self, mode: str = "fast") -> None:
-        """Stop the server (modes: smart, fast, immediate)."""
+        """Stop the server (modes: smart, fast, immediate); a server that is already gone is fine."""
         if (self.data_dir / "postmaster.pid").exists():
-            self._run(["pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop"], timeout=60)
+            try:
+                self._run(["pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop"], timeout=60)
+            except MinewatchError:
+                if (self.data_dir / "postmaster.pid").exists():
+                    raise  # still running: a real failure to stop
 
     def restart(self) -> None:
         """Stop and start again on the same port (clients see their connections drop)."""

@@ -10,7 +10,8 @@ NaN value says nothing about the ground. `usable_rows` returns the rows left, in
 A trailing window of duration W at reading i is the rows of the same point with times in
 (t_i − W, t_i] — a reading exactly W earlier is out, as for every rolling window of
 rules.md (§3, §8's "(t − 24 h, t]"). Bounds are `[start[i], end[i])` with `end[i] = i + 1`,
-from one `np.searchsorted` over a key that keeps points apart (pandas' ``get_window_bounds``).
+from `np.searchsorted` over a key that keeps points apart, one call per cache-sized chunk of
+whole points (pandas' ``get_window_bounds``).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def check_sorted(point_idx: I64, ts: I64, *, strict: bool = False) -> tuple[I64,
         # steps are found first and only their points compared: two cheap passes, not six.
         back = np.flatnonzero((t[1:] <= t[:-1]) if strict else (t[1:] < t[:-1]))
         if not bool(np.all(p[1:] >= p[:-1])) or bool(np.any(p[back + 1] == p[back])):
-            what = "with one row per (point, ts); use usable_rows" if strict else "; use a stable sort"
-            raise RulesError(f"readings must be sorted by (point, ts) {what}")
+            what = " with one row per (point, ts); use usable_rows" if strict else "; use a stable sort"
+            raise RulesError(f"readings must be sorted by (point, ts){what}")
     return p, t
 
 

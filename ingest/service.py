@@ -201,10 +201,11 @@ class IngestService:
         # Sparkplug B alias tables (ingest/sparkplug), and each message's adaptation kept until
         # its batch is acked: a BIRTH changes the tables, so re-validating a message (a registry
         # refresh, a batch split after a refused write) must reuse what it gave the first time,
-        # not map it again against tables a later BIRTH has changed. Keyed by id(): the
-        # message object is alive until its batch is acked, when the entry goes.
+        # not map it again against tables a later BIRTH has changed. Keyed by id(), the entry
+        # holding the message itself so that no other message can take its id while the entry
+        # lives (it goes when the batch is acked, or when the run ends).
         self.sparkplug = SparkplugHost()
-        self._sparkplug_seen: dict[int, SparkplugMessage] = {}
+        self._sparkplug_seen: dict[int, tuple[Inbound, SparkplugMessage]] = {}
 
     def stop(self) -> None:
         """Drain: take no more messages; the batches in flight commit and are acked."""
@@ -527,12 +528,12 @@ class IngestService:
     def _sparkplug(self, msg: Inbound, topic: str, lookup: Lookup, now: datetime, out: _Outcome) -> _Outcome:
         """A Sparkplug B message (topic without prefix): what the adapter refused goes to dead
         letters, its canonical items through the same validation as `mines/{mine}/safety`."""
-        sp = self._sparkplug_seen.get(id(msg))
-        if sp is None:
-            sp = self.sparkplug.adapt(topic, msg.payload)
-            if sp is None:  # not reached: the caller checked the namespace
-                sp = SparkplugMessage("", None)
-            self._sparkplug_seen[id(msg)] = sp
+        seen = self._sparkplug_seen.get(id(msg))
+        if seen is not None and seen[0] is msg:
+            sp = seen[1]
+        else:
+            sp = self.sparkplug.adapt(topic, msg.payload) or SparkplugMessage("", None)  # None: not reached
+            self._sparkplug_seen[id(msg)] = (msg, sp)
             if sp.kind in ("NDEATH", "DDEATH"):
                 log.info("Sparkplug %s on %s: nothing recorded", sp.kind, log_safe(msg.topic))
         for reason, detail, raw in sp.errors:

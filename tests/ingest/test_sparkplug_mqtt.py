@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import paho.mqtt.client as mqtt
 import pytest
 from prometheus_client import CollectorRegistry
@@ -25,6 +26,7 @@ from minewatch.clock import SystemClock
 from minewatch.registry import load_registry
 from tests.conftest import SAMPLE_REGISTRY, start_ingest
 from tests.ingest.files_db.helpers import fetch, readings
+from tests.ingest.harness import running_ingest, wait_until
 from tests.ingest.sparkplug_pb import BOOLEAN, DOUBLE, FLOAT, STRING, UINT16, birth, metric, payload
 from tests.mqtt_helpers import publish_all
 
@@ -237,3 +239,39 @@ def test_the_setting_is_on_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert IngestSettings().sparkplug is False
 
 
+
+
+async def test_a_refused_batch_is_split_without_remapping_its_aliases(fresh_db: str, mqtt_url: str,
+                                                                      topic_prefix: str) -> None:
+    """A batch PostgreSQL refuses is re-validated in halves after the whole batch was mapped; a
+    later BIRTH in the batch has re-assigned alias 1 by then. Each DATA message must keep the
+    point its own BIRTH gave alias 1, and the poisoned message alone becomes `unstorable`."""
+    base = ms(datetime.now(UTC)) - 120_000
+    node = f"{topic_prefix}spBv1.0/G/NDATA/{MINE}"
+    messages = [(f"{topic_prefix}spBv1.0/G/NBIRTH/{MINE}", birth(base, {P0: (1, DOUBLE, 0.5)}))]
+    messages += [(node, payload([metric(alias=1, double_value=float(i))], ts=base + 1 + i)) for i in range(200)]
+    poison = payload([metric(alias=1, double_value=666.0)], ts=base + 500)
+    messages.insert(120, (node, poison))
+    messages.append((f"{topic_prefix}spBv1.0/G/NBIRTH/{MINE}", birth(base + 1000, {P1: (1, DOUBLE, 0.5)})))
+    messages += [(node, payload([metric(alias=1, double_value=float(i))], ts=base + 1001 + i)) for i in range(100)]
+    when = lambda t: datetime.fromtimestamp(t / 1000, tz=UTC)  # noqa: E731
+    want = ({(P0, when(base), 0.5, 0), (P1, when(base + 1000), 0.5, 0)}
+            | {(P0, when(base + 1 + i), float(i), 0) for i in range(200)}
+            | {(P1, when(base + 1001 + i), float(i), 0) for i in range(100)})
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        await conn.execute("ALTER TABLE readings ADD CONSTRAINT poison CHECK (value <> 666)")
+        async with running_ingest(fresh_db, mqtt_url, topic_prefix, batch_max_age_s=0.5) as ing:
+            await asyncio.to_thread(publish_all, mqtt_url, messages)
+
+            async def done() -> bool:
+                return await conn.fetchval("SELECT count(*) FROM readings") >= len(want) and \
+                    await conn.fetchval("SELECT count(*) FROM dead_letters") >= 1
+            await wait_until(done)
+            await asyncio.sleep(0.5)
+            assert await readings(fresh_db) == want
+            dl = await conn.fetch("SELECT reason, payload_raw, topic FROM dead_letters")
+            assert [(r["reason"], bytes(r["payload_raw"]), r["topic"]) for r in dl] == [(v.UNSTORABLE, poison, node)]
+            assert ing.service.totals.messages == len(messages)
+    finally:
+        await conn.close()

@@ -140,7 +140,9 @@ async def bucket_series(*, pool: asyncpg.Pool, codec: CursorCodec, mine: str, po
         # under the default 4 MB: SORT_MEM below, for this statement only, and no parallel
         # workers (with many clients they only fight the other requests for cores).
         sql = ("SELECT date_bin($2::interval, ts, $3::timestamptz) AS bucket, min(value) AS min, "
-               "max(value) AS max, avg(value) AS avg, (array_agg(value ORDER BY ts DESC))[1] AS last, "
+               # sum / n, not avg(): float8 avg keeps a running sum of squares, which overflows past
+               # ~1e154 and made one extreme reading a 500 for its bucket (the views do the same).
+               "max(value) AS max, sum(value) / count(*) AS avg, (array_agg(value ORDER BY ts DESC))[1] AS last, "
                "count(*) AS n FROM readings WHERE point_id = $1 AND ts >= $4 AND ts < $5 "
                "GROUP BY 1 ORDER BY 1 LIMIT $6")
     sql = page_sql(sql, item=_BUCKET, rendered=True, order="bucket", key=("bucket",), limit=f"${len(args)}")

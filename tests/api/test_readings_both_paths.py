@@ -194,9 +194,6 @@ async def test_late_data_after_materialisation_gives_the_reference_answers(
     await check_views(conn, everything)
 
 
-@pytest.mark.xfail(strict=True, reason="api/readings/service.py sub-hour steps use float8 avg(), whose running "
-                                       "sum of squares overflows past ~1e154: a 500 for the bucket; sum(value) / "
-                                       "count(*) as the views use would answer it")
 async def test_an_extreme_value_beside_another_in_one_minute(client: httpx.AsyncClient, world: World,
                                                              conn: asyncpg.Connection) -> None:
     t = OLD - 2 * HOUR

@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import statistics
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
+from bench.rules import median_time, pin_one_core
 from rules.geotech import NS_PER_DAY
 from rules.geotech.ladder import ladder
 from rules.geotech.levels import LevelTable, point_levels
@@ -144,15 +143,6 @@ def ceiling_by_pond(d: Data) -> int:
                for a in range(0, len(d.values), per))
 
 
-def median_time(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        a = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - a)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=10_000_000)
@@ -160,8 +150,7 @@ def main() -> None:
     parser.add_argument("--points-per-pond", type=int, default=40)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as specified
+    pin_one_core()
     d = generate(args.readings, args.ponds, args.points_per_pond)
     n = len(d.values)
     print(f"readings {n:,}  points {len(d.velocity):,}  quantities {len(d.pond_of_quantity):,}  "

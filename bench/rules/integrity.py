@@ -26,7 +26,6 @@ offline pass over 60 000 points with no new rows (issue 14: ≤ 1 s of CPU).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from bench.rules import pin_one_core
 from rules.episodes import CALIBRATING, STATION_FAULT, find_episodes
 from rules.integrity.calibration import calibration_in_episodes, shift_calibration
 from rules.integrity.pairs import implausible_spans
@@ -247,8 +247,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=300)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as kernels.py
+    pin_one_core()
     now = DAY_START + 86_400 * S  # the end of the day (under_reported: plus its 2 h grace)
     ours_total = floor_total = gen_total = 0.0
     readings = findings = 0

@@ -16,15 +16,14 @@ too, for comparison.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
+from bench.rules import median_time, pin_one_core
 from rules.episodes import CALIBRATING, find_episodes, find_episodes_by_version
 from rules.events import merge_events, scope_keys
 from rules.thresholds import ThresholdSet, ThresholdTable, classify_versions, resolve_versions
@@ -141,23 +140,13 @@ def ceiling(d: Data) -> int:
     return len(starts) + len(ends)
 
 
-def median_time(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        a = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - a)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=10_000_000)
     parser.add_argument("--points", type=int, default=2_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as specified
+    pin_one_core()
     d = generate(args.readings, args.points)
     n = len(d.values)
     print(f"readings {n:,}  points {args.points:,}  "

@@ -21,7 +21,6 @@ reads (a stable argsort by time and a cumsum of ±1), the naive way to count hea
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from bench.rules import pin_one_core
 from rules.personnel.capacity import over_capacity
 from rules.personnel.evacuation import work_continued
 from rules.personnel.leader import LEADER, VISITOR, WORKER, no_leader
@@ -175,8 +175,7 @@ def main() -> None:
     parser.add_argument("--areas", type=int, default=40)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as specified
+    pin_one_core()
     d = generate(args.reads, args.cards, args.areas)
     n = len(d.ts)
     days = (int(d.ts.max()) - int(d.ts.min())) / (24 * HOUR)

@@ -50,6 +50,7 @@ def test_sample_routing_covers_every_mine_and_region_of_the_sample_registry() ->
     # The sample's three coal mines report major hazards to their workforce too (双报告).
     assert [r.id for r in routing.workforce_for("140100000003")] == ["m3-union"]
     assert routing.start_level("shutdown_order") is Level.COUNTY
-    assert routing.start_level("offline") is Level.MINE
+    assert routing.start_level("offline") is Level.COUNTY  # rules.md §6: integrity opens at the regulator
+    assert routing.start_level("overtime") is Level.MINE
     actor = routing.sms_actor("+86 138-0000-0101")
     assert actor is not None and actor.scope == frozenset({"140100000001"})

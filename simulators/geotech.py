@@ -82,14 +82,19 @@ def natural_rain(seed: int, mine: str, a_ms: int, b_ms: int, params: ModelParams
     return [Rain(int(s), int(s + n), float(round(r, 2))) for s, n, r in zip(start, length, rate, strict=True) if a_ms <= s < b_ms]
 
 
-def rainfall_24h(ts: I64, rains: list[Rain]) -> F64:
-    """Rain (mm) fallen in the 24 h up to each instant: what a rain gauge reports."""
-    out = np.zeros(ts.shape, dtype=np.float64)
+def rainfall_between(lo: I64, hi: I64, rains: list[Rain]) -> F64:
+    """Rain (mm) fallen in (lo, hi] for each pair of instants."""
+    out = np.zeros(hi.shape, dtype=np.float64)
     for r in rains:
-        lo = np.maximum(ts - MS_DAY, r.start_ms)
-        hi = np.minimum(ts, r.end_ms)
-        out += np.maximum(hi - lo, 0) / MS_H * r.mm_per_h
+        a = np.maximum(lo, r.start_ms)
+        b = np.minimum(hi, r.end_ms)
+        out += np.maximum(b - a, 0) / MS_H * r.mm_per_h
     return out
+
+
+def rainfall_24h(ts: I64, rains: list[Rain]) -> F64:
+    """Rain (mm) fallen in the 24 h up to each instant: what the service sums from a gauge."""
+    return rainfall_between(ts - MS_DAY, ts, rains)
 
 
 def _step(x: F64, tau1: float, tau2: float | None) -> F64:
@@ -121,10 +126,15 @@ def _base(p: Point) -> tuple[float, float, str]:
     return _DEFAULTS.get(p.sensor_type, (1.0, 0.1, "higher"))
 
 
-def value(p: Point, seed: int, slot: I64, ts: I64, rains: list[Rain], accels: list[Acceleration]) -> F64:
-    """The natural reading of a geotech point at each instant."""
+def value(p: Point, seed: int, slot: I64, ts: I64, rains: list[Rain], accels: list[Acceleration], *,
+          prev_ts: I64 | None = None) -> F64:
+    """The natural reading of a geotech point at each instant. A rain gauge (0031) reads the rain
+    fallen since its previous reading at `prev_ts` (rules.md §8; the service sums the trailing
+    24 h), one period back when not given."""
     if p.sensor_type == "0031":
-        return rainfall_24h(ts, rains)
+        if prev_ts is None:
+            prev_ts = ts - round(p.expected_period_s * 1000)
+        return rainfall_between(prev_ts, ts, rains)
     if p.sensor_type in ("0021", "0034"):
         return displacement(p, seed, slot, ts, accels)
     base, step, worse = _base(p)

@@ -198,9 +198,12 @@ class MineModel:
                 for e in plan.events
                 if isinstance(e, SlopeAccelerate)
             ]
-            lo = int(ts.min()) if ts.size else 0
+            # A rain gauge reports the rain since its previous reading (rules.md §8): the previous
+            # slot's own time, jitter included, so consecutive readings add up to the rain fallen.
+            prev = self._ts(plan, slot - 1)
+            lo = int(min(ts.min(), prev.min(), (ts - geotech.MS_DAY).min())) if ts.size else 0
             hi = int(ts.max()) + 1 if ts.size else 0
-            return geotech.value(p, seed, slot, ts, self.rains(lo, hi), accels)
+            return geotech.value(p, seed, slot, ts, self.rains(lo, hi), accels, prev_ts=prev)
         if plan.role == "cumulative":
             return signals.cumulative(p, seed, ts, self.mine.timezone, self.halts)
         if plan.role == "equipment":

@@ -62,10 +62,25 @@ def test_closed_form_pond_agrees_with_stepping(events: list[tuple[int, int, floa
     assert np.allclose(got, want, rtol=0.01, atol=0.05 * max(r for _, _, r in events))
 
 
-def test_rain_gauge_reports_the_last_24_hours() -> None:
+def test_the_trailing_24_hours_of_rain() -> None:
     rains = [Rain(0, 3 * MS_H, 10.0)]
     ts = np.array([MS_H, 3 * MS_H, 20 * MS_H, 25 * MS_H, 28 * MS_H], np.int64)
     assert rainfall_24h(ts, rains).tolist() == [10.0, 30.0, 30.0, 20.0, 0.0]
+
+
+def test_the_gauge_reads_the_rain_since_its_previous_reading(registry: Registry) -> None:
+    """rules.md §8: a gauge's reading is the rain since its previous reading (the service sums the
+    trailing 24 h): a scripted 30 mm/h × 6 h storm adds up to 180 mm over the gauge's readings, no
+    reading holds more than one period of it, and the readings before and after it read 0."""
+    pond = Registry(mines=(registry.mine(TAILINGS),))
+    rain_at = START + timedelta(hours=12)
+    ev = {"at": rain_at.isoformat(), "mine": TAILINGS, "kind": "rainfall", "mm_per_h": 30, "duration": "6h"}
+    gauge = flatten(run(pond, START, 48, [ev], rain_events_per_day=0), "readings").of(GAUGE)
+    assert abs(gauge.value.sum() - 180.0) < 1e-6
+    period_h = np.diff(gauge.ts).max() / MS_H
+    assert gauge.value.max() <= 30.0 * period_h + 1e-9
+    outside = (gauge.ts <= ms(rain_at)) | (gauge.ts > ms(rain_at + timedelta(hours=6, minutes=30)))
+    assert np.all(gauge.value[outside] == 0.0)
 
 
 def test_rainfall_raises_the_pond_then_it_drains(registry: Registry) -> None:
@@ -89,8 +104,10 @@ def test_rainfall_raises_the_pond_then_it_drains(registry: Registry) -> None:
     low_i = int(np.argmin(phreatic.value))  # burial depth: shallower is worse
     assert phreatic.value[low_i] < phreatic.between(START, rain_at).value.mean() - 1.0
     assert phreatic.ts[low_i] > water.ts[peak_i] + 6 * MS_H  # lags the pond through the dam
-    gauge = flat.of(GAUGE)
-    assert math.isclose(gauge.value.max(), 180.0, abs_tol=0.1)
+    gauge = flat.of(GAUGE)  # rain since the previous reading; the service sums the trailing 24 h
+    csum = np.concatenate([[0.0], np.cumsum(gauge.value)])
+    trailing = csum[1:] - csum[np.searchsorted(gauge.ts, gauge.ts - 24 * MS_H, side="right")]
+    assert math.isclose(trailing.max(), 180.0, abs_tol=0.1)
     assert flat.of(FREEBOARD).value.min() < 2.5  # freeboard shrinks below blue
 
 

@@ -41,7 +41,7 @@ from simulators.status import (
     alarm_bits,
     hysteresis_inputs,
 )
-from simulators.timebase import MS_H, as_ms, production, windows
+from simulators.timebase import MS_DAY, MS_H, as_ms, production, windows
 
 DEFAULT_CHUNK_MS = 6 * MS_H  # large enough that numpy's per-call cost vanishes, small for memory
 MAX_JITTER_MS = 250
@@ -201,7 +201,7 @@ class MineModel:
             # A rain gauge reports the rain since its previous reading (rules.md §8): the previous
             # slot's own time, jitter included, so consecutive readings add up to the rain fallen.
             prev = self._ts(plan, slot - 1)
-            lo = int(min(ts.min(), prev.min(), (ts - geotech.MS_DAY).min())) if ts.size else 0
+            lo = int(min(ts.min(), prev.min(), (ts - MS_DAY).min())) if ts.size else 0
             hi = int(ts.max()) + 1 if ts.size else 0
             return geotech.value(p, seed, slot, ts, self.rains(lo, hi), accels, prev_ts=prev)
         if plan.role == "cumulative":

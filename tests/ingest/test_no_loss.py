@@ -232,7 +232,10 @@ async def test_postgres_restart_mid_stream(mqtt_url: str, topic_prefix: str, pri
         time.sleep(2.0)       # ingest keeps receiving, cannot commit, acks nothing
         pg.start()
 
-    await asyncio.to_thread(publish_in_background, mqtt_url, messages, 0.4, restart_pg)
+    # The rest of the stream is spread over ~6 s, so messages keep arriving through the outage
+    # however fast this machine is (unpaced, a loaded machine could finish it before the stop).
+    pace = 6.0 / max(1, -(-(len(messages) - int(len(messages) * 0.4)) // 50))
+    await asyncio.to_thread(publish_in_background, mqtt_url, messages, 0.4, restart_pg, pace)
     await wait_for_count(dsn, len(expected))
     await asyncio.sleep(1.0)
     assert await stored_set(dsn) == expected

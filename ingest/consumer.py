@@ -7,6 +7,7 @@ import json
 import logging
 import queue
 import random
+import re
 import struct
 import threading
 import time
@@ -24,6 +25,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from minewatch.text import log_safe
 
 from .errors import IngestError
+
+# A Sparkplug B host application's STATE topic, under any prefix: `…spBv1.0/STATE/{host id}`.
+_HOST_STATE = re.compile(r"(^|/)spBv1\.0/STATE/[^/]+$")
 
 log = logging.getLogger(__name__)
 
@@ -439,9 +443,11 @@ class MqttSource:
         self._on_publish(msg.topic, msg.mid, msg.qos, bytes(msg.payload))
 
     def _on_publish(self, topic: str, mid: int, qos: int, payload: bytes) -> None:
-        if topic == self.state_topic:
-            # Our own Sparkplug STATE coming back through `spBv1.0/#` (and its retained copy on
-            # every subscribe): nothing to record or commit, so acknowledged here, not queued.
+        if topic == self.state_topic or (self.sparkplug and _HOST_STATE.search(topic)):
+            # A Sparkplug host STATE — our own coming back through `spBv1.0/#` (and its retained
+            # copy on every subscribe), or another host's — carries no data: nothing to record or
+            # commit, so acknowledged here, not queued. (The amqtt fallback broker also hands
+            # subscribers other sessions' will messages, STATE of other prefixes included.)
             if qos == 1:
                 self.client.ack_many([mid])
             return

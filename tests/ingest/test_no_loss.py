@@ -219,6 +219,8 @@ async def test_broker_restart_mid_stream(fresh_db: str, topic_prefix: str, tmp_p
         broker.stop()
 
 
+@pytest.mark.skipif(AMQTT, reason="needs redelivery of messages unacknowledged while the database is down "
+                                  "(amqtt forgets a QoS 1 message after 5 s without an ack)")
 async def test_postgres_restart_mid_stream(mqtt_url: str, topic_prefix: str, private_pg: EmbeddedPostgres,
                                            ingest_factory: Callable[..., Ingest]) -> None:
     pg = private_pg

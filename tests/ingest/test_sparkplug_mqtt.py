@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import uuid
 from collections import Counter
@@ -22,6 +23,7 @@ from ingest.consumer import MqttSource, parse_mqtt_url
 from ingest.metrics import IngestMetrics
 from ingest.service import IngestService, Totals
 from ingest.sparkplug.wire import Metric, decode_payload
+from launcher.embedded import mosquitto_binary
 from minewatch.clock import SystemClock
 from minewatch.registry import load_registry
 from tests.conftest import SAMPLE_REGISTRY, start_ingest
@@ -62,6 +64,7 @@ class Listener:
         self.arrived = threading.Event()
         self._count = threading.Condition()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        self.filter = topic
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self.subscribed.set()
         self.client.connect(host, port)
@@ -70,6 +73,8 @@ class Listener:
         assert self.subscribed.wait(10)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if not mqtt.topic_matches_sub(self.filter, msg.topic):
+            return  # the amqtt fallback broker also delivers other sessions' will messages
         with self._count:
             self.got.append((msg.topic, bytes(msg.payload)))
             self.retained.append(bool(msg.retain))
@@ -184,6 +189,10 @@ async def test_unknown_alias_is_dead_lettered_and_a_rebirth_requested(fresh_db: 
     assert await readings(fresh_db, [P0]) == {(P0, t1, 0.2, 0), (P0, t1 + timedelta(milliseconds=10), 0.3, 0)}
 
 
+# The amqtt fallback redelivers a retained message once more on a resubscribe and hands wills to
+# other sessions' subscribers: its retained and will semantics are not Mosquitto's (README).
+@pytest.mark.skipif(not os.environ.get("MQTT_URL") and mosquitto_binary() is None,
+                    reason="needs Mosquitto's retained-message and will semantics (amqtt differs)")
 def test_host_state_birth_and_death(db: str, mqtt_url: str, topic_prefix: str, tmp_path: Path) -> None:
     """`minewatch ingest` as a Sparkplug host: STATE online after it subscribes, offline when it
     stops, and offline by its will when it is killed; retained, with the birth's timestamp."""

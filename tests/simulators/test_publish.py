@@ -30,6 +30,7 @@ class _Subscriber:
         self._lock = threading.Lock()
         self._ready = threading.Event()
         c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        self.filter = topic
         c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(topic, qos=1)
         c.on_subscribe = lambda cl, u, mid, rcs, p: self._ready.set()
         c.on_message = self._on_message
@@ -39,6 +40,8 @@ class _Subscriber:
         assert self._ready.wait(10), "subscription not acknowledged"
 
     def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if not mqtt.topic_matches_sub(self.filter, msg.topic):
+            return  # the amqtt fallback broker also hands subscribers other sessions' will messages
         with self._lock:
             self.payloads.append((msg.topic, bytes(msg.payload)))
 

@@ -45,10 +45,10 @@ def _run(data: Path, log: Path, api_port: int) -> tuple[subprocess.Popen[bytes],
     raise AssertionError(f"minewatch run did not come up: {log.read_text()[-3000:]}")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[bytes], log: Path) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGINT)
-    assert proc.wait(60) == 0
+    assert proc.wait(60) == 0, log.read_text()[-3000:]
 
 
 def _sign_in(base: str, user: str, password: str) -> int:
@@ -89,7 +89,7 @@ def test_embedded_run_prints_a_ready_console(tmp_path: Path) -> None:
         first_db = re.search(r"database : (\S+)", text)
         first_broker = re.search(r"broker   : (\S+)", text)
     finally:
-        _stop(proc)
+        _stop(proc, tmp_path / "run1.log")
     # a restart: the same ports, the same demo sign-in
     proc, text = _run(data, tmp_path / "run2.log", api_port)
     try:
@@ -98,4 +98,4 @@ def test_embedded_run_prints_a_ready_console(tmp_path: Path) -> None:
         assert m2 and m2.groups() == m.groups()
         assert _sign_in(f"http://127.0.0.1:{api_port}", m2.group(1), m2.group(2)) == 303
     finally:
-        _stop(proc)
+        _stop(proc, tmp_path / "run2.log")

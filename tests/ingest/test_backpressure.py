@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import queue
 import re
 import threading
@@ -16,7 +17,7 @@ import pytest
 
 from ingest.consumer import ByteBoundedQueue, Inbound
 from ingest.validate import MAX_MESSAGE_BYTES
-from launcher.embedded import MOSQUITTO_CONF
+from launcher.embedded import MOSQUITTO_CONF, mosquitto_binary
 from tests.ingest.harness import registry_codes, running_ingest, wait_until
 from tests.mqtt_helpers import publish_all
 
@@ -64,6 +65,11 @@ def test_brokers_refuse_messages_the_ingest_would_not_parse() -> None:
 
 
 @pytest.mark.integration
+# Backpressure holds messages unacknowledged while the queue is full; amqtt forgets a QoS 1 message
+# after 5 s without an ack (README), so on a slow machine the flood loses messages to the broker.
+@pytest.mark.skipif(not os.environ.get("MQTT_URL") and mosquitto_binary() is None,
+                    reason="needs redelivery of messages held unacknowledged by backpressure "
+                           "(amqtt forgets a QoS 1 message after 5 s without an ack)")
 async def test_a_flood_of_large_messages_is_stored_whole_within_the_byte_bound(fresh_db: str, mqtt_url: str,
                                                                               topic_prefix: str) -> None:
     mine, points = registry_codes()

@@ -323,7 +323,11 @@ class MqttSource:
         self._state_ts = int(time.time() * 1000)
         if sparkplug and client_id and not any(c in client_id for c in "/+#"):
             self.state_topic = f"{self.topic_prefix}spBv1.0/STATE/{client_id}"
-            self.client.will_set(self.state_topic, self._state(online=False), qos=1, retain=True)
+            # The will only over MQTT 5. The one 3.1.1 broker tested here, the amqtt fallback,
+            # hands a will to every subscriber whatever its filter (other sessions' ingests would
+            # see our offline STATE); over 3.1.1 the offline STATE is published on a clean stop only.
+            if protocol == mqtt.MQTTv5:
+                self.client.will_set(self.state_topic, self._state(online=False), qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message  # QoS 2 only (never: we subscribe at 1)

@@ -22,7 +22,7 @@ import pytest_asyncio
 
 from api.readings import service
 from ingest.store import BatchStore, TableBatch, WriteResult
-from minewatch.db import rollup, timeseries
+from minewatch.db import ident, rollup, timeseries
 from minewatch.db.timeseries import PartitionKeeper, current_backend
 from tests.api.conftest import NOW, auth
 from tests.api.scenario import M1, World
@@ -137,7 +137,7 @@ async def check_views(conn: asyncpg.Connection, readings: list[tuple[datetime, f
     if await current_backend(conn) == "plain":
         sources.append(("readings_1h_rollup", HOUR))
     for view, width in sources:
-        rows = await conn.fetch(f"SELECT bucket, min, max, sum / n AS avg, last, n FROM {view} "  # names are constants
+        rows = await conn.fetch(f"SELECT bucket, min, max, sum / n AS avg, last, n FROM {ident(view)} "
                                 "WHERE point_id = $1 ORDER BY bucket", pid)
         got = [{"bucket": _z(r["bucket"]), "min": r["min"], "max": r["max"], "avg": r["avg"], "last": r["last"],
                 "n": r["n"]} for r in rows]
@@ -223,7 +223,7 @@ async def test_retention_drops_old_days_and_the_api_no_longer_returns_them(
     assert len(await get_all(client, world, params)) == 240
     assert len(await get_all(client, world, {**params, "step": "1h"})) == 2
     for view in ("readings_1m", "readings_1h"):
-        assert await conn.fetchval(f"SELECT count(*) FROM {view} WHERE bucket >= $1 AND bucket < $2",
+        assert await conn.fetchval(f"SELECT count(*) FROM {ident(view)} WHERE bucket >= $1 AND bucket < $2",
                                    day, day + 2 * HOUR) > 0
     keep = await get_all(client, world, {"step": "1h", "since": OLD.isoformat(), "until": NOW.isoformat()})
     try:
@@ -239,6 +239,6 @@ async def test_retention_drops_old_days_and_the_api_no_longer_returns_them(
         assert await get_all(client, world, {"step": "1h", "since": OLD.isoformat(), "until": NOW.isoformat()}) == keep
         # the bucket views (continuous aggregates on TimescaleDB) and the rollup forget the day too
         for view in ("readings_1m", "readings_1h", *(("readings_1h_rollup",) if backend == "plain" else ())):
-            assert await conn.fetchval(f"SELECT count(*) FROM {view} WHERE bucket < $1", NOW - timedelta(days=30)) == 0
+            assert await conn.fetchval(f"SELECT count(*) FROM {ident(view)} WHERE bucket < $1", NOW - timedelta(days=30)) == 0
     finally:
         await timeseries.maintain(conn, now=NOW, ahead_days=2, retention_days=3650)

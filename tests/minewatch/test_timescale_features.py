@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 
 from ingest.store import BatchStore, TableBatch, WriteResult
-from minewatch.db import timeseries
+from minewatch.db import ident, timeseries
 from minewatch.db.timeseries import PartitionKeeper
 from minewatch.timeutil import to_ns
 from rules.backfill import backfill
@@ -272,16 +272,16 @@ async def test_retention_policy_drops_old_chunks_of_every_table(ts_db: str) -> N
         await compress_all(conn)
         for view in ("readings_1m", "readings_1h"):
             await conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
-            assert await conn.fetchval(f"SELECT count(*) FROM {view} WHERE bucket < $1", now - timedelta(days=30)) > 0
+            assert await conn.fetchval(f"SELECT count(*) FROM {ident(view)} WHERE bucket < $1", now - timedelta(days=30)) > 0
         await timeseries.maintain(conn, now=now, ahead_days=2, retention_days=30)
         for job in await conn.fetch("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention'"):
             await conn.execute("CALL run_job($1)", job["job_id"])
         for view in ("readings_1m", "readings_1h"):  # the aggregates dropped the same days
-            assert await conn.fetchval(f"SELECT count(*) FROM {view} WHERE bucket < $1", now - timedelta(days=30)) == 0
-            assert await conn.fetchval(f"SELECT count(*) FROM {view} WHERE bucket >= $1", now - timedelta(days=30)) > 0
+            assert await conn.fetchval(f"SELECT count(*) FROM {ident(view)} WHERE bucket < $1", now - timedelta(days=30)) == 0
+            assert await conn.fetchval(f"SELECT count(*) FROM {ident(view)} WHERE bucket >= $1", now - timedelta(days=30)) > 0
         for t in TABLES:
-            assert await conn.fetchval(f"SELECT count(*) FROM {t} WHERE ts < $1", now - timedelta(days=30)) == 0, t
-            assert await conn.fetchval(f"SELECT count(*) FROM {t} WHERE ts >= $1", now - timedelta(days=30)) > 0, t
+            assert await conn.fetchval(f"SELECT count(*) FROM {ident(t)} WHERE ts < $1", now - timedelta(days=30)) == 0, t
+            assert await conn.fetchval(f"SELECT count(*) FROM {ident(t)} WHERE ts >= $1", now - timedelta(days=30)) > 0, t
             assert await conn.fetchval("SELECT min(range_start) FROM timescaledb_information.chunks "
                                        "WHERE hypertable_name = $1", t) >= now - timedelta(days=31)
     finally:

@@ -37,6 +37,7 @@ from minewatch.clock import SystemClock
 from minewatch.db.prepare import prepare_db
 from minewatch.db.rollup import Refresher
 from minewatch.errors import MinewatchError
+from minewatch.secretfile import installation_secret
 from minewatch.settings import Settings, pepper_problem
 from minewatch.worker import Worker, install_stop_signals
 from rules.metrics import RulesMetrics
@@ -56,13 +57,7 @@ def installation_pepper(settings: Settings, data: Path) -> tuple[Settings, Path 
     if pepper_problem(settings.token_pepper.get_secret_value()) is None:
         return settings, None
     path = data / PEPPER_FILE
-    if not path.exists():
-        data.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_hex(32) + "\n")
-    pepper = path.read_text(encoding="ascii").strip()
+    pepper = installation_secret(path, lambda: secrets.token_hex(32))
     if pepper_problem(pepper) is not None:
         raise MinewatchError(f"{path} does not hold a usable token pepper; delete it to make a new one")
     return settings.model_copy(update={"token_pepper": SecretStr(pepper)}), path

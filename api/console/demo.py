@@ -4,8 +4,6 @@ directory (mode 0600), never a built-in password."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +11,7 @@ from pathlib import Path
 import asyncpg
 
 from api.console.users import check_password, create_user, set_password
+from minewatch.secretfile import installation_secret
 
 DEMO_USER = "demo-admin"
 PASSWORD_FILE = "demo_admin_password"  # noqa: S105 (the name of the file that holds it)
@@ -20,14 +19,7 @@ PASSWORD_FILE = "demo_admin_password"  # noqa: S105 (the name of the file that h
 
 def demo_password(data: Path) -> str:
     """This installation's demo password: made once at random into `<data>/demo_admin_password`."""
-    path = data / PASSWORD_FILE
-    if not path.exists():
-        data.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_urlsafe(12) + "\n")
-    return path.read_text(encoding="ascii").strip()
+    return installation_secret(data / PASSWORD_FILE, lambda: secrets.token_urlsafe(12))
 
 
 async def ensure_demo_admin(dsn: str, data: Path, *, now: datetime) -> tuple[str, str]:

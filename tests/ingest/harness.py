@@ -13,10 +13,11 @@ from prometheus_client import CollectorRegistry
 
 from ingest.consumer import MqttSource
 from ingest.metrics import IngestMetrics
-from ingest.service import IngestService
+from ingest.service import IngestService, Totals
 from minewatch.clock import SystemClock
 from minewatch.registry import load_registry
 from tests.conftest import SAMPLE_REGISTRY
+from tests.mqtt_helpers import publish_all
 
 
 @dataclass
@@ -70,3 +71,37 @@ def registry_codes() -> tuple[str, list[str]]:
     reg, _ = load_registry(SAMPLE_REGISTRY)
     m = reg.mines[0]
     return m.code, [p.code for p in m.points]
+
+
+async def ingest_published(dsn: str, url: str, prefix: str, client_id: str, messages: list[tuple[str, bytes]], *,
+                           expect: int | None = None, field_variant: bool = False,
+                           settle_s: float = 1.0, timeout: float = 60.0) -> Totals:
+    """Run an IngestService on `prefix` while `messages` are published; stop it once `expect`
+    messages (default: all of them) are written and acknowledged and `settle_s` more pass with
+    nothing new (a message too many would show), and return its totals.
+
+    Waiting for the count, not for the ingest to fall idle: an idle timer decides *when the test
+    looks*, and on a loaded machine the pure-Python amqtt broker delivered a burst's last message
+    more than the 2 s idle after the one before it (CI lost the tail twice that way)."""
+    source = MqttSource(url, client_id=client_id, topic_prefix=prefix, field_variant=field_variant)
+    service = IngestService(source, dsn, clock=SystemClock(), metrics=IngestMetrics(CollectorRegistry()))
+    task = asyncio.create_task(service.run())
+    try:
+        assert await asyncio.to_thread(source.connected.wait, 20), "ingest did not connect"
+        await asyncio.sleep(0.5)  # SUBACK
+        if messages:
+            await asyncio.to_thread(publish_all, url, messages)
+        want = len(messages) if expect is None else expect
+
+        async def arrived() -> bool:
+            assert not task.done(), f"the ingest stopped: {task.exception() if task.done() else ''}"
+            return service.totals.messages >= want
+
+        await wait_until(arrived, timeout)
+        seen = -1
+        while seen != service.totals.messages:
+            seen = service.totals.messages
+            await asyncio.sleep(settle_s)
+    finally:
+        service.stop()
+    return await asyncio.wait_for(task, 60)

@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from ingest.consumer import MqttSource
-from ingest.metrics import IngestMetrics
-from ingest.service import IngestService
-from launcher.embedded import mosquitto_binary
-from minewatch.clock import FrozenClock, SystemClock
+from minewatch.clock import FrozenClock
 from tests.conftest import start_ingest
 from tests.ingest.files_db.helpers import MINE, P_FEED, P_T0, P_T1, body, fetch, ingest, name, new_mine, readings
+from tests.ingest.harness import ingest_published
 from tests.mqtt_helpers import publish_all
 
 pytestmark = pytest.mark.integration
@@ -31,21 +26,9 @@ def variant(ts_ms: int, values: list[dict[str, object]], system: str = "01") -> 
 
 
 async def run_ingest(dsn: str, url: str, prefix: str, messages: list[tuple[str, bytes]]) -> None:
-    source = MqttSource(url, client_id=f"variant-{uuid.uuid4().hex[:8]}", topic_prefix=prefix, field_variant=True)
-    service = IngestService(source, dsn, clock=SystemClock(), metrics=IngestMetrics(CollectorRegistry()),
-                            burst_idle_s=2.0)
-    task = asyncio.create_task(service.run(burst=True))
-    assert await asyncio.to_thread(source.connected.wait, 20), "ingest did not connect"
-    await asyncio.sleep(0.5)  # SUBACK
-    await asyncio.to_thread(publish_all, url, messages)
-    await asyncio.wait_for(task, 60)
+    await ingest_published(dsn, url, prefix, f"variant-{uuid.uuid4().hex[:8]}", messages, field_variant=True)
 
 
-# Known problem, not understood yet: on the amqtt fallback this test has lost four of its
-# dead letters in two fresh-clone runs since the Sparkplug subscription was added (it passes
-# alone on amqtt and always on Mosquitto, where the main pass runs it).
-@pytest.mark.skipif(not os.environ.get("MQTT_URL") and mosquitto_binary() is None,
-                    reason="intermittent on the amqtt fallback (lost messages), see the comment")
 async def test_field_variant_through_the_broker(db: str, mqtt_url: str, topic_prefix: str) -> None:
     ts = (int(time.time()) - 120) * 1000 + 250
     when = datetime.fromtimestamp(ts / 1000, tz=UTC)

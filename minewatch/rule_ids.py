@@ -3,7 +3,7 @@
 `rules/` emits them and `alerting/` routes, names and groups them; the two packages do not
 import each other, so the ids live here in the shared core. An id is either *emitted* (the
 rule engine writes findings with it today) or *reserved* (the contract names it for a rule
-family not yet built: personnel, integrity, geotech). Routing and templates may speak of
+family not yet wired: personnel, geotech). Routing and templates may speak of
 both; `tests/alerting/test_rule_ids.py` checks that they name nothing else and that every
 emitted id is routed and named in every language.
 """
@@ -26,19 +26,30 @@ SPECIAL_INSPECTION = "special_inspection"  # §3: repeated accidents
 HIGH_VALUE_EXCEEDANCE = "high_value_exceedance"  # §5: flags for root-cause measures
 FREQUENT_EXCEEDANCE = "frequent_exceedance"
 
+# §4's power-off check and §6 monitoring integrity (rules.integrity_worker).
+POWER_OFF_FAILURE = "power_off_failure"
+OFFLINE = "offline"
+STATION_FAULT = "station_fault"
+STUCK = "stuck"
+CALIBRATION_ABUSE = "calibration_abuse"
+IMPLAUSIBLE_PAIR = "implausible_pair"
+UNDER_REPORTING = "under_reporting"
+INTEGRITY: frozenset[str] = frozenset({
+    POWER_OFF_FAILURE, OFFLINE, STATION_FAULT, STUCK, CALIBRATION_ABUSE, IMPLAUSIBLE_PAIR, UNDER_REPORTING,
+})
+
 # What the rule engine writes into `findings.rule` today.
 EMITTED: frozenset[str] = frozenset({
     *(exceedance_rule(gas) for gas in EXCEEDANCE_GASES),
     SHUTDOWN_ORDER, SPECIAL_INSPECTION, HIGH_VALUE_EXCEEDANCE, FREQUENT_EXCEEDANCE,
+    *INTEGRITY,
 })
 
-# §4 measures, §6 integrity, §7 personnel, §8 geotech: named by the contract, not yet emitted.
+# §4 evacuation, §7 personnel, §8 geotech: named by the contract, not yet emitted.
 # Routing for them may be configured ahead of the rules that will raise them.
-POWER_OFF_FAILURE = "power_off_failure"
 SEAL_BREACH = "seal_breach"
 RESERVED: frozenset[str] = frozenset({
-    POWER_OFF_FAILURE, "work_continued",
-    "offline", "station_fault", "stuck", "calibration_abuse", "implausible_pair", "under_reporting",
+    "work_continued",
     "over_capacity", "no_leader", "overtime", "restricted_area", SEAL_BREACH,
     "tailings_warning", "slope_warning",
 })

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import numpy as np
 
+from minewatch.clock import Clock, SystemClock
 from minewatch.timeutil import from_ns, to_ns
 from rules import store
 from rules.accidents import ACCIDENT_KIND, INSPECTION_RULE, inspection_findings
@@ -60,6 +61,7 @@ from rules.evaluate import (
     successor,
 )
 from rules.inputs import MinePoints, Versions
+from rules.integrity_worker import reevaluate_integrity
 from rules.load import Conn, load_points, load_readings, load_versions
 from rules.packs import RulePack
 from rules.store import Stored, StoredFinding, StoredOrder
@@ -362,8 +364,13 @@ class Progress:
 
 async def backfill(dsn: str, pack: RulePack, *, since_ns: int, until_ns: int, mines: Sequence[str] | None = None,
                    chunk_ns: int = 86_400 * 1_000_000_000,
-                   progress: Callable[[Progress], None] | None = None) -> Tally:
-    """Re-evaluate [since, until) for the given mine codes (all mines when None); returns the tally."""
+                   progress: Callable[[Progress], None] | None = None, clock: Clock | None = None,
+                   integrity: bool = True) -> Tally:
+    """Re-evaluate [since, until) for the given mine codes (all mines when None); returns the tally.
+
+    The integrity rules (rules.integrity_worker) judge each chunk too, at ``clock``'s present
+    (the system clock by default), as the streaming worker does."""
+    now = clock or SystemClock()
     if until_ns <= since_ns:
         raise RulesError(f"back-fill range is empty: {from_ns(since_ns).isoformat()} .. {from_ns(until_ns).isoformat()}")
     if chunk_ns <= 0:
@@ -386,8 +393,12 @@ async def backfill(dsn: str, pack: RulePack, *, since_ns: int, until_ns: int, mi
                     await store.lock_mine(conn, mine_id)
                     # Every chunk re-derives its events and findings; the count rules run once per
                     # mine at its last chunk (and whenever a methane event appears or vanishes).
-                    if await reevaluate(conn, pack, mine_id, [(lo, hi)], tally=tally, full=True,
-                                        recount=k == per_mine - 1):
+                    changed = await reevaluate(conn, pack, mine_id, [(lo, hi)], tally=tally, full=True,
+                                               recount=k == per_mine - 1)
+                    if integrity:
+                        changed = await reevaluate_integrity(conn, mine_id, [(lo, hi)], now_ns=to_ns(now.now()),
+                                                             tally=tally) or changed
+                    if changed:
                         await store.notify_findings(conn)
                 done += 1
                 if progress is not None:

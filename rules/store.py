@@ -31,9 +31,12 @@ READINGS_KIND = "readings"
 ACCIDENTS_KIND = "accidents"
 # The kinds of dirty window this worker derives findings from. The ingest records a window
 # for every committed batch of every table (readings, card_reads, station_states); the
-# rules of the catalogue that read card reads and station states (rules.md §6-7) are not
-# built, so windows of those kinds are cleared, not left to pile up (`clear_unevaluated`).
-EVALUATED_KINDS: tuple[str, ...] = (READINGS_KIND, ACCIDENTS_KIND)
+# rules of the catalogue that read card reads (rules.md §7) are not wired, so windows of that
+# kind are cleared, not left to pile up (`clear_unevaluated`).
+# Station run states (FZSS, the `stations` topic): the integrity rules judge `station_fault`
+# from them (rules.integrity_worker), so their windows are evaluated like readings windows.
+STATIONS_KIND = "station_states"
+EVALUATED_KINDS: tuple[str, ...] = (READINGS_KIND, ACCIDENTS_KIND, STATIONS_KIND)
 
 
 def _ts(ns: int | None) -> datetime | None:
@@ -397,6 +400,15 @@ async def findings_of_rule(conn: Conn, mine_id: int, rule: str) -> list[StoredFi
     """Every finding of one rule of a mine (orders and mine flags are few)."""
     rows = await conn.fetch(_SELECT_FINDINGS + "WHERE mine_id = $1 AND rule = $2",
                             mine_id, rule)
+    return [_finding(r) for r in rows]
+
+
+async def findings_touching(conn: Conn, mine_id: int, rules: Sequence[str], lo_ns: int, hi_ns: int) -> list[StoredFinding]:
+    """Live findings of these rules of a mine whose span [start, end] (open: for ever) touches [lo, hi]."""
+    rows = await conn.fetch(
+        _SELECT_FINDINGS + "WHERE mine_id = $1 AND rule = ANY($2::text[]) AND state <> 'superseded' "
+        "AND start_ts <= $4 AND (end_ts IS NULL OR end_ts >= $3) ORDER BY start_ts",
+        mine_id, list(rules), from_ns(lo_ns), from_ns(hi_ns))
     return [_finding(r) for r in rows]
 
 

@@ -29,6 +29,7 @@ from rules import store
 from rules.backfill import Tally, reevaluate
 from rules.errors import RulesError
 from rules.evaluate import plan_spans
+from rules.integrity_worker import IntegrityParams, clock_pass, reevaluate_integrity
 from rules.metrics import RulesMetrics
 from rules.packs import RulePack, builtin_pack, load_pack
 
@@ -58,6 +59,11 @@ class RulesSettings(BaseSettings):
     heartbeat_s: float = Field(default=5.0, gt=0)
     drain_timeout_s: float = Field(default=30.0, ge=0)
     retry_s: float = Field(default=5.0, gt=0)
+    # The integrity rules (rules.md §6, §4 power-off check) run beside the methane chain on the
+    # same windows; the clock-driven pass re-judges every mine's last minutes this often, so a
+    # silent mine is found offline within 3 × period + clock_s of its last reading.
+    integrity: bool = True
+    clock_s: float = Field(default=5.0, gt=0)
 
 
 def resolve_pack(name_or_path: str) -> RulePack:
@@ -84,6 +90,8 @@ class RuleWorker:
         self._wake = asyncio.Event()
         self._failed: dict[int, float] = {}  # mine id -> monotonic time it may be tried again
         self._thresholds_at = 0.0
+        self._clock_at = 0.0
+        self.integrity_params = IntegrityParams()
 
     def stop(self) -> None:
         """Finish the evaluation in hand, claim nothing more."""
@@ -121,6 +129,9 @@ class RuleWorker:
                         await enqueue_threshold_changes(conn)
                     if await self.step(conn):
                         continue
+                    if not burst and self.settings.integrity and time.monotonic() >= self._clock_at:
+                        self._clock_at = time.monotonic() + self.settings.clock_s
+                        await self.clock_pass(conn)
                 except RulesError as exc:  # one mine's evaluation failed; it waits, the others go on
                     if burst:
                         raise
@@ -165,11 +176,14 @@ class RuleWorker:
                 if claim is None:
                     return cleared > 0
                 mine_id, windows = claim
-                spans = plan_spans([(w.lo, w.hi) for w in windows if w.kind == store.READINGS_KIND],
+                spans = plan_spans([(w.lo, w.hi) for w in windows if w.kind in (store.READINGS_KIND, store.STATIONS_KIND)],
                                    slack_ns=int(s.slack_s * 1e9), piece_ns=int(s.piece_s * 1e9))
                 accidents = any(w.kind == store.ACCIDENTS_KIND for w in windows)
                 changed = await reevaluate(conn, self.pack, mine_id, spans[:s.max_pieces], tally=self.tally,
                                            accidents=accidents)
+                if s.integrity and spans:
+                    changed = await reevaluate_integrity(conn, mine_id, spans[:s.max_pieces], now_ns=to_ns(self.clock.now()),
+                                                         tally=self.tally, params=self.integrity_params) or changed
                 for lo, hi in spans[s.max_pieces:]:
                     await store.enqueue_window(conn, mine_id, lo, hi)
                 await store.delete_windows(conn, [w.id for w in windows])
@@ -193,6 +207,11 @@ class RuleWorker:
                 self.metrics.findings.labels(change=change).inc(self.tally.findings[change] - written[change])
             self.metrics.evaluation_seconds.observe(time.monotonic() - started)
         return True
+
+    async def clock_pass(self, conn: asyncpg.Connection) -> bool:
+        """The clock-driven integrity pass at this worker's clock (rules.integrity_worker.clock_pass):
+        offline, station faults, power-off failures and under-reporting fire with no data at all."""
+        return await clock_pass(conn, self.clock.now(), tally=self.tally, params=self.integrity_params)
 
     async def _listen_and_beat(self) -> None:
         """LISTEN for the ingest's notifications and keep the heartbeat and lag metrics fresh."""

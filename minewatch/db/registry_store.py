@@ -90,6 +90,10 @@ async def sync_registry(conn: asyncpg.Connection, reg: Registry, *, checksum: st
                     await conn.execute(
                         "INSERT INTO point_relations(point_id, kind, target_point_id, name) VALUES ($1,$2,$3,$4) "
                         "ON CONFLICT DO NOTHING", pid, rel.kind, point_ids[rel.target], rel.name)
+            await conn.execute("DELETE FROM point_pairs WHERE mine_id = $1", mine_id)
+            await conn.executemany(
+                "INSERT INTO point_pairs(mine_id, upstream_point_id, downstream_point_id, name) VALUES ($1,$2,$3,$4)",
+                [(mine_id, point_ids[pr.upstream], point_ids[pr.downstream], pr.name) for pr in m.pairs])
             for a in m.areas:
                 area_id = await conn.fetchval(
                     "INSERT INTO areas(mine_id, code, name, approved, restricted, shaft, face_id) VALUES ($1,$2,$3,$4,$5,$6,$7) "

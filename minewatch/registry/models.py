@@ -29,6 +29,16 @@ class Relation(BaseModel):
     name: str = ""
 
 
+class Pair(BaseModel):
+    """A configured pair for `implausible_pair` (rules.md §6): the downstream point (e.g. a face's
+    return airway) must not read far below its upstream point (the face)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    upstream: PointCode
+    downstream: PointCode
+    name: str = ""
+
+
 class GeoLevels(BaseModel):
     """Four warning levels of a slope / tailings quantity and which direction is worse."""
 
@@ -149,6 +159,8 @@ class Mine(BaseModel):
     points: tuple[Point, ...] = ()
     areas: tuple[Area, ...] = ()
     cards: tuple[Card, ...] = ()
+    # Pairs (upstream, downstream) of points of this mine judged by `implausible_pair`.
+    pairs: tuple[Pair, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> Mine:
@@ -170,6 +182,16 @@ class Mine(BaseModel):
             for r in p.relations:
                 if r.target not in known:
                     raise ValueError(f"point {p.code}: relation target {r.target!r} is not a point of this mine")
+        seen_pairs: set[tuple[str, str]] = set()
+        for pair in self.pairs:
+            for end in (pair.upstream, pair.downstream):
+                if end not in known:
+                    raise ValueError(f"pair {pair.upstream} -> {pair.downstream}: {end!r} is not a point of this mine")
+            if pair.upstream == pair.downstream:
+                raise ValueError(f"pair {pair.upstream} -> {pair.downstream}: a point cannot be its own pair")
+            if (pair.upstream, pair.downstream) in seen_pairs:
+                raise ValueError(f"pair {pair.upstream} -> {pair.downstream} appears twice")
+            seen_pairs.add((pair.upstream, pair.downstream))
         self._faces_exist()
         return self
 

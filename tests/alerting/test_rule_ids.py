@@ -19,9 +19,11 @@ from minewatch import rule_ids
 from rules.accidents import INSPECTION_RULE
 from rules.evaluate import FREQUENT_RULE, HIGH_VALUE_RULE, ORDER_RULE, exceedance_rule
 from rules.inputs import EVENT_GASES
+from rules.integrity_worker import INTEGRITY_RULES
 
 SAMPLE = Path(__file__).resolve().parents[2] / "alerting" / "routing_sample.yaml"
-EMITTED = (*(exceedance_rule(g) for g in EVENT_GASES), HIGH_VALUE_RULE, FREQUENT_RULE, ORDER_RULE, INSPECTION_RULE)
+EMITTED = (*(exceedance_rule(g) for g in EVENT_GASES), HIGH_VALUE_RULE, FREQUENT_RULE, ORDER_RULE, INSPECTION_RULE,
+           *INTEGRITY_RULES)
 _REF_TABLE = {ORDER_RULE: "orders", FREQUENT_RULE: None, INSPECTION_RULE: "accidents"}
 
 
@@ -49,6 +51,8 @@ def test_kinds_of_the_emitted_rules() -> None:
     assert kinds[FREQUENT_RULE] == FREQUENT_RULE
     assert kinds[ORDER_RULE] == "order"
     assert kinds[INSPECTION_RULE] == INSPECTION_RULE
+    # Integrity findings reference no typed row: each is a case of its own rule.
+    assert {r: finding_kind(r, None, None) for r in INTEGRITY_RULES} == {r: r for r in INTEGRITY_RULES}
 
 
 # --- one owner: minewatch.rule_ids; routing and templates name nothing else ------------------
@@ -102,3 +106,4 @@ def test_an_unknown_id_is_caught() -> None:
     # the checks above would see a retyped or misspelt id
     assert not rule_ids.is_known("methane_repeat") and not rule_ids.is_known("stale")
     assert rule_ids.is_known("seal_breach") and "seal_breach" not in rule_ids.EMITTED
+    assert rule_ids.INTEGRITY <= rule_ids.EMITTED and "offline" not in rule_ids.RESERVED

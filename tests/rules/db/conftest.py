@@ -10,7 +10,7 @@ import pytest
 
 from minewatch.db.scratch import copy_db
 from tests.conftest import _drop_db
-from tests.rules.db.helpers import new_db
+from tests.rules.db.helpers import DATA, new_db
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +30,20 @@ def make_db(pg_dsn: str, rules_template: str) -> Iterator[Callable[[], Awaitable
 
     async def create() -> str:
         made.append(await copy_db(pg_dsn, rules_template, f"mw_rules_{uuid.uuid4().hex[:12]}"))
+        return made[-1]
+
+    yield create
+    for dsn in made:
+        asyncio.run(_drop_db(pg_dsn, dsn))
+
+
+@pytest.fixture
+def integrity_db(pg_dsn: str) -> Iterator[Callable[[], Awaitable[str]]]:
+    """Fresh databases with the integrity tests' registry (data/registry_integrity.yaml), dropped after."""
+    made: list[str] = []
+
+    async def create() -> str:
+        made.append(await new_db(pg_dsn, DATA / "registry_integrity.yaml"))
         return made[-1]
 
     yield create

@@ -92,6 +92,22 @@ async def copy_readings(src: str, dst: str) -> int:
         await b.close()
 
 
+async def copy_station_states(src: str, dst: str) -> int:
+    """Copy every station state from one database to another (same registry, same station ids)."""
+    a, b = await asyncpg.connect(src), await asyncpg.connect(dst)
+    try:
+        rows = await a.fetch("SELECT station_id, ts, state, power FROM station_states ORDER BY station_id, ts")
+        if rows:
+            await PartitionKeeper(await current_backend(b)).ensure_range(
+                b, "station_states", min(r["ts"] for r in rows), max(r["ts"] for r in rows))
+            await b.copy_records_to_table("station_states", columns=["station_id", "ts", "state", "power"],
+                                          records=[tuple(r) for r in rows])
+        return len(rows)
+    finally:
+        await a.close()
+        await b.close()
+
+
 def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.astimezone(UTC).isoformat()
 

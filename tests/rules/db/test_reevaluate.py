@@ -93,8 +93,11 @@ async def test_late_data_merging_two_events_supersedes_one_finding_and_keeps_one
     # The missing 16 minutes arrive late, all above the alarm level: one episode, one event.
     await insert_readings(conn, late)
     tally = await burst(dsn)
-    # E2's finding, and the frequent-exceedance flag (3 events in 30 days are now 2).
-    assert tally.findings["superseded"] == 2
+    # E2's finding, the frequent-exceedance flag (3 events in 30 days are now 2), and the
+    # `offline` finding of the 16 min the link was down: the late readings fill it, so it is withdrawn.
+    assert tally.findings["superseded"] == 3
+    [gap] = [f for f in await findings(conn, "offline") if f["start_ts"] == at(e1 + 5 * MIN - 30 * S)]
+    assert gap["state"] == "superseded" and gap["superseded_by"] is None and gap["end_ts"] == at(e1 + 21 * MIN)
     [flag] = await findings(conn, "frequent_exceedance")
     assert flag["state"] == "superseded" and flag["superseded_by"] is None
     events = await conn.fetch("SELECT * FROM exceedance_events ORDER BY start_ts")

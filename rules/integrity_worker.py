@@ -1,0 +1,990 @@
+"""The integrity rules (rules.md §6 and the §4 power-off check) against PostgreSQL: load, judge, write findings.
+
+The pure kernels live in `rules.integrity`; this module gives them a mine's arrays and turns
+their spans into `findings` rows with the contract's rule ids, the subjects and levels of the
+"at a glance" table of rules.md and their evidence (points, window, values, expected vs
+seen), written by `rules.store.upsert_finding` inside the caller's transaction.
+
+One code path serves the streaming worker, the back-fill and the clock-driven pass:
+`reevaluate_integrity(conn, mine, spans, now_ns=...)` re-judges spans [lo, hi] of a mine.
+For each span it reads the readings from far enough back and far enough on that every span
+of every rule touching [lo, hi] is computed whole (a stuck run is read back to the last
+different value, a silence from the last reading before, a calibration over whole local
+shifts, a station's states from its last good report; open spans read on while data
+follow), and diffs the findings touching [lo, hi] (widened per subject by the spans found)
+with the stored live ones of the same rules by identity (rule, subject, start): a finding
+that changed is updated, one no longer found is superseded by the one now covering its
+time (withdrawn when none). Re-judging the same data at the same clock writes nothing.
+
+The present (``now_ns``) is injected: it opens the spans that silence keeps open (a point
+offline since its last reading, a feed that never answered) and judges the days whose
+upload grace is over (`under_reporting`). The clock-driven pass (`clock_pass`) is the same
+evaluation over the last minutes of every mine, so rules fire while no data arrive at all;
+it keeps no state of its own (restart-safe) and writes nothing when nothing changed.
+Evidence of an open span holds nothing that moves with the clock alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from minewatch import rule_ids
+from minewatch.timeutil import from_ns, to_ns
+from rules import store
+from rules.evaluate import FindingRow, iso
+from rules.inputs import I64, Bools, MinePoints, Readings
+from rules.integrity.calibration import CalibrationParams, calibration_in_episodes, shift_calibration
+from rules.integrity.common import HOUR, MINUTE, NO_END, S
+from rules.integrity.pairs import PairParams, implausible_spans
+from rules.integrity.relation import PowerOffParams, power_off_response
+from rules.integrity.shifts import DAY_START_HOURS, local_boundaries
+from rules.integrity.silence import SilenceParams, flagged_station_states, offline_spans, station_fault_spans
+from rules.integrity.stuck import StuckParams, stuck_runs
+from rules.integrity.under_reporting import UnderReportingParams, under_reported
+from rules.load import Conn, load_readings
+
+if TYPE_CHECKING:
+    from rules.backfill import Tally
+
+US = 1_000
+FOREVER = 2**62
+OFFLINE = rule_ids.OFFLINE
+STATION_FAULT = rule_ids.STATION_FAULT
+STUCK = rule_ids.STUCK
+CALIBRATION_ABUSE = rule_ids.CALIBRATION_ABUSE
+IMPLAUSIBLE_PAIR = rule_ids.IMPLAUSIBLE_PAIR
+POWER_OFF_FAILURE = rule_ids.POWER_OFF_FAILURE
+UNDER_REPORTING = rule_ids.UNDER_REPORTING
+# Level of each finding: rules.md, "Findings of §4 and §6–§8 at a glance".
+LEVELS: dict[str, str] = {
+    OFFLINE: "warning",
+    STATION_FAULT: "warning",
+    STUCK: "warning",
+    CALIBRATION_ABUSE: "major",
+    IMPLAUSIBLE_PAIR: "warning",
+    POWER_OFF_FAILURE: "major",
+    UNDER_REPORTING: "major",
+}
+INTEGRITY_RULES: tuple[str, ...] = tuple(LEVELS)
+STATION_LOOKBACK_NS = HOUR  # bit-16 station states are derived from readings this far back
+WITNESS_LOOKBACK_NS = HOUR  # a witness's change needs its previous reading
+
+
+@dataclass(frozen=True)
+class IntegrityParams:
+    """The parameters of every integrity rule (each dataclass cites rules.md) and of the passes."""
+
+    silence: SilenceParams = field(default_factory=SilenceParams)
+    stuck: StuckParams = field(default_factory=StuckParams)
+    calibration: CalibrationParams = field(default_factory=CalibrationParams)
+    pairs: PairParams = field(default_factory=PairParams)
+    power_off: PowerOffParams = field(default_factory=PowerOffParams)
+    under_reporting: UnderReportingParams = field(default_factory=UnderReportingParams)
+    # The clock-driven pass re-judges the last `clock_tail_ns` of every mine, and the local
+    # days whose upload grace ended within the last `clock_days` days (under-reporting).
+    clock_tail_ns: int = 10 * MINUTE
+    clock_days: int = 2
+
+
+@dataclass(frozen=True, eq=False)
+class MineLayout:
+    """Every point and station of one mine as arrays (point index = position, ids ascending)."""
+
+    mine_id: int
+    mine_code: str
+    timezone: str
+    ids: I64
+    codes: tuple[str, ...]
+    active: Bools
+    analog: Bools
+    methane: Bools  # analog methane points: the subjects of stuck and under-reporting
+    station: I64  # station index per point, -1 for none
+    face: I64  # face index per point, -1 for none
+    period_ns: I64  # expected reporting period (registry expected_period_s)
+    station_ids: I64
+    station_codes: tuple[str, ...]
+    station_period_ns: I64
+    relation_point: I64  # `D` relations: methane point index -> feed point index
+    relation_feed: I64
+    pair_up: I64
+    pair_down: I64
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def points(self) -> MinePoints:
+        """The layout as the readings loader takes it (it reads the ids only)."""
+        n = len(self.ids)
+        return MinePoints(
+            self.mine_id, self.mine_code, self.timezone, self.ids, self.codes, ("",) * n, (None,) * n, np.zeros(n, np.int64)
+        )
+
+    def index_of(self, point_id: int) -> int:
+        i = int(np.searchsorted(self.ids, point_id))
+        if i >= len(self.ids) or int(self.ids[i]) != point_id:
+            raise KeyError(point_id)
+        return i
+
+
+async def load_layout(conn: Conn, mine_id: int) -> MineLayout:
+    """A mine's points, stations, power-off relations and configured pairs."""
+    mine = await conn.fetchrow("SELECT code, timezone FROM mines WHERE id = $1", mine_id)
+    if mine is None:
+        raise KeyError(mine_id)
+    pts = await conn.fetch(
+        "SELECT id, code, active, value_type, gas, station_id, face_id, expected_period_s FROM points "
+        "WHERE mine_id = $1 ORDER BY id",
+        mine_id,
+    )
+    sts = await conn.fetch("SELECT id, code FROM stations WHERE mine_id = $1 ORDER BY id", mine_id)
+    ids = np.array([r["id"] for r in pts], np.int64)
+    station_ids = np.array([r["id"] for r in sts], np.int64)
+    faces = sorted({r["face_id"] for r in pts if r["face_id"] is not None})
+    station_of = {int(s): k for k, s in enumerate(station_ids.tolist())}
+    period = np.array([round(r["expected_period_s"] * 1e9) for r in pts], np.int64)
+    station = np.array([station_of.get(r["station_id"], -1) for r in pts], np.int64)
+    # A station's expected period: the shortest of its points' (the default when it has none).
+    st_period = np.full(len(station_ids), SilenceParams().period_ns, np.int64)
+    for k in range(len(station_ids)):
+        mine_pts = period[station == k]
+        if len(mine_pts):
+            st_period[k] = int(mine_pts.min())
+    index = {int(r["id"]): k for k, r in enumerate(pts)}
+    rel = await conn.fetch(
+        "SELECT r.point_id, r.target_point_id FROM point_relations r JOIN points p ON p.id = r.point_id "
+        "WHERE p.mine_id = $1 AND r.kind = 'D' ORDER BY r.point_id, r.target_point_id",
+        mine_id,
+    )
+    rel = [r for r in rel if r["point_id"] in index and r["target_point_id"] in index]
+    pairs = await conn.fetch(
+        "SELECT upstream_point_id, downstream_point_id FROM point_pairs WHERE mine_id = $1 "
+        "ORDER BY downstream_point_id, upstream_point_id",
+        mine_id,
+    )
+    pairs = [r for r in pairs if r["upstream_point_id"] in index and r["downstream_point_id"] in index]
+    return MineLayout(
+        mine_id=mine_id,
+        mine_code=mine["code"],
+        timezone=mine["timezone"],
+        ids=ids,
+        codes=tuple(r["code"] for r in pts),
+        active=np.array([r["active"] for r in pts], np.bool_),
+        analog=np.array([r["value_type"] == "MN" for r in pts], np.bool_),
+        methane=np.array([r["value_type"] == "MN" and r["gas"] == "methane" for r in pts], np.bool_),
+        station=station,
+        face=np.array([faces.index(r["face_id"]) if r["face_id"] is not None else -1 for r in pts], np.int64),
+        period_ns=period,
+        station_ids=station_ids,
+        station_codes=tuple(r["code"] for r in sts),
+        station_period_ns=st_period,
+        relation_point=np.array([index[r["point_id"]] for r in rel], np.int64),
+        relation_feed=np.array([index[r["target_point_id"]] for r in rel], np.int64),
+        pair_up=np.array([index[r["upstream_point_id"]] for r in pairs], np.int64),
+        pair_down=np.array([index[r["downstream_point_id"]] for r in pairs], np.int64),
+    )
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def _end(ns: int) -> int | None:
+    return None if ns == NO_END else int(ns)
+
+
+def _seconds(ns: int) -> float:
+    return round(ns / S, 3)
+
+
+def _finding(rule: str, subject: str, start: int, end: int | None, evidence: dict[str, Any]) -> FindingRow:
+    return FindingRow(
+        rule, subject, int(start), end, LEVELS[rule], None, "open" if end is None else "closed", None, None, evidence
+    )
+
+
+def _reach(f: FindingRow) -> tuple[int, int]:
+    return (f.start, FOREVER if f.end is None else f.end)
+
+
+def _touches(f: FindingRow, lo: int, hi: int) -> bool:
+    a, b = _reach(f)
+    return a <= hi and b >= lo
+
+
+def _merge_same_key(rows: Sequence[FindingRow]) -> list[FindingRow]:
+    """One finding per identity: rows that share (rule, subject, start) — two feeds of one
+    trigger, a shift's calibration time and a neighbour's episode — become one whose
+    evidence lists the others under ``also`` and whose end is the latest (open if any is)."""
+    out: dict[tuple[str, str, int], FindingRow] = {}
+    for f in rows:
+        before = out.get(f.key)
+        if before is None:
+            out[f.key] = f
+            continue
+        end = None if before.end is None or f.end is None else max(before.end, f.end)
+        evidence = dict(before.evidence)
+        evidence["also"] = [*evidence.get("also", []), f.evidence]
+        out[f.key] = FindingRow(
+            f.rule, f.subject, f.start, end, before.level, None, "open" if end is None else "closed", None, None, evidence
+        )
+    return list(out.values())
+
+
+def _overlapping(old: FindingRow, placed: Sequence[tuple[FindingRow, int]]) -> int | None:
+    """A vanished finding goes to the same rule's finding of the same subject now covering its time."""
+    a, b = _reach(old)
+    best: tuple[int, int] | None = None
+    for f, fid in placed:
+        s, e = _reach(f)
+        if f.rule == old.rule and f.subject == old.subject and s <= b and e >= a and (best is None or s < best[0]):
+            best = (s, fid)
+    return None if best is None else best[1]
+
+
+async def _apply(
+    conn: Conn, mine_id: int, desired: Sequence[FindingRow], stored: Sequence[store.StoredFinding], tally: Tally
+) -> bool:
+    """Upsert the desired findings that differ; supersede live stored ones no longer desired
+    (as `rules.backfill` does for the methane findings)."""
+    by_key = {s.row.key: s for s in stored}
+    placed: list[tuple[FindingRow, int]] = []
+    changed = False
+    for f in desired:
+        s = by_key.get(f.key)
+        if s is not None and s.live and s.row == f:
+            tally.same("findings", [(mine_id, *f.key)])
+            placed.append((f, s.id))
+            continue
+        placed.append((f, await store.upsert_finding(conn, mine_id, f)))
+        tally.findings["created" if s is None else "updated"] += 1
+        changed = True
+    wanted = {f.key for f in desired}
+    for s in stored:
+        if s.live and s.row.key not in wanted:
+            await store.supersede(conn, s.id, _overlapping(s.row, placed))
+            tally.findings["superseded"] += 1
+            changed = True
+    return changed
+
+
+# --- database reads of the bounds ------------------------------------------------------------
+
+
+async def _last_before(conn: Conn, ids: Sequence[int], t: int) -> dict[int, int]:
+    rows = await conn.fetch(
+        "SELECT p, (SELECT r.ts FROM readings r WHERE r.point_id = p AND r.ts < $2 ORDER BY r.ts DESC LIMIT 1) AS ts "
+        "FROM unnest($1::int[]) AS p",
+        list(ids),
+        from_ns(t),
+    )
+    return {r["p"]: to_ns(r["ts"]) for r in rows if r["ts"] is not None}
+
+
+async def _stuck_bounds(conn: Conn, ids: Sequence[int], lo: int, hi: int, mask: int, newest: dict[int, int]) -> tuple[int, int]:
+    """(earliest start, latest end) over the points of the equal-value runs that hold at lo and
+    at hi: back to the last considered reading with another value before the run at lo, on to
+    the first considered reading with another value after the run at hi (or the point's newest
+    reading: the run lasts to the end of its data)."""
+    if not ids:
+        return lo, hi
+    rows = await conn.fetch(
+        "SELECT p, "
+        "(SELECT r.ts FROM readings r WHERE r.point_id = p AND r.ts < a.ts AND r.status & $4 = 0 "
+        " AND r.value <> 'NaN' AND r.value <> a.value ORDER BY r.ts DESC LIMIT 1) AS back, a.ts AS a_ts, "
+        "(SELECT r.ts FROM readings r WHERE r.point_id = p AND r.ts > b.ts AND r.status & $4 = 0 "
+        " AND r.value <> 'NaN' AND r.value <> b.value ORDER BY r.ts LIMIT 1) AS fwd, b.ts AS b_ts "
+        "FROM unnest($1::int[]) AS p "
+        "LEFT JOIN LATERAL (SELECT ts, value FROM readings r WHERE r.point_id = p AND r.ts < $2 AND r.status & $4 = 0 "
+        " AND r.value <> 'NaN' ORDER BY r.ts DESC LIMIT 1) a ON true "
+        "LEFT JOIN LATERAL (SELECT ts, value FROM readings r WHERE r.point_id = p AND r.ts <= $3 AND r.status & $4 = 0 "
+        " AND r.value <> 'NaN' ORDER BY r.ts DESC LIMIT 1) b ON true",
+        list(ids),
+        from_ns(lo),
+        from_ns(hi),
+        mask,
+    )
+    a, b = lo, hi
+    for r in rows:
+        if r["a_ts"] is not None:
+            a = min(a, to_ns(r["back"]) if r["back"] is not None else -FOREVER)
+        if r["b_ts"] is not None:
+            b = max(b, to_ns(r["fwd"]) if r["fwd"] is not None else newest.get(r["p"], hi))
+    return a, b
+
+
+async def _first_reading(conn: Conn, ids: Sequence[int]) -> int:
+    """The oldest reading of any of the points (0 when none)."""
+    first = await conn.fetchval(
+        "SELECT min(f.ts) FROM unnest($1::int[]) AS p, LATERAL (SELECT ts FROM readings WHERE point_id = p "
+        "ORDER BY ts LIMIT 1) f",
+        list(ids),
+    )
+    return 0 if first is None else to_ns(first)
+
+
+async def _stored(conn: Conn, mine_id: int, rules: Sequence[str], lo: int, hi: int) -> list[store.StoredFinding]:
+    """Live findings of these rules of a mine whose span touches [lo, hi]."""
+    return await store.findings_touching(conn, mine_id, list(rules), lo, hi)
+
+
+# --- the evaluation --------------------------------------------------------------------------
+
+
+@dataclass
+class _Desired:
+    """Findings recomputed per rule, and the range each rule owns in this evaluation."""
+
+    rows: dict[str, list[FindingRow]] = field(default_factory=dict)
+    own: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def add(self, rule: str, rows: Sequence[FindingRow], lo: int, hi: int) -> None:
+        self.rows.setdefault(rule, []).extend(rows)
+        a, b = self.own.get(rule, (lo, hi))
+        self.own[rule] = (min(a, lo), max(b, hi))
+
+
+async def reevaluate_integrity(
+    conn: Conn,
+    mine_id: int,
+    spans: Sequence[tuple[int, int]],
+    *,
+    now_ns: int,
+    tally: Tally,
+    params: IntegrityParams = IntegrityParams(),
+    days: Sequence[int] = (),
+) -> bool:
+    """Re-judge the integrity rules over spans [lo, hi] (ns) of one mine in the caller's
+    transaction (which holds the mine's lock); ``days`` adds local days (their start, ns) to
+    judge for under-reporting. True when a finding changed."""
+    layout = await load_layout(conn, mine_id)
+    changed = False
+    day_starts = set(days)
+    for lo, hi in spans:
+        desired = await _evaluate_span(conn, layout, lo, hi, now_ns, params)
+        changed = await _write(conn, layout, desired, tally) or changed
+        day_starts.update(_days_of(layout, lo, hi))
+    if day_starts:
+        desired = await _under_reporting(conn, layout, sorted(day_starts), now_ns, params)
+        changed = await _write(conn, layout, desired, tally) or changed
+    return changed
+
+
+def _days_of(layout: MineLayout, lo: int, hi: int) -> list[int]:
+    bounds = local_boundaries(lo, hi, layout.timezone, DAY_START_HOURS)
+    return [int(bounds[j]) for j in range(len(bounds) - 1) if bounds[j] <= hi and bounds[j + 1] > lo]
+
+
+async def _write(conn: Conn, layout: MineLayout, desired: _Desired, tally: Tally) -> bool:
+    changed = False
+    for rule, rows in desired.rows.items():
+        lo, hi = desired.own[rule]
+        merged = _merge_same_key(rows)
+        # Per subject, the owned range widens to the spans found touching it: a finding that
+        # moved its start (a run read further back) supersedes the one it replaces.
+        reach: dict[str, tuple[int, int]] = {}
+        for f in merged:
+            a, b = _reach(f)
+            ra, rb = reach.get(f.subject, (lo, hi))
+            reach[f.subject] = (min(ra, a), max(rb, b))
+        wide_lo = min([lo, *(a for a, _ in reach.values())])
+        wide_hi = max([hi, *(b for _, b in reach.values())])
+        stored = [
+            s
+            for s in await _stored(conn, layout.mine_id, [rule], wide_lo, min(wide_hi, FOREVER - 1))
+            if _touches(s.row, *reach.get(s.row.subject, (lo, hi)))
+        ]
+        by_key = {f.key for f in merged}
+        stored += [
+            s for s in await store.findings_by_key(conn, layout.mine_id, by_key) if s.row.key not in {x.row.key for x in stored}
+        ]
+        changed = await _apply(conn, layout.mine_id, merged, stored, tally) or changed
+    return changed
+
+
+async def _evaluate_span(conn: Conn, layout: MineLayout, lo: int, hi: int, now_ns: int, params: IntegrityParams) -> _Desired:
+    ids = layout.ids.tolist()
+    desired = _Desired()
+    if not ids:
+        return desired
+    newest = await store.last_reading(conn, ids)
+    if not newest:  # no reading of the mine at all: its stations may still report
+        await _station_fault(conn, layout, Readings.empty(), now_ns, params, lo, hi, lo - STATION_LOOKBACK_NS, desired)
+        return desired
+    first = await _first_reading(conn, ids)
+    cal = params.calibration
+    shifts = local_boundaries(lo - cal.max_interval_ns, hi, layout.timezone, cal.shift_start_hours)
+    s_lo = int(shifts[np.searchsorted(shifts, lo - cal.max_interval_ns, side="right") - 1])
+    s_hi = int(shifts[np.searchsorted(shifts, hi, side="right")])
+    methane_ids = layout.ids[layout.methane].tolist()
+    st_a, st_b = await _stuck_bounds(conn, methane_ids, lo, hi, params.stuck.exclude_mask, newest)
+    max_period = int(layout.period_ns.max())
+    pair_reach = params.pairs.max_age_periods * max_period
+    pair_lo = lo - params.pairs.min_duration_ns - pair_reach
+    running = await _stored(conn, layout.mine_id, [IMPLAUSIBLE_PAIR, STATION_FAULT], lo, lo)
+    a = max(
+        first,
+        min(
+            s_lo - cal.max_interval_ns,
+            st_a - WITNESS_LOOKBACK_NS,
+            pair_lo,
+            lo - STATION_LOOKBACK_NS,
+            *(s.row.start - STATION_LOOKBACK_NS for s in running),
+        ),
+    )
+    b = max(s_hi + cal.max_interval_ns, hi + pair_reach, st_b) + US
+    step = HOUR
+    code_index = {c: k for k, c in enumerate(layout.codes)}
+    while True:
+        readings = await load_readings(conn, layout.points(), a, b)
+        last_seen = await _last_before(conn, ids, a)
+        seen = np.array([last_seen.get(i, -1) for i in ids], np.int64)
+        out = _Desired()
+        _offline(layout, readings, seen, now_ns, params, lo, hi, out)
+        _stuck(layout, readings, params, lo, hi, out)
+        _pairs(layout, readings, params, lo, hi + pair_reach, out)
+        # An open span whose points have readings at or after b is cut by the read: read on.
+        later = 0
+        for rule in (OFFLINE, STUCK, IMPLAUSIBLE_PAIR):
+            for f in out.rows.get(rule, []):
+                if f.end is None:
+                    codes = f.evidence.get("points") or [f.subject]
+                    later = max([later, *(newest.get(int(layout.ids[code_index[c]]), 0) for c in codes)])
+        if later >= b:
+            b = min(b + step, later + US)
+            step *= 2
+            continue
+        break
+    desired.rows.update(out.rows)
+    desired.own.update(out.own)
+    _calibration(layout, readings, now_ns, params, s_lo, s_hi, desired)
+    await _calibration_in_episodes(conn, layout, readings, params, s_lo, s_hi, desired)
+    await _station_fault(conn, layout, readings, now_ns, params, lo, hi, a, desired)
+    await _power_off(conn, layout, now_ns, params, lo, hi, desired)
+    return desired
+
+
+def _offline(
+    layout: MineLayout, r: Readings, seen: I64, now_ns: int, params: IntegrityParams, lo: int, hi: int, out: _Desired
+) -> None:
+    sp = offline_spans(
+        r.point_idx,
+        r.ts,
+        n_points=len(layout),
+        now_ns=now_ns,
+        period_ns=layout.period_ns,
+        last_seen_ns=seen,
+        params=params.silence,
+    )
+    rows = []
+    for k in range(len(sp.subject)):
+        i = int(sp.subject[k])
+        if not layout.active[i]:
+            continue
+        end = _end(int(sp.end[k]))
+        st = int(layout.station[i])
+        f = _finding(
+            OFFLINE,
+            layout.codes[i],
+            int(sp.start[k]),
+            end,
+            {
+                "point": layout.codes[i],
+                "station": layout.station_codes[st] if st >= 0 else None,
+                "last_reading": iso(int(sp.start[k])),
+                "next_reading": iso(end),
+                "expected_period_s": _seconds(int(layout.period_ns[i])),
+                "limit_s": _seconds(int(sp.limit_ns[k])),
+                "seen_s": None if end is None else _seconds(int(sp.seen_ns[k])),
+                "raised_at": iso(int(sp.raised_at[k])),
+            },
+        )
+        if _touches(f, lo, hi):
+            rows.append(f)
+    out.add(OFFLINE, rows, lo, hi)
+
+
+def _stuck(layout: MineLayout, r: Readings, params: IntegrityParams, lo: int, hi: int, out: _Desired) -> None:
+    runs = stuck_runs(
+        r.point_idx,
+        r.ts,
+        r.value,
+        r.status,
+        point_mine=np.zeros(len(layout), np.int64),
+        analog=layout.analog,
+        methane=layout.methane,
+        params=params.stuck,
+    )
+    rows = []
+    for k in range(len(runs.point_idx)):
+        i = int(runs.point_idx[k])
+        end = _end(int(runs.end[k]))
+        evidence: dict[str, Any] = {
+            "point": layout.codes[i],
+            "value": float(runs.value[k]),
+            "first_reading": iso(int(runs.start[k])),
+            "min_duration_s": _seconds(params.stuck.min_duration_ns),
+            "witness": layout.codes[int(runs.witness[k])],
+            "first_different": iso(end),
+        }
+        if end is not None:
+            evidence.update(
+                last_equal_reading=iso(int(runs.last[k])),
+                n_readings=int(runs.n_readings[k]),
+                seen_s=_seconds(int(runs.last[k]) - int(runs.start[k])),
+            )
+        f = _finding(STUCK, layout.codes[i], int(runs.start[k]), end, evidence)
+        if _touches(f, lo, hi):
+            rows.append(f)
+    out.add(STUCK, rows, lo, hi)
+
+
+def _pairs(layout: MineLayout, r: Readings, params: IntegrityParams, lo: int, hi: int, out: _Desired) -> None:
+    if len(layout.pair_up) == 0:
+        return
+    sp = implausible_spans(
+        r.point_idx,
+        r.ts,
+        r.value,
+        r.status,
+        upstream=layout.pair_up,
+        downstream=layout.pair_down,
+        n_points=len(layout),
+        period_ns=layout.period_ns,
+        params=params.pairs,
+    )
+    rows = []
+    for k in range(len(sp.pair)):
+        j = int(sp.pair[k])
+        up, down = layout.codes[int(layout.pair_up[j])], layout.codes[int(layout.pair_down[j])]
+        end = _end(int(sp.end[k]))
+        evidence: dict[str, Any] = {
+            "upstream": up,
+            "downstream": down,
+            "points": [up, down],
+            "start": iso(int(sp.start[k])),
+            "expected": f"downstream >= upstream - {params.pairs.min_difference}",
+            "min_difference": params.pairs.min_difference,
+            "min_duration_s": _seconds(params.pairs.min_duration_ns),
+            "worst_difference": round(float(sp.worst[k]), 6),
+            "worst_at": iso(int(sp.worst_ts[k])),
+            "end": iso(end),
+        }
+        if end is not None:
+            evidence.update(last_holding=iso(int(sp.last[k])), n_times=int(sp.n_times[k]))
+        f = _finding(IMPLAUSIBLE_PAIR, down, int(sp.start[k]), end, evidence)
+        if _touches(f, lo, hi):
+            rows.append(f)
+    out.add(IMPLAUSIBLE_PAIR, rows, lo, hi)
+
+
+def _calibration(
+    layout: MineLayout, r: Readings, now_ns: int, params: IntegrityParams, s_lo: int, s_hi: int, out: _Desired
+) -> None:
+    cp = dataclasses.replace(params.calibration, timezone=layout.timezone)
+    sc = shift_calibration(r.point_idx, r.ts, r.status, now_ns=now_ns, params=cp)
+    rows = []
+    for k in range(len(sc.point_idx)):
+        if not s_lo <= int(sc.shift_start[k]) < s_hi:
+            continue
+        i = int(sc.point_idx[k])
+        end = None if bool(sc.is_open[k]) else int(sc.end[k])
+        rows.append(
+            _finding(
+                CALIBRATION_ABUSE,
+                layout.codes[i],
+                int(sc.start[k]),
+                end,
+                {
+                    "kind": "shift",
+                    "point": layout.codes[i],
+                    "shift_start": iso(int(sc.shift_start[k])),
+                    "shift_end": iso(int(sc.shift_end[k])),
+                    "calibrating_from": iso(int(sc.start[k])),
+                    "calibrating_until": iso(int(sc.end[k])),
+                    "seen_s": _seconds(int(sc.total_ns[k])),
+                    "limit_s": _seconds(cp.max_total_ns),
+                },
+            )
+        )
+    # A shift's findings start at or after its start; one of the shift before may end there.
+    out.add(CALIBRATION_ABUSE, rows, s_lo + US, s_hi - US)
+
+
+async def _calibration_in_episodes(
+    conn: Conn, layout: MineLayout, r: Readings, params: IntegrityParams, s_lo: int, s_hi: int, out: _Desired
+) -> None:
+    eps = await conn.fetch(
+        "SELECT point_id, start_ts, end_ts, peak, level FROM episodes WHERE mine_id = $1 AND start_ts < $3 "
+        "AND (end_ts IS NULL OR end_ts >= $2) ORDER BY point_id, start_ts",
+        layout.mine_id,
+        from_ns(s_lo),
+        from_ns(s_hi),
+    )
+    eps = [e for e in eps if int(e["point_id"]) in set(layout.ids.tolist())]
+    if not eps:
+        out.add(CALIBRATION_ABUSE, [], s_lo + US, s_hi - US)
+        return
+    ep = np.array([layout.index_of(e["point_id"]) for e in eps], np.int64)
+    es = np.array([to_ns(e["start_ts"]) for e in eps], np.int64)
+    ee = np.array([-1 if e["end_ts"] is None else to_ns(e["end_ts"]) for e in eps], np.int64)
+    bounds = local_boundaries(s_lo, s_hi - 1, layout.timezone, params.calibration.shift_start_hours)
+    rows = []
+    for j in range(len(bounds) - 1):
+        a, b = int(bounds[j]), int(bounds[j + 1])
+        if a < s_lo or a >= s_hi:
+            continue
+        part = r.take((r.ts >= a) & (r.ts < b))
+        ce = calibration_in_episodes(
+            part.point_idx,
+            part.ts,
+            part.status,
+            point_face=layout.face,
+            episode_point=ep,
+            episode_start=es,
+            episode_end=ee,
+            params=params.calibration,
+        )
+        for k in range(len(ce.point_idx)):
+            i, e = int(ce.point_idx[k]), int(ce.episode[k])
+            rows.append(
+                _finding(
+                    CALIBRATION_ABUSE,
+                    layout.codes[i],
+                    int(ce.start[k]),
+                    int(ce.end[k]),
+                    {
+                        "kind": "neighbour_episode",
+                        "point": layout.codes[i],
+                        "neighbour": layout.codes[int(ep[e])],
+                        "episode_start": iso(int(es[e])),
+                        "episode_end": iso(_end(int(ee[e]))),
+                        "episode_peak": float(eps[e]["peak"]),
+                        "episode_level": eps[e]["level"],
+                        "shift_start": iso(a),
+                        "calibrating_from": iso(int(ce.start[k])),
+                        "calibrating_until": iso(int(ce.end[k])),
+                        "n_readings": int(ce.n_readings[k]),
+                        "expected": "no calibration during a neighbour's exceedance",
+                    },
+                )
+            )
+    out.add(CALIBRATION_ABUSE, rows, s_lo + US, s_hi - US)
+
+
+async def _station_fault(
+    conn: Conn, layout: MineLayout, r: Readings, now_ns: int, params: IntegrityParams, lo: int, hi: int, a: int, out: _Desired
+) -> None:
+    n_st = len(layout.station_ids)
+    if n_st == 0:
+        return
+    # FZSS / `stations` states: from each station's last good report before the window's start
+    # (or before the readings' start, whichever is earlier) to its first good one after the end.
+    good = list(params.silence.good_states)
+    bounds = await conn.fetch(
+        "SELECT s, (SELECT max(ts) FROM station_states x WHERE x.station_id = s AND x.ts < $2 "
+        "AND x.state = ANY($4::smallint[])) AS back, (SELECT min(ts) FROM station_states x WHERE x.station_id = s "
+        "AND x.ts > $3 AND x.state = ANY($4::smallint[])) AS fwd FROM unnest($1::int[]) AS s",
+        layout.station_ids.tolist(),
+        from_ns(min(a, lo)),
+        from_ns(hi),
+        good,
+    )
+    back = min([to_ns(x["back"]) for x in bounds if x["back"] is not None] or [min(a, lo)])
+    fwd_all = [x["fwd"] for x in bounds]
+    upper = None if any(f is None for f in fwd_all) else max(to_ns(f) for f in fwd_all)
+    rows = await conn.fetch(
+        "SELECT station_id, ts, state FROM station_states WHERE station_id = ANY($1::int[]) AND ts >= $2 "
+        "AND ($3::timestamptz IS NULL OR ts <= $3) ORDER BY station_id, ts",
+        layout.station_ids.tolist(),
+        from_ns(min(back, a)),
+        None if upper is None else from_ns(upper),
+    )
+    st_index = {int(s): k for k, s in enumerate(layout.station_ids.tolist())}
+    fz_s = np.array([st_index[x["station_id"]] for x in rows], np.int64)
+    fz_t = np.array([to_ns(x["ts"]) for x in rows], np.int64)
+    fz_v = np.array([x["state"] for x in rows], np.int64)
+    bs, bt, bv = flagged_station_states(r.point_idx, r.ts, r.status, layout.station, n_stations=n_st)
+    s_all = np.concatenate((fz_s, bs))
+    t_all = np.concatenate((fz_t, bt))
+    v_all = np.concatenate((fz_v, bv.astype(np.int64)))
+    src = np.concatenate((np.zeros(len(fz_s), np.int8), np.ones(len(bs), np.int8)))
+    order = np.lexsort((t_all, s_all))
+    s_all, t_all, v_all, src = s_all[order], t_all[order], v_all[order], src[order]
+    sp = station_fault_spans(
+        s_all, t_all, v_all, n_stations=n_st, now_ns=now_ns, period_ns=layout.station_period_ns, params=params.silence
+    )
+    found = []
+    for k in range(len(sp.subject)):
+        st = int(sp.subject[k])
+        start, end = int(sp.start[k]), _end(int(sp.end[k]))
+        at = np.flatnonzero((s_all == st) & (t_all == start) & np.isin(v_all, params.silence.faulty_states))
+        first = int(at[0]) if len(at) else -1
+        found.append(
+            _finding(
+                STATION_FAULT,
+                layout.station_codes[st],
+                start,
+                end,
+                {
+                    "station": layout.station_codes[st],
+                    "points": [layout.codes[i] for i in np.flatnonzero(layout.station == st).tolist()],
+                    "first_faulty_report": iso(start),
+                    "first_good_report": iso(end),
+                    "reported_state": int(v_all[first]) if first >= 0 else None,
+                    "source": ("fzss" if src[first] == 0 else "bit16") if first >= 0 else None,
+                    "expected_period_s": _seconds(int(layout.station_period_ns[st])),
+                    "limit_s": _seconds(int(sp.limit_ns[k])),
+                    "seen_s": None if end is None else _seconds(int(sp.seen_ns[k])),
+                    "raised_at": iso(int(sp.raised_at[k])),
+                },
+            )
+        )
+    out.add(STATION_FAULT, [f for f in found if _touches(f, lo, hi)], lo, hi)
+
+
+async def _power_off(
+    conn: Conn, layout: MineLayout, now_ns: int, params: IntegrityParams, lo: int, hi: int, out: _Desired
+) -> None:
+    if len(layout.relation_point) == 0:
+        return
+    po = params.power_off
+    w_lo = lo - po.response_ns - po.evidence_after_ns
+    subjects = sorted({int(i) for i in layout.relation_point.tolist()})
+    sub_ids = [int(layout.ids[i]) for i in subjects]
+    eps = list(
+        await conn.fetch(
+            "SELECT point_id, start_ts, end_ts, thresholds FROM episodes WHERE point_id = ANY($1::int[]) "
+            "AND level = 'power_off' AND start_ts <= $3 AND (end_ts IS NULL OR end_ts >= $2)",
+            sub_ids,
+            from_ns(w_lo),
+            from_ns(hi),
+        )
+    )
+    # Episodes of failures stored as running in the window (the feed answered only now).
+    for s in await _stored(conn, layout.mine_id, [POWER_OFF_FAILURE], w_lo, hi):
+        for ev in (s.row.evidence, *s.row.evidence.get("also", [])):
+            if "episode_start" in ev and ev.get("point") in layout.codes:
+                eps += await conn.fetch(
+                    "SELECT point_id, start_ts, end_ts, thresholds FROM episodes WHERE point_id = $1 AND start_ts = $2 "
+                    "AND level = 'power_off'",
+                    int(layout.ids[layout.codes.index(ev["point"])]),
+                    datetime.fromisoformat(ev["episode_start"]),
+                )
+    seen_eps: set[tuple[int, datetime]] = set()
+    rows = []
+    for e in eps:
+        key = (int(e["point_id"]), e["start_ts"])
+        if key in seen_eps:
+            continue
+        seen_eps.add(key)
+        level = json.loads(e["thresholds"]).get("poweroff_hi")
+        if level is None:
+            continue
+        t_row = await conn.fetchval(
+            "SELECT ts FROM readings WHERE point_id = $1 AND ts >= $2 AND ($3::timestamptz IS NULL OR ts <= $3) "
+            "AND status & $4 = 0 AND value <> 'NaN' AND value >= $5 ORDER BY ts LIMIT 1",
+            e["point_id"],
+            e["start_ts"],
+            e["end_ts"],
+            po.exclude_mask,
+            float(level),
+        )
+        if t_row is None:
+            continue
+        t = to_ns(t_row)
+        if not now_ns > t + po.response_ns:
+            continue
+        i = layout.index_of(e["point_id"])
+        feeds = layout.relation_feed[layout.relation_point == i]
+        feed_ids = [int(layout.ids[f]) for f in feeds.tolist()]
+        window = await load_readings(conn, layout.points(), t - po.evidence_before_ns, t + po.evidence_after_ns + US)
+        # The first "off" reading of each feed after the window closes the failure.
+        after = await conn.fetch(
+            "SELECT f, (SELECT ts FROM readings r WHERE r.point_id = f AND r.ts > $2 AND r.status & $3 = 0 "
+            "AND r.value = $4 ORDER BY r.ts LIMIT 1) AS ts FROM unnest($1::int[]) AS f",
+            feed_ids,
+            from_ns(t + po.response_ns + po.evidence_after_ns),
+            po.exclude_mask,
+            po.off_value,
+        )
+        extra = [(layout.index_of(x["f"]), to_ns(x["ts"])) for x in after if x["ts"] is not None]
+        rp = np.concatenate((window.point_idx, np.array([p for p, _ in extra], np.int64)))
+        rt = np.concatenate((window.ts, np.array([q for _, q in extra], np.int64)))
+        rv = np.concatenate((window.value, np.full(len(extra), po.off_value)))
+        rs = np.concatenate((window.status, np.zeros(len(extra), np.int16)))
+        order = np.lexsort((rt, rp))
+        resp = power_off_response(
+            rp[order],
+            rt[order],
+            rv[order],
+            rs[order],
+            trigger_point=np.array([i], np.int64),
+            trigger_ts=np.array([t], np.int64),
+            relation_point=np.full(len(feeds), i, np.int64),
+            relation_feed=feeds.astype(np.int64),
+            now_ns=now_ns,
+            params=po,
+        )
+        keep = np.isin(window.point_idx, np.array([i, *feeds.tolist()], np.int64))
+        evidence_readings: dict[str, list[list[Any]]] = {}
+        for p_, t_, v_, s_ in zip(
+            window.point_idx[keep].tolist(),
+            window.ts[keep].tolist(),
+            window.value[keep].tolist(),
+            window.status[keep].tolist(),
+            strict=True,
+        ):
+            evidence_readings.setdefault(layout.codes[p_], []).append([iso(t_), None if math.isnan(v_) else v_, s_])
+        for k in np.flatnonzero(resp.failed).tolist():
+            end = _end(int(resp.end[k]))
+            feed = layout.codes[int(resp.feed_idx[k])]
+            last_v = float(resp.last_feed_value[k])
+            rows.append(
+                _finding(
+                    POWER_OFF_FAILURE,
+                    layout.codes[i],
+                    int(resp.start[k]),
+                    end,
+                    {
+                        "point": layout.codes[i],
+                        "feed": feed,
+                        "points": [layout.codes[i], feed],
+                        "episode_start": iso(to_ns(e["start_ts"])),
+                        "trigger_at": iso(t),
+                        "poweroff_threshold": float(level),
+                        "response_s": _seconds(po.response_ns),
+                        "expected": f"{feed} reports off ({po.off_value:g}) by {iso(t + po.response_ns)}",
+                        "seen_feed_readings": int(resp.n_feed_readings[k]),
+                        "last_feed_value": None if math.isnan(last_v) else last_v,
+                        "off_at": iso(end),
+                        "window": [iso(t - po.evidence_before_ns), iso(t + po.evidence_after_ns)],
+                        "readings": evidence_readings,
+                    },
+                )
+            )
+    out.add(POWER_OFF_FAILURE, rows, w_lo, hi)
+
+
+async def _under_reporting(
+    conn: Conn, layout: MineLayout, day_starts: Sequence[int], now_ns: int, params: IntegrityParams
+) -> _Desired:
+    """Judge whole local days whose upload grace is over: computed methane episodes against
+    the mine's YCBJ records. A mine that uploads no files (no TJSJ / YCBJ record near the day)
+    is not judged: it has no alarm records to leave anything out of."""
+    out = _Desired()
+    urp = dataclasses.replace(params.under_reporting, timezone=layout.timezone)
+    zone = ZoneInfo(layout.timezone)
+    methane_ids = layout.ids[layout.methane].tolist()
+    for d0 in day_starts:
+        bounds = local_boundaries(d0, d0, layout.timezone, DAY_START_HOURS)
+        j = int(np.searchsorted(bounds, d0, side="right") - 1)
+        d0, d1 = int(bounds[j]), int(bounds[j + 1])
+        if d1 + urp.grace_ns > now_ns or not methane_ids:
+            continue
+        uploads = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM reported_abnormal WHERE point_id = ANY($1::int[]) AND started_at < $3 "
+            "AND started_at >= $2::timestamptz - interval '7 days') OR EXISTS (SELECT 1 FROM reported_stats WHERE "
+            "point_id = ANY($1::int[]) AND period_end >= $2 AND period_start < $3)",
+            layout.ids.tolist(),
+            from_ns(d0),
+            from_ns(d1),
+        )
+        eps = await conn.fetch(
+            "SELECT point_id, start_ts, end_ts, peak, level FROM episodes WHERE point_id = ANY($1::int[]) "
+            "AND start_ts >= $2 AND start_ts < $3 ORDER BY point_id, start_ts",
+            methane_ids,
+            from_ns(d0),
+            from_ns(d1),
+        )
+        rows: list[FindingRow] = []
+        if uploads and eps:
+            recs = await conn.fetch(
+                "SELECT point_id, abnormal_code, started_at, ended_at FROM reported_abnormal WHERE "
+                "point_id = ANY($1::int[]) AND started_at <= $3 AND (ended_at IS NULL OR ended_at >= $2)",
+                methane_ids,
+                from_ns(d0),
+                from_ns(max(to_ns(e["end_ts"] or e["start_ts"]) for e in eps)),
+            )
+            res = under_reported(
+                np.array([layout.index_of(e["point_id"]) for e in eps], np.int64),
+                np.array([to_ns(e["start_ts"]) for e in eps], np.int64),
+                np.array([-1 if e["end_ts"] is None else to_ns(e["end_ts"]) for e in eps], np.int64),
+                point_mine=np.zeros(len(layout), np.int64),
+                record_point=np.array([layout.index_of(x["point_id"]) for x in recs], np.int64),
+                record_start=np.array([to_ns(x["started_at"]) for x in recs], np.int64),
+                record_end=np.array([-1 if x["ended_at"] is None else to_ns(x["ended_at"]) for x in recs], np.int64),
+                record_code=np.array([x["abnormal_code"] for x in recs], dtype=np.str_),
+                now_ns=now_ns,
+                params=urp,
+            )
+            for k in range(len(res.mine)):
+                members = res.episode_order[int(res.first[k]) : int(res.first[k]) + int(res.count[k])].tolist()
+                listed = [
+                    {
+                        "point": layout.codes[layout.index_of(eps[m]["point_id"])],
+                        "start": iso(to_ns(eps[m]["start_ts"])),
+                        "end": iso(None if eps[m]["end_ts"] is None else to_ns(eps[m]["end_ts"])),
+                        "peak": float(eps[m]["peak"]),
+                        "level": eps[m]["level"],
+                    }
+                    for m in members
+                ]
+                rows.append(
+                    _finding(
+                        UNDER_REPORTING,
+                        layout.mine_code,
+                        int(res.day_start[k]),
+                        int(res.day_end[k]),
+                        {
+                            "day": from_ns(int(res.day_start[k])).astimezone(zone).date().isoformat(),
+                            "unreported": listed,
+                            "points": sorted({x["point"] for x in listed}),
+                            "episodes": len(eps),
+                            "reported": int(res.covered.sum()),
+                            "expected": f"a YCBJ record ({'/'.join(urp.alarm_codes)}) overlapping every episode",
+                            "grace_s": _seconds(urp.grace_ns),
+                        },
+                    )
+                )
+        out.add(UNDER_REPORTING, rows, d0, d1 - US)
+    return out
+
+
+# --- the clock-driven pass --------------------------------------------------------------------
+
+
+async def clock_pass(
+    conn: Conn, now: datetime, *, tally: Tally, params: IntegrityParams = IntegrityParams(), mines: Sequence[int] | None = None
+) -> bool:
+    """Re-judge the last minutes of every mine (and the days whose upload grace just ended) at
+    the clock's ``now``, one transaction per mine under its evaluation lock (a mine the worker
+    is evaluating is skipped: its evaluation runs at the same clock). True when a finding changed."""
+    now_ns = to_ns(now)
+    ids = mines if mines is not None else [r["id"] for r in await conn.fetch("SELECT id FROM mines WHERE active ORDER BY id")]
+    changed = False
+    for mine_id in ids:
+        async with conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", store.MINE_LOCK_CLASS, mine_id):
+                continue
+            tz = await conn.fetchval("SELECT timezone FROM mines WHERE id = $1", mine_id)
+            back = now_ns - params.under_reporting.grace_ns - params.clock_days * 24 * HOUR
+            bounds = local_boundaries(back, now_ns, tz, DAY_START_HOURS)
+            days = [
+                int(bounds[j])
+                for j in range(len(bounds) - 1)
+                if back <= int(bounds[j + 1]) + params.under_reporting.grace_ns <= now_ns
+            ]
+            if await reevaluate_integrity(
+                conn, mine_id, [(now_ns - params.clock_tail_ns, now_ns)], now_ns=now_ns, tally=tally, params=params, days=days
+            ):
+                await store.notify_findings(conn)
+                changed = True
+    return changed

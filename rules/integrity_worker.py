@@ -964,9 +964,14 @@ async def _under_reporting(
 async def clock_pass(
     conn: Conn, now: datetime, *, tally: Tally, params: IntegrityParams = IntegrityParams(), mines: Sequence[int] | None = None
 ) -> bool:
-    """Re-judge the last minutes of every mine (and the days whose upload grace just ended) at
-    the clock's ``now``, one transaction per mine under its evaluation lock (a mine the worker
-    is evaluating is skipped: its evaluation runs at the same clock). True when a finding changed."""
+    """The rules that fire on silence, at the clock's ``now``, one transaction per mine under its
+    evaluation lock (a mine the worker is evaluating is skipped: its evaluation runs at the same
+    clock): each point's silence since its last reading (`offline`) and each station's run of
+    faulty reports (`station_fault`) from the stored times alone, with no readings read; the
+    power-off triggers of the last minutes (`power_off_failure`: the feed never answered); the
+    local days whose upload grace just ended (`under_reporting`). Silence only opens spans, so
+    offline and station faults are only added here, never withdrawn (new data do that, through
+    the data-driven pass). True when a finding changed."""
     now_ns = to_ns(now)
     ids = mines if mines is not None else [r["id"] for r in await conn.fetch("SELECT id FROM mines WHERE active ORDER BY id")]
     changed = False
@@ -974,17 +979,37 @@ async def clock_pass(
         async with conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", store.MINE_LOCK_CLASS, mine_id):
                 continue
-            tz = await conn.fetchval("SELECT timezone FROM mines WHERE id = $1", mine_id)
+            layout = await load_layout(conn, mine_id)
             back = now_ns - params.under_reporting.grace_ns - params.clock_days * 24 * HOUR
-            bounds = local_boundaries(back, now_ns, tz, DAY_START_HOURS)
+            bounds = local_boundaries(back, now_ns, layout.timezone, DAY_START_HOURS)
             days = [
                 int(bounds[j])
                 for j in range(len(bounds) - 1)
                 if back <= int(bounds[j + 1]) + params.under_reporting.grace_ns <= now_ns
             ]
-            if await reevaluate_integrity(
-                conn, mine_id, [(now_ns - params.clock_tail_ns, now_ns)], now_ns=now_ns, tally=tally, params=params, days=days
-            ):
+            lo = now_ns - params.clock_tail_ns
+            silent = _Desired()
+            newest = await store.last_reading(conn, layout.ids.tolist())
+            seen = np.array([newest.get(int(i), -1) for i in layout.ids.tolist()], np.int64)
+            _offline(layout, Readings.empty(), seen, now_ns, params, -FOREVER, FOREVER - 1, silent)
+            await _station_fault(conn, layout, Readings.empty(), now_ns, params, lo, now_ns, lo, silent)
+            mine_changed = await _add_only(conn, layout, silent, tally)
+            desired = _Desired()
+            await _power_off(conn, layout, now_ns, params, lo, now_ns, desired)
+            mine_changed = await _write(conn, layout, desired, tally) or mine_changed
+            if days:
+                desired = await _under_reporting(conn, layout, days, now_ns, params)
+                mine_changed = await _write(conn, layout, desired, tally) or mine_changed
+            if mine_changed:
                 await store.notify_findings(conn)
                 changed = True
     return changed
+
+
+async def _add_only(conn: Conn, layout: MineLayout, desired: _Desired, tally: Tally) -> bool:
+    """Write the open spans silence found that are not stored as they are; withdraw nothing."""
+    rows = [f for rows in desired.rows.values() for f in _merge_same_key(rows) if f.end is None]
+    if not rows:
+        return False
+    stored = {s.row.key: s for s in await store.findings_by_key(conn, layout.mine_id, [f.key for f in rows])}
+    return await _apply(conn, layout.mine_id, rows, list(stored.values()), tally)

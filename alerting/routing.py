@@ -8,7 +8,7 @@ that holds its secret (`secret_env`) and the caller resolves it when it builds n
 version: 1
 start_levels:            # where a non-methane case is raised first (methane: by peak tier)
   default: county
-  rules: {offline: mine, seal_breach: county}
+  rules: {overtime: mine, seal_breach: county}
 mines:
   "140100000001":
     receivers:           # the mine's own duty people (level `mine`)
@@ -49,6 +49,7 @@ from pydantic import (
 
 from alerting.errors import RoutingError
 from alerting.lifecycle import LADDER, Actor, Level, Regions, Role
+from minewatch.rule_ids import INTEGRITY
 from minewatch.validation import describe
 
 Code = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]+$")]
@@ -131,10 +132,22 @@ class RegionRoutes(_Strict):
 
 
 class StartLevels(_Strict):
-    """Where a non-methane case is first raised, per rule, with a default."""
+    """Where a non-methane case is first raised, per rule, with a default.
+
+    Integrity findings (rules.md §6, and §4's power-off check) open at the regulator, never at
+    the mine alone: the table may not start them at `mine`, and a `mine` default does not
+    apply to them (they start at the county)."""
 
     default: Level = Level.COUNTY
     rules: dict[str, Level] = {}
+
+    @model_validator(mode="after")
+    def _integrity_at_the_regulator(self) -> StartLevels:
+        at_mine = sorted(r for r, level in self.rules.items() if r in INTEGRITY and level is Level.MINE)
+        if at_mine:
+            raise ValueError(f"rules {', '.join(at_mine)}: monitoring-integrity findings open at the regulator "
+                             "(rules.md §6); allowed: county, city, province")
+        return self
 
 
 class RoutingFile(_Strict):
@@ -241,7 +254,10 @@ class Routing:
         computed by the rules package), any other by the file's per-rule table or default."""
         if methane_tier is not None:
             return methane_tier
-        return self.file.start_levels.rules.get(rule, self.file.start_levels.default)
+        level = self.file.start_levels.rules.get(rule, self.file.start_levels.default)
+        if rule in INTEGRITY and level is Level.MINE:
+            return Level.COUNTY  # rules.md §6: the regulator's, whatever the default
+        return level
 
     def sms_actor(self, phone: str) -> Actor | None:
         """The actor an inbound SMS reply speaks for: a mine user of every mine whose own

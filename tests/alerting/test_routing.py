@@ -37,6 +37,20 @@ def test_start_level_by_tier_or_rule() -> None:
     assert routing.start_level("anything_else") is Level.COUNTY
 
 
+def test_integrity_findings_never_start_at_the_mine_alone() -> None:
+    """rules.md §6: a monitoring-integrity finding opens at the regulator. A routing file may
+    not start one at the mine, and a `mine` default starts them at the county."""
+    with pytest.raises(RoutingError, match=r"offline, stuck: monitoring-integrity findings open at the regulator"):
+        parse_routing(ROUTING_YAML.replace("{stale: mine,", "{stuck: mine, offline: mine,"), source="routing.yaml")
+    routing = parse_routing(ROUTING_YAML.replace("default: county", "default: mine"), source="routing.yaml")
+    assert routing.start_level("overtime") is Level.MINE
+    for rule in ("offline", "station_fault", "stuck", "calibration_abuse", "implausible_pair", "power_off_failure",
+                 "under_reporting"):
+        assert routing.start_level(rule) is Level.COUNTY, rule
+    city = parse_routing(ROUTING_YAML.replace("{stale: mine,", "{stale: mine, stuck: city,"), source="routing.yaml")
+    assert city.start_level("stuck") is Level.CITY
+
+
 def test_next_level_climbs_the_ladder() -> None:
     assert [next_level(level) for level in Level] == [
         Level.COUNTY, Level.CITY, Level.PROVINCE, None]

@@ -60,7 +60,7 @@ def routing_yaml(url: str) -> str:
 version: 1
 start_levels:
   default: county
-  rules: {{offline: mine, work_continued: city, seal_breach: county, shutdown_order: county,
+  rules: {{overtime: mine, work_continued: city, seal_breach: county, shutdown_order: county,
           frequent_exceedance: county, high_value_exceedance: province}}
 mines:
   "{MINE1}":

@@ -62,12 +62,13 @@ async def test_superseded_finding_hands_its_case_to_the_successor(harness: Harne
 
 async def test_other_findings_start_where_routing_says_and_major_hazards_reach_the_workforce(harness: Harness) -> None:
     h = harness
-    await insert_finding(h.pool, rule="offline", subject="140100000001_01MN0001_T0004", start=T0, level="warning")
+    # (a person past their shift starts at the mine; integrity findings never do: test_routing.py)
+    await insert_finding(h.pool, rule="overtime", subject="000101", start=T0, level="warning")
     await insert_finding(h.pool, rule="work_continued", subject="F11301", start=T0, level="major",
                          evidence={"label": "11301工作面"})
     await h.tick()
     cases = {r["rule"]: r for r in await h.pool.fetch("SELECT rule, level, severity, checklist::text FROM cases")}
-    assert (cases["offline"]["level"], cases["offline"]["severity"]) == ("mine", "normal")
+    assert (cases["overtime"]["level"], cases["overtime"]["severity"]) == ("mine", "normal")
     assert (cases["work_continued"]["level"], cases["work_continued"]["severity"]) == ("city", "major")
     assert cases["work_continued"]["checklist"] == "[]"
     # A major hazard is not held back for grouping, and goes to the workforce too (双报告).

@@ -8,8 +8,10 @@ the latest value and status of every point (a point silent for longer than its `
 is left out), every `fzss_every_s` an FZSS with each station's latest state, every
 `tjsj_every_s` a TJSJ with each analog point's max / min / average over the interval, and
 a YCBJ whenever an abnormal episode (alarm, power-off, calibration, over-range, sensor
-fault bits) starts or ends. Values and statuses are the simulator's readings
-(`simulators.model`), sampled and held; file times are whole seconds of the mine's zone.
+fault bits) starts or ends, unless a scenario `hide_alarm` event has the mine leave that
+episode out (what `under_reporting`, rules.md §6, looks for). Values and statuses are the
+simulator's readings (`simulators.model`), sampled and held; file times are whole seconds
+of the mine's zone.
 
 `ticks()` yields what each upload instant carries, so the same snapshots can also be sent
 over MQTT (`snapshot_messages`): the acceptance test compares both paths on equal data.
@@ -40,7 +42,7 @@ from simulators.errors import SimulatorError
 from simulators.geotech import GEOTECH_TYPES
 from simulators.noise import F64, I64
 from simulators.render import Message
-from simulators.scenario import load_scenario
+from simulators.scenario import HideAlarm, load_scenario
 from simulators.status import ALARM, CALIBRATING, OVER_RANGE, POWER_OFF, SENSOR_FAULT
 from simulators.world import World
 
@@ -189,6 +191,12 @@ class MineFiles:
         self.analog = np.array([p.value_type == "MN" for p in points], np.bool_)
         self.max_gap_ms = np.array([p.max_gap_s * 1000 for p in points], np.int64)
         self.names = [TYPE_NAMES.get(p.sensor_type, "传感器") for p in points]
+        # Scenario `hide_alarm` events, per point index: the YCBJ records the mine leaves out.
+        index = {p.code: i for i, p in enumerate(points)}
+        self.hidden: dict[int, list[HideAlarm]] = {}
+        for e in world.scenario.events:
+            if isinstance(e, HideAlarm) and e.point in index:
+                self.hidden.setdefault(index[e.point], []).append(e)
         self._reports: list[tuple[int, YcbjRecord]] = []  # abnormal reports waiting for the next upload
 
     def header(self, ts_ms: int) -> Header:
@@ -300,6 +308,9 @@ class MineFiles:
     def _abnormal(self, i: int, code: str, ep: _Episode, end: int | None) -> None:
         # Reported at the first upload at or after the event: its start (end unknown), then
         # its end with the statistics of the episode. The data time is set at that upload.
+        # An episode a `hide_alarm` event covers is reported neither at its start nor at its end.
+        if any(h.hides(self.world.start_ms, code, ep.start) for h in self.hidden.get(i, ())):
+            return
         p = self.mine.points[i]
         stats: tuple[float | None, datetime | None, float | None, datetime | None, float | None] = (None,) * 5
         if end is not None and ep.values:

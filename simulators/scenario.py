@@ -138,6 +138,25 @@ class Silence(_Event):
     point: str
 
 
+# YCBJ abnormal types (formats.md) the simulated system reports; the alarm types 001 / 002 are
+# the ones rules.md §6 `under_reporting` compares with the episodes it computes.
+YcbjCode = Literal["001", "002", "004", "007", "008"]
+
+
+class HideAlarm(_Event):
+    """The mine's YCBJ upload leaves out the point's abnormal records (of `codes`) whose episode
+    starts in [at, at + duration): neither its start nor its end is reported. The readings, and
+    so CDSS and TJSJ, still show the values (file mode only: MQTT carries no YCBJ)."""
+
+    kind: Literal["hide_alarm"]
+    point: str
+    codes: tuple[YcbjCode, ...] = Field(default=("001", "002"), min_length=1)
+
+    def hides(self, run_start_ms: int, code: str, episode_start_ms: int) -> bool:
+        """True when the record of type `code` of an episode starting at `episode_start_ms` is left out."""
+        return code in self.codes and self.start_ms(run_start_ms) <= episode_start_ms < self.end_ms(run_start_ms)
+
+
 class CardEnterRestricted(_Event):
     """A card walks into a restricted area (the mine's first one unless `area` is given)."""
 
@@ -187,6 +206,7 @@ Event = Annotated[
     | StationDown
     | Stuck
     | Silence
+    | HideAlarm
     | CardEnterRestricted
     | Overcrowd
     | Rainfall

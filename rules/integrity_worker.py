@@ -1,27 +1,27 @@
 """The integrity rules (rules.md §6 and the §4 power-off check) against PostgreSQL: load, judge, write findings.
 
-The pure kernels live in `rules.integrity`; this module gives them a mine's arrays and turns
-their spans into `findings` rows with the contract's rule ids, the subjects and levels of the
-"at a glance" table of rules.md and their evidence (points, window, values, expected vs
-seen), written by `rules.store.upsert_finding` inside the caller's transaction.
+The pure kernels live in `rules.integrity`; `rules.integrity_rows` turns their spans into
+`findings` rows (the contract's rule ids, the subjects and levels of rules.md's "at a glance"
+table, evidence: points, window, values, expected vs seen). This module reads a mine's arrays
+and writes those rows by `rules.store.upsert_finding` inside the caller's transaction.
 
-One code path serves the streaming worker, the back-fill and the clock-driven pass:
+One code path serves the streaming worker and the back-fill:
 `reevaluate_integrity(conn, mine, spans, now_ns=...)` re-judges spans [lo, hi] of a mine.
 For each span it reads the readings from far enough back and far enough on that every span
 of every rule touching [lo, hi] is computed whole (a stuck run is read back to the last
-different value, a silence from the last reading before, a calibration over whole local
-shifts, a station's states from its last good report; open spans read on while data
-follow), and diffs the findings touching [lo, hi] (widened per subject by the spans found)
-with the stored live ones of the same rules by identity (rule, subject, start): a finding
-that changed is updated, one no longer found is superseded by the one now covering its
-time (withdrawn when none). Re-judging the same data at the same clock writes nothing.
+different value, a silence from the last reading before, a station's states from its last
+good report; open spans read on while data follow; calibration over whole local shifts, for
+the points the window can change), and diffs the findings touching [lo, hi] (widened per
+subject by the spans found) with the stored live ones of the same rules by identity (rule,
+subject, start): a finding that changed is updated, one no longer found is superseded by the
+one now covering its time (withdrawn when none). Re-judging the same data at the same clock
+writes nothing.
 
 The present (``now_ns``) is injected: it opens the spans that silence keeps open (a point
 offline since its last reading, a feed that never answered) and judges the days whose
-upload grace is over (`under_reporting`). The clock-driven pass (`clock_pass`) is the same
-evaluation over the last minutes of every mine, so rules fire while no data arrive at all;
+upload grace is over (`under_reporting`). The clock-driven pass (`clock_pass`) judges those
+rules from stored times alone (no readings read), so they fire while no data arrive at all;
 it keeps no state of its own (restart-safe) and writes nothing when nothing changed.
-Evidence of an open span holds nothing that moves with the clock alone.
 """
 
 from __future__ import annotations
@@ -30,109 +30,55 @@ import dataclasses
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from minewatch import rule_ids
 from minewatch.timeutil import from_ns, to_ns
 from rules import store
 from rules.evaluate import FindingRow, iso
-from rules.inputs import I64, Bools, MinePoints, Readings
-from rules.integrity.calibration import CalibrationParams, calibration_in_episodes, shift_calibration
-from rules.integrity.common import HOUR, MINUTE, NO_END, S
-from rules.integrity.pairs import PairParams, implausible_spans
-from rules.integrity.relation import PowerOffParams, power_off_response
+from rules.inputs import Readings
+from rules.integrity.calibration import calibration_in_episodes
+from rules.integrity.common import HOUR
+from rules.integrity.relation import power_off_response
 from rules.integrity.shifts import DAY_START_HOURS, local_boundaries
-from rules.integrity.silence import SilenceParams, flagged_station_states, offline_spans, station_fault_spans
-from rules.integrity.stuck import StuckParams, stuck_runs
-from rules.integrity.under_reporting import UnderReportingParams, under_reported
+from rules.integrity.silence import SilenceParams, flagged_station_states, station_fault_spans
+from rules.integrity.under_reporting import under_reported
+from rules.integrity_rows import (
+    CALIBRATION_ABUSE,
+    DEFAULT_PARAMS,
+    FOREVER,
+    IMPLAUSIBLE_PAIR,
+    OFFLINE,
+    POWER_OFF_FAILURE,
+    STATION_FAULT,
+    STATION_LOOKBACK_NS,
+    STUCK,
+    UNDER_REPORTING,
+    US,
+    WITNESS_LOOKBACK_NS,
+    Desired,
+    IntegrityParams,
+    MineLayout,
+    calibration_rows,
+    days_of,
+    end_or_none,
+    finding,
+    merge_same_key,
+    offline_rows,
+    overlapping,
+    pair_rows,
+    seconds,
+    span_of,
+    stuck_rows,
+    touches,
+)
 from rules.load import Conn, load_readings
 
 if TYPE_CHECKING:
     from rules.backfill import Tally
-
-US = 1_000
-FOREVER = 2**62
-OFFLINE = rule_ids.OFFLINE
-STATION_FAULT = rule_ids.STATION_FAULT
-STUCK = rule_ids.STUCK
-CALIBRATION_ABUSE = rule_ids.CALIBRATION_ABUSE
-IMPLAUSIBLE_PAIR = rule_ids.IMPLAUSIBLE_PAIR
-POWER_OFF_FAILURE = rule_ids.POWER_OFF_FAILURE
-UNDER_REPORTING = rule_ids.UNDER_REPORTING
-# Level of each finding: rules.md, "Findings of §4 and §6–§8 at a glance".
-LEVELS: dict[str, str] = {
-    OFFLINE: "warning",
-    STATION_FAULT: "warning",
-    STUCK: "warning",
-    CALIBRATION_ABUSE: "major",
-    IMPLAUSIBLE_PAIR: "warning",
-    POWER_OFF_FAILURE: "major",
-    UNDER_REPORTING: "major",
-}
-INTEGRITY_RULES: tuple[str, ...] = tuple(LEVELS)
-STATION_LOOKBACK_NS = HOUR  # bit-16 station states are derived from readings this far back
-WITNESS_LOOKBACK_NS = HOUR  # a witness's change needs its previous reading
-
-
-@dataclass(frozen=True)
-class IntegrityParams:
-    """The parameters of every integrity rule (each dataclass cites rules.md) and of the passes."""
-
-    silence: SilenceParams = field(default_factory=SilenceParams)
-    stuck: StuckParams = field(default_factory=StuckParams)
-    calibration: CalibrationParams = field(default_factory=CalibrationParams)
-    pairs: PairParams = field(default_factory=PairParams)
-    power_off: PowerOffParams = field(default_factory=PowerOffParams)
-    under_reporting: UnderReportingParams = field(default_factory=UnderReportingParams)
-    # The clock-driven pass re-judges the last `clock_tail_ns` of every mine, and the local
-    # days whose upload grace ended within the last `clock_days` days (under-reporting).
-    clock_tail_ns: int = 10 * MINUTE
-    clock_days: int = 2
-
-
-@dataclass(frozen=True, eq=False)
-class MineLayout:
-    """Every point and station of one mine as arrays (point index = position, ids ascending)."""
-
-    mine_id: int
-    mine_code: str
-    timezone: str
-    ids: I64
-    codes: tuple[str, ...]
-    active: Bools
-    analog: Bools
-    methane: Bools  # analog methane points: the subjects of stuck and under-reporting
-    station: I64  # station index per point, -1 for none
-    face: I64  # face index per point, -1 for none
-    period_ns: I64  # expected reporting period (registry expected_period_s)
-    station_ids: I64
-    station_codes: tuple[str, ...]
-    station_period_ns: I64
-    relation_point: I64  # `D` relations: methane point index -> feed point index
-    relation_feed: I64
-    pair_up: I64
-    pair_down: I64
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def points(self) -> MinePoints:
-        """The layout as the readings loader takes it (it reads the ids only)."""
-        n = len(self.ids)
-        return MinePoints(
-            self.mine_id, self.mine_code, self.timezone, self.ids, self.codes, ("",) * n, (None,) * n, np.zeros(n, np.int64)
-        )
-
-    def index_of(self, point_id: int) -> int:
-        i = int(np.searchsorted(self.ids, point_id))
-        if i >= len(self.ids) or int(self.ids[i]) != point_id:
-            raise KeyError(point_id)
-        return i
 
 
 async def load_layout(conn: Conn, mine_id: int) -> MineLayout:
@@ -193,62 +139,6 @@ async def load_layout(conn: Conn, mine_id: int) -> MineLayout:
     )
 
 
-# --- small helpers ---------------------------------------------------------------------------
-
-
-def _end(ns: int) -> int | None:
-    return None if ns == NO_END else int(ns)
-
-
-def _seconds(ns: int) -> float:
-    return round(ns / S, 3)
-
-
-def _finding(rule: str, subject: str, start: int, end: int | None, evidence: dict[str, Any]) -> FindingRow:
-    return FindingRow(
-        rule, subject, int(start), end, LEVELS[rule], None, "open" if end is None else "closed", None, None, evidence
-    )
-
-
-def _reach(f: FindingRow) -> tuple[int, int]:
-    return (f.start, FOREVER if f.end is None else f.end)
-
-
-def _touches(f: FindingRow, lo: int, hi: int) -> bool:
-    a, b = _reach(f)
-    return a <= hi and b >= lo
-
-
-def _merge_same_key(rows: Sequence[FindingRow]) -> list[FindingRow]:
-    """One finding per identity: rows that share (rule, subject, start) — two feeds of one
-    trigger, a shift's calibration time and a neighbour's episode — become one whose
-    evidence lists the others under ``also`` and whose end is the latest (open if any is)."""
-    out: dict[tuple[str, str, int], FindingRow] = {}
-    for f in rows:
-        before = out.get(f.key)
-        if before is None:
-            out[f.key] = f
-            continue
-        end = None if before.end is None or f.end is None else max(before.end, f.end)
-        evidence = dict(before.evidence)
-        evidence["also"] = [*evidence.get("also", []), f.evidence]
-        out[f.key] = FindingRow(
-            f.rule, f.subject, f.start, end, before.level, None, "open" if end is None else "closed", None, None, evidence
-        )
-    return list(out.values())
-
-
-def _overlapping(old: FindingRow, placed: Sequence[tuple[FindingRow, int]]) -> int | None:
-    """A vanished finding goes to the same rule's finding of the same subject now covering its time."""
-    a, b = _reach(old)
-    best: tuple[int, int] | None = None
-    for f, fid in placed:
-        s, e = _reach(f)
-        if f.rule == old.rule and f.subject == old.subject and s <= b and e >= a and (best is None or s < best[0]):
-            best = (s, fid)
-    return None if best is None else best[1]
-
-
 async def _apply(
     conn: Conn, mine_id: int, desired: Sequence[FindingRow], stored: Sequence[store.StoredFinding], tally: Tally
 ) -> bool:
@@ -269,7 +159,7 @@ async def _apply(
     wanted = {f.key for f in desired}
     for s in stored:
         if s.live and s.row.key not in wanted:
-            await store.supersede(conn, s.id, _overlapping(s.row, placed))
+            await store.supersede(conn, s.id, overlapping(s.row, placed))
             tally.findings["superseded"] += 1
             changed = True
     return changed
@@ -338,19 +228,6 @@ async def _stored(conn: Conn, mine_id: int, rules: Sequence[str], lo: int, hi: i
 # --- the evaluation --------------------------------------------------------------------------
 
 
-@dataclass
-class _Desired:
-    """Findings recomputed per rule, and the range each rule owns in this evaluation."""
-
-    rows: dict[str, list[FindingRow]] = field(default_factory=dict)
-    own: dict[str, tuple[int, int]] = field(default_factory=dict)
-
-    def add(self, rule: str, rows: Sequence[FindingRow], lo: int, hi: int) -> None:
-        self.rows.setdefault(rule, []).extend(rows)
-        a, b = self.own.get(rule, (lo, hi))
-        self.own[rule] = (min(a, lo), max(b, hi))
-
-
 async def reevaluate_integrity(
     conn: Conn,
     mine_id: int,
@@ -358,7 +235,7 @@ async def reevaluate_integrity(
     *,
     now_ns: int,
     tally: Tally,
-    params: IntegrityParams = IntegrityParams(),
+    params: IntegrityParams = DEFAULT_PARAMS,
     days: Sequence[int] = (),
 ) -> bool:
     """Re-judge the integrity rules over spans [lo, hi] (ns) of one mine in the caller's
@@ -370,28 +247,23 @@ async def reevaluate_integrity(
     for lo, hi in spans:
         desired = await _evaluate_span(conn, layout, lo, hi, now_ns, params)
         changed = await _write(conn, layout, desired, tally) or changed
-        day_starts.update(_days_of(layout, lo, hi))
+        day_starts.update(days_of(layout, lo, hi))
     if day_starts:
         desired = await _under_reporting(conn, layout, sorted(day_starts), now_ns, params)
         changed = await _write(conn, layout, desired, tally) or changed
     return changed
 
 
-def _days_of(layout: MineLayout, lo: int, hi: int) -> list[int]:
-    bounds = local_boundaries(lo, hi, layout.timezone, DAY_START_HOURS)
-    return [int(bounds[j]) for j in range(len(bounds) - 1) if bounds[j] <= hi and bounds[j + 1] > lo]
-
-
-async def _write(conn: Conn, layout: MineLayout, desired: _Desired, tally: Tally) -> bool:
+async def _write(conn: Conn, layout: MineLayout, desired: Desired, tally: Tally) -> bool:
     changed = False
     for rule, rows in desired.rows.items():
         lo, hi = desired.own[rule]
-        merged = _merge_same_key(rows)
+        merged = merge_same_key(rows)
         # Per subject, the owned range widens to the spans found touching it: a finding that
         # moved its start (a run read further back) supersedes the one it replaces.
         reach: dict[str, tuple[int, int]] = {}
         for f in merged:
-            a, b = _reach(f)
+            a, b = span_of(f)
             ra, rb = reach.get(f.subject, (lo, hi))
             reach[f.subject] = (min(ra, a), max(rb, b))
         wide_lo = min([lo, *(a for a, _ in reach.values())])
@@ -399,7 +271,8 @@ async def _write(conn: Conn, layout: MineLayout, desired: _Desired, tally: Tally
         stored = [
             s
             for s in await _stored(conn, layout.mine_id, [rule], wide_lo, min(wide_hi, FOREVER - 1))
-            if _touches(s.row, *reach.get(s.row.subject, (lo, hi)))
+            if touches(s.row, *reach.get(s.row.subject, (lo, hi)))
+            and (rule not in desired.limits or s.row.subject in desired.limits[rule])
         ]
         by_key = {f.key for f in merged}
         stored += [
@@ -409,9 +282,9 @@ async def _write(conn: Conn, layout: MineLayout, desired: _Desired, tally: Tally
     return changed
 
 
-async def _evaluate_span(conn: Conn, layout: MineLayout, lo: int, hi: int, now_ns: int, params: IntegrityParams) -> _Desired:
+async def _evaluate_span(conn: Conn, layout: MineLayout, lo: int, hi: int, now_ns: int, params: IntegrityParams) -> Desired:
     ids = layout.ids.tolist()
-    desired = _Desired()
+    desired = Desired()
     if not ids:
         return desired
     newest = await store.last_reading(conn, ids)
@@ -432,24 +305,24 @@ async def _evaluate_span(conn: Conn, layout: MineLayout, lo: int, hi: int, now_n
     a = max(
         first,
         min(
-            s_lo - cal.max_interval_ns,
+            lo - 2 * cal.max_interval_ns,
             st_a - WITNESS_LOOKBACK_NS,
             pair_lo,
             lo - STATION_LOOKBACK_NS,
             *(s.row.start - STATION_LOOKBACK_NS for s in running),
         ),
     )
-    b = max(s_hi + cal.max_interval_ns, hi + pair_reach, st_b) + US
+    b = max(hi + cal.max_interval_ns, hi + pair_reach, st_b) + US
     step = HOUR
     code_index = {c: k for k, c in enumerate(layout.codes)}
     while True:
         readings = await load_readings(conn, layout.points(), a, b)
         last_seen = await _last_before(conn, ids, a)
         seen = np.array([last_seen.get(i, -1) for i in ids], np.int64)
-        out = _Desired()
-        _offline(layout, readings, seen, now_ns, params, lo, hi, out)
-        _stuck(layout, readings, params, lo, hi, out)
-        _pairs(layout, readings, params, lo, hi + pair_reach, out)
+        out = Desired()
+        offline_rows(layout, readings, seen, now_ns, params, lo, hi, out)
+        stuck_rows(layout, readings, params, lo, hi, out)
+        pair_rows(layout, readings, params, lo, hi + pair_reach, out)
         # An open span whose points have readings at or after b is cut by the read: read on.
         later = 0
         for rule in (OFFLINE, STUCK, IMPLAUSIBLE_PAIR):
@@ -464,162 +337,54 @@ async def _evaluate_span(conn: Conn, layout: MineLayout, lo: int, hi: int, now_n
         break
     desired.rows.update(out.rows)
     desired.own.update(out.own)
-    _calibration(layout, readings, now_ns, params, s_lo, s_hi, desired)
-    await _calibration_in_episodes(conn, layout, readings, params, s_lo, s_hi, desired)
+    await _calibration(conn, layout, readings, now_ns, params, lo, hi, s_lo, s_hi, desired)
     await _station_fault(conn, layout, readings, now_ns, params, lo, hi, a, desired)
     await _power_off(conn, layout, now_ns, params, lo, hi, desired)
     return desired
 
 
-def _offline(
-    layout: MineLayout, r: Readings, seen: I64, now_ns: int, params: IntegrityParams, lo: int, hi: int, out: _Desired
+async def _calibration(
+    conn: Conn,
+    layout: MineLayout,
+    near: Readings,
+    now_ns: int,
+    params: IntegrityParams,
+    lo: int,
+    hi: int,
+    s_lo: int,
+    s_hi: int,
+    out: Desired,
 ) -> None:
-    sp = offline_spans(
-        r.point_idx,
-        r.ts,
-        n_points=len(layout),
-        now_ns=now_ns,
-        period_ns=layout.period_ns,
-        last_seen_ns=seen,
-        params=params.silence,
+    """Calibration per shift and during a neighbour's episode, judged over whole local shifts
+    for the points whose judgement the window can change: those calibrating in it (or just
+    before: a reading vouches for up to `max_interval_ns`), and the points of every face with
+    an exceedance episode near it. Only their shifts' readings are read."""
+    cal = params.calibration
+    calibrating = (near.ts >= lo - cal.max_interval_ns) & ((near.status & cal.calibrating_bit) != 0)
+    cand = set(near.point_idx[calibrating].tolist())
+    eps = await conn.fetch(
+        "SELECT DISTINCT point_id FROM episodes WHERE mine_id = $1 AND start_ts <= $3 AND (end_ts IS NULL OR end_ts >= $2)",
+        layout.mine_id,
+        from_ns(lo - cal.max_interval_ns),
+        from_ns(hi + cal.max_interval_ns),
     )
-    rows = []
-    for k in range(len(sp.subject)):
-        i = int(sp.subject[k])
-        if not layout.active[i]:
-            continue
-        end = _end(int(sp.end[k]))
-        st = int(layout.station[i])
-        f = _finding(
-            OFFLINE,
-            layout.codes[i],
-            int(sp.start[k]),
-            end,
-            {
-                "point": layout.codes[i],
-                "station": layout.station_codes[st] if st >= 0 else None,
-                "last_reading": iso(int(sp.start[k])),
-                "next_reading": iso(end),
-                "expected_period_s": _seconds(int(layout.period_ns[i])),
-                "limit_s": _seconds(int(sp.limit_ns[k])),
-                "seen_s": None if end is None else _seconds(int(sp.seen_ns[k])),
-                "raised_at": iso(int(sp.raised_at[k])),
-            },
-        )
-        if _touches(f, lo, hi):
-            rows.append(f)
-    out.add(OFFLINE, rows, lo, hi)
-
-
-def _stuck(layout: MineLayout, r: Readings, params: IntegrityParams, lo: int, hi: int, out: _Desired) -> None:
-    runs = stuck_runs(
-        r.point_idx,
-        r.ts,
-        r.value,
-        r.status,
-        point_mine=np.zeros(len(layout), np.int64),
-        analog=layout.analog,
-        methane=layout.methane,
-        params=params.stuck,
-    )
-    rows = []
-    for k in range(len(runs.point_idx)):
-        i = int(runs.point_idx[k])
-        end = _end(int(runs.end[k]))
-        evidence: dict[str, Any] = {
-            "point": layout.codes[i],
-            "value": float(runs.value[k]),
-            "first_reading": iso(int(runs.start[k])),
-            "min_duration_s": _seconds(params.stuck.min_duration_ns),
-            "witness": layout.codes[int(runs.witness[k])],
-            "first_different": iso(end),
-        }
-        if end is not None:
-            evidence.update(
-                last_equal_reading=iso(int(runs.last[k])),
-                n_readings=int(runs.n_readings[k]),
-                seen_s=_seconds(int(runs.last[k]) - int(runs.start[k])),
-            )
-        f = _finding(STUCK, layout.codes[i], int(runs.start[k]), end, evidence)
-        if _touches(f, lo, hi):
-            rows.append(f)
-    out.add(STUCK, rows, lo, hi)
-
-
-def _pairs(layout: MineLayout, r: Readings, params: IntegrityParams, lo: int, hi: int, out: _Desired) -> None:
-    if len(layout.pair_up) == 0:
+    index = {int(i): k for k, i in enumerate(layout.ids.tolist())}
+    faces = {int(layout.face[index[e["point_id"]]]) for e in eps if e["point_id"] in index} - {-1}
+    cand |= {k for k in range(len(layout)) if int(layout.face[k]) in faces}
+    out.limit(CALIBRATION_ABUSE, {layout.codes[k] for k in cand})
+    out.add(CALIBRATION_ABUSE, [], s_lo + US, s_hi - US)
+    if not cand:
         return
-    sp = implausible_spans(
-        r.point_idx,
-        r.ts,
-        r.value,
-        r.status,
-        upstream=layout.pair_up,
-        downstream=layout.pair_down,
-        n_points=len(layout),
-        period_ns=layout.period_ns,
-        params=params.pairs,
-    )
-    rows = []
-    for k in range(len(sp.pair)):
-        j = int(sp.pair[k])
-        up, down = layout.codes[int(layout.pair_up[j])], layout.codes[int(layout.pair_down[j])]
-        end = _end(int(sp.end[k]))
-        evidence: dict[str, Any] = {
-            "upstream": up,
-            "downstream": down,
-            "points": [up, down],
-            "start": iso(int(sp.start[k])),
-            "expected": f"downstream >= upstream - {params.pairs.min_difference}",
-            "min_difference": params.pairs.min_difference,
-            "min_duration_s": _seconds(params.pairs.min_duration_ns),
-            "worst_difference": round(float(sp.worst[k]), 6),
-            "worst_at": iso(int(sp.worst_ts[k])),
-            "end": iso(end),
-        }
-        if end is not None:
-            evidence.update(last_holding=iso(int(sp.last[k])), n_times=int(sp.n_times[k]))
-        f = _finding(IMPLAUSIBLE_PAIR, down, int(sp.start[k]), end, evidence)
-        if _touches(f, lo, hi):
-            rows.append(f)
-    out.add(IMPLAUSIBLE_PAIR, rows, lo, hi)
-
-
-def _calibration(
-    layout: MineLayout, r: Readings, now_ns: int, params: IntegrityParams, s_lo: int, s_hi: int, out: _Desired
-) -> None:
-    cp = dataclasses.replace(params.calibration, timezone=layout.timezone)
-    sc = shift_calibration(r.point_idx, r.ts, r.status, now_ns=now_ns, params=cp)
-    rows = []
-    for k in range(len(sc.point_idx)):
-        if not s_lo <= int(sc.shift_start[k]) < s_hi:
-            continue
-        i = int(sc.point_idx[k])
-        end = None if bool(sc.is_open[k]) else int(sc.end[k])
-        rows.append(
-            _finding(
-                CALIBRATION_ABUSE,
-                layout.codes[i],
-                int(sc.start[k]),
-                end,
-                {
-                    "kind": "shift",
-                    "point": layout.codes[i],
-                    "shift_start": iso(int(sc.shift_start[k])),
-                    "shift_end": iso(int(sc.shift_end[k])),
-                    "calibrating_from": iso(int(sc.start[k])),
-                    "calibrating_until": iso(int(sc.end[k])),
-                    "seen_s": _seconds(int(sc.total_ns[k])),
-                    "limit_s": _seconds(cp.max_total_ns),
-                },
-            )
-        )
-    # A shift's findings start at or after its start; one of the shift before may end there.
-    out.add(CALIBRATION_ABUSE, rows, s_lo + US, s_hi - US)
+    sub = np.array(sorted(cand), np.int64)
+    sub_points = dataclasses.replace(layout, ids=layout.ids[sub], codes=tuple(layout.codes[k] for k in sub)).points()
+    r = await load_readings(conn, sub_points, s_lo - cal.max_interval_ns, s_hi + cal.max_interval_ns)
+    r = Readings(sub[r.point_idx], r.ts, r.value, r.status)  # back to the mine's point indices
+    calibration_rows(layout, r, now_ns, params, s_lo, s_hi, out)
+    await _calibration_in_episodes(conn, layout, r, params, s_lo, s_hi, out)
 
 
 async def _calibration_in_episodes(
-    conn: Conn, layout: MineLayout, r: Readings, params: IntegrityParams, s_lo: int, s_hi: int, out: _Desired
+    conn: Conn, layout: MineLayout, r: Readings, params: IntegrityParams, s_lo: int, s_hi: int, out: Desired
 ) -> None:
     eps = await conn.fetch(
         "SELECT point_id, start_ts, end_ts, peak, level FROM episodes WHERE mine_id = $1 AND start_ts < $3 "
@@ -655,7 +420,7 @@ async def _calibration_in_episodes(
         for k in range(len(ce.point_idx)):
             i, e = int(ce.point_idx[k]), int(ce.episode[k])
             rows.append(
-                _finding(
+                finding(
                     CALIBRATION_ABUSE,
                     layout.codes[i],
                     int(ce.start[k]),
@@ -665,7 +430,7 @@ async def _calibration_in_episodes(
                         "point": layout.codes[i],
                         "neighbour": layout.codes[int(ep[e])],
                         "episode_start": iso(int(es[e])),
-                        "episode_end": iso(_end(int(ee[e]))),
+                        "episode_end": iso(end_or_none(int(ee[e]))),
                         "episode_peak": float(eps[e]["peak"]),
                         "episode_level": eps[e]["level"],
                         "shift_start": iso(a),
@@ -680,7 +445,7 @@ async def _calibration_in_episodes(
 
 
 async def _station_fault(
-    conn: Conn, layout: MineLayout, r: Readings, now_ns: int, params: IntegrityParams, lo: int, hi: int, a: int, out: _Desired
+    conn: Conn, layout: MineLayout, r: Readings, now_ns: int, params: IntegrityParams, lo: int, hi: int, a: int, out: Desired
 ) -> None:
     n_st = len(layout.station_ids)
     if n_st == 0:
@@ -724,11 +489,11 @@ async def _station_fault(
     found = []
     for k in range(len(sp.subject)):
         st = int(sp.subject[k])
-        start, end = int(sp.start[k]), _end(int(sp.end[k]))
+        start, end = int(sp.start[k]), end_or_none(int(sp.end[k]))
         at = np.flatnonzero((s_all == st) & (t_all == start) & np.isin(v_all, params.silence.faulty_states))
         first = int(at[0]) if len(at) else -1
         found.append(
-            _finding(
+            finding(
                 STATION_FAULT,
                 layout.station_codes[st],
                 start,
@@ -740,18 +505,18 @@ async def _station_fault(
                     "first_good_report": iso(end),
                     "reported_state": int(v_all[first]) if first >= 0 else None,
                     "source": ("fzss" if src[first] == 0 else "bit16") if first >= 0 else None,
-                    "expected_period_s": _seconds(int(layout.station_period_ns[st])),
-                    "limit_s": _seconds(int(sp.limit_ns[k])),
-                    "seen_s": None if end is None else _seconds(int(sp.seen_ns[k])),
+                    "expected_period_s": seconds(int(layout.station_period_ns[st])),
+                    "limit_s": seconds(int(sp.limit_ns[k])),
+                    "seen_s": None if end is None else seconds(int(sp.seen_ns[k])),
                     "raised_at": iso(int(sp.raised_at[k])),
                 },
             )
         )
-    out.add(STATION_FAULT, [f for f in found if _touches(f, lo, hi)], lo, hi)
+    out.add(STATION_FAULT, [f for f in found if touches(f, lo, hi)], lo, hi)
 
 
 async def _power_off(
-    conn: Conn, layout: MineLayout, now_ns: int, params: IntegrityParams, lo: int, hi: int, out: _Desired
+    conn: Conn, layout: MineLayout, now_ns: int, params: IntegrityParams, lo: int, hi: int, out: Desired
 ) -> None:
     if len(layout.relation_point) == 0:
         return
@@ -844,11 +609,11 @@ async def _power_off(
         ):
             evidence_readings.setdefault(layout.codes[p_], []).append([iso(t_), None if math.isnan(v_) else v_, s_])
         for k in np.flatnonzero(resp.failed).tolist():
-            end = _end(int(resp.end[k]))
+            end = end_or_none(int(resp.end[k]))
             feed = layout.codes[int(resp.feed_idx[k])]
             last_v = float(resp.last_feed_value[k])
             rows.append(
-                _finding(
+                finding(
                     POWER_OFF_FAILURE,
                     layout.codes[i],
                     int(resp.start[k]),
@@ -860,7 +625,7 @@ async def _power_off(
                         "episode_start": iso(to_ns(e["start_ts"])),
                         "trigger_at": iso(t),
                         "poweroff_threshold": float(level),
-                        "response_s": _seconds(po.response_ns),
+                        "response_s": seconds(po.response_ns),
                         "expected": f"{feed} reports off ({po.off_value:g}) by {iso(t + po.response_ns)}",
                         "seen_feed_readings": int(resp.n_feed_readings[k]),
                         "last_feed_value": None if math.isnan(last_v) else last_v,
@@ -875,11 +640,11 @@ async def _power_off(
 
 async def _under_reporting(
     conn: Conn, layout: MineLayout, day_starts: Sequence[int], now_ns: int, params: IntegrityParams
-) -> _Desired:
+) -> Desired:
     """Judge whole local days whose upload grace is over: computed methane episodes against
     the mine's YCBJ records. A mine that uploads no files (no TJSJ / YCBJ record near the day)
     is not judged: it has no alarm records to leave anything out of."""
-    out = _Desired()
+    out = Desired()
     urp = dataclasses.replace(params.under_reporting, timezone=layout.timezone)
     zone = ZoneInfo(layout.timezone)
     methane_ids = layout.ids[layout.methane].tolist()
@@ -938,7 +703,7 @@ async def _under_reporting(
                     for m in members
                 ]
                 rows.append(
-                    _finding(
+                    finding(
                         UNDER_REPORTING,
                         layout.mine_code,
                         int(res.day_start[k]),
@@ -950,7 +715,7 @@ async def _under_reporting(
                             "episodes": len(eps),
                             "reported": int(res.covered.sum()),
                             "expected": f"a YCBJ record ({'/'.join(urp.alarm_codes)}) overlapping every episode",
-                            "grace_s": _seconds(urp.grace_ns),
+                            "grace_s": seconds(urp.grace_ns),
                         },
                     )
                 )
@@ -962,7 +727,7 @@ async def _under_reporting(
 
 
 async def clock_pass(
-    conn: Conn, now: datetime, *, tally: Tally, params: IntegrityParams = IntegrityParams(), mines: Sequence[int] | None = None
+    conn: Conn, now: datetime, *, tally: Tally, params: IntegrityParams = DEFAULT_PARAMS, mines: Sequence[int] | None = None
 ) -> bool:
     """The rules that fire on silence, at the clock's ``now``, one transaction per mine under its
     evaluation lock (a mine the worker is evaluating is skipped: its evaluation runs at the same
@@ -988,13 +753,13 @@ async def clock_pass(
                 if back <= int(bounds[j + 1]) + params.under_reporting.grace_ns <= now_ns
             ]
             lo = now_ns - params.clock_tail_ns
-            silent = _Desired()
+            silent = Desired()
             newest = await store.last_reading(conn, layout.ids.tolist())
             seen = np.array([newest.get(int(i), -1) for i in layout.ids.tolist()], np.int64)
-            _offline(layout, Readings.empty(), seen, now_ns, params, -FOREVER, FOREVER - 1, silent)
+            offline_rows(layout, Readings.empty(), seen, now_ns, params, -FOREVER, FOREVER - 1, silent)
             await _station_fault(conn, layout, Readings.empty(), now_ns, params, lo, now_ns, lo, silent)
             mine_changed = await _add_only(conn, layout, silent, tally)
-            desired = _Desired()
+            desired = Desired()
             await _power_off(conn, layout, now_ns, params, lo, now_ns, desired)
             mine_changed = await _write(conn, layout, desired, tally) or mine_changed
             if days:
@@ -1006,9 +771,9 @@ async def clock_pass(
     return changed
 
 
-async def _add_only(conn: Conn, layout: MineLayout, desired: _Desired, tally: Tally) -> bool:
+async def _add_only(conn: Conn, layout: MineLayout, desired: Desired, tally: Tally) -> bool:
     """Write the open spans silence found that are not stored as they are; withdraw nothing."""
-    rows = [f for rows in desired.rows.values() for f in _merge_same_key(rows) if f.end is None]
+    rows = [f for rows in desired.rows.values() for f in merge_same_key(rows) if f.end is None]
     if not rows:
         return False
     stored = {s.row.key: s for s in await store.findings_by_key(conn, layout.mine_id, [f.key for f in rows])}

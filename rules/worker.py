@@ -29,7 +29,8 @@ from rules import store
 from rules.backfill import Tally, reevaluate
 from rules.errors import RulesError
 from rules.evaluate import plan_spans
-from rules.integrity_worker import IntegrityParams, clock_pass, reevaluate_integrity
+from rules.integrity_rows import IntegrityParams
+from rules.integrity_worker import clock_pass, reevaluate_integrity
 from rules.metrics import RulesMetrics
 from rules.packs import RulePack, builtin_pack, load_pack
 

@@ -19,7 +19,7 @@ from minewatch import rule_ids
 from rules.accidents import INSPECTION_RULE
 from rules.evaluate import FREQUENT_RULE, HIGH_VALUE_RULE, ORDER_RULE, exceedance_rule
 from rules.inputs import EVENT_GASES
-from rules.integrity_worker import INTEGRITY_RULES
+from rules.integrity_rows import INTEGRITY_RULES
 
 SAMPLE = Path(__file__).resolve().parents[2] / "alerting" / "routing_sample.yaml"
 EMITTED = (*(exceedance_rule(g) for g in EVENT_GASES), HIGH_VALUE_RULE, FREQUENT_RULE, ORDER_RULE, INSPECTION_RULE,

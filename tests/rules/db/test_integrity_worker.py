@@ -222,7 +222,7 @@ async def test_re_evaluating_the_same_windows_changes_nothing(integrity_db: Call
     assert keyed(await findings(dsn)) == EXPECTED
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
 async def test_streaming_in_random_small_chunks_equals_one_backfill(
     integrity_db: Callable[[], Awaitable[str]], seed: int
 ) -> None:

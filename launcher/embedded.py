@@ -234,6 +234,41 @@ class EmbeddedPostgres:
         self.start()
 
 
+class StandbyPair:
+    """A primary and its streaming standby on two ports of this machine (tests and benchmarks of
+    failover and of synchronous replication's cost; production uses Patroni or pg_auto_failover,
+    docs/ha.md). The standby is `pg_basebackup -R` of the primary: initdb's default pg_hba lets
+    127.0.0.1 replicate with trust, and PostgreSQL 15 defaults to wal_level=replica."""
+
+    def __init__(self, home: Path, *, fsync: bool = True) -> None:
+        self.primary = EmbeddedPostgres(home / "primary", port=free_port(), fsync=fsync)
+        self.standby = EmbeddedPostgres(home / "standby", port=free_port(), fsync=fsync)
+
+    def start(self) -> None:
+        self.primary.start()
+        user = _pg_user()
+        self.standby.data_dir.mkdir(mode=0o700)
+        if user is not None:
+            shutil.chown(self.standby.data_dir, user, user)
+        self.standby._user = user
+        self.standby._run(["pg_basebackup", "-h", self.primary.host, "-p", str(self.primary.port), "-U", "postgres",
+                           "-D", str(self.standby.data_dir), "-R", "-X", "stream", "-c", "fast"], timeout=120)
+        self.standby.start()
+
+    def stop(self) -> None:
+        for pg in (self.standby, self.primary):
+            with contextlib.suppress(Exception):
+                pg.stop("immediate")
+
+    def dsn(self, database: str = "postgres") -> str:
+        """Both hosts; libpq / asyncpg pick the one that accepts writes."""
+        return (f"postgresql://postgres@{self.primary.host}:{self.primary.port},{self.standby.host}:{self.standby.port}"
+                f"/{database}?target_session_attrs=read-write")
+
+    def promote(self) -> None:
+        self.standby._run(["pg_ctl", "-D", str(self.standby.data_dir), "-w", "-t", "60", "promote"], timeout=90)
+
+
 def mosquitto_binary() -> str | None:
     """The mosquitto executable if this machine has one (PATH or Debian's /usr/sbin)."""
     return shutil.which("mosquitto") or next(

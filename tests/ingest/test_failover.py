@@ -17,16 +17,13 @@ forgets those messages and the promoted standby never had them (docs/ha.md).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import shutil
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import asyncpg
 import pytest
 
-from launcher.embedded import EmbeddedPostgres, _pg_user, free_port
+from launcher.embedded import StandbyPair
 from tests.conftest import _create_db, pg_home
 from tests.ingest.test_no_loss import (
     AMQTT,
@@ -41,44 +38,10 @@ from tests.ingest.test_no_loss import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.mqtt]
 
 
-class Pair:
-    """A primary and its synchronous streaming standby, on two ports of this machine."""
-
-    def __init__(self, home: Path) -> None:
-        self.primary = EmbeddedPostgres(home / "primary", port=free_port(), fsync=False)
-        self.standby = EmbeddedPostgres(home / "standby", port=free_port(), fsync=False)
-
-    def start(self) -> None:
-        self.primary.start()
-        # pg_basebackup (as the server user, like every server command) copies the primary with
-        # a standby.signal and primary_conninfo (-R); initdb's default pg_hba lets 127.0.0.1
-        # replicate with trust, and PostgreSQL 15 defaults to wal_level=replica.
-        user = _pg_user()
-        self.standby.data_dir.mkdir(mode=0o700)
-        if user is not None:
-            shutil.chown(self.standby.data_dir, user, user)
-        self.standby._user = user
-        self.standby._run(["pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres",
-                           "-D", str(self.standby.data_dir), "-R", "-X", "stream", "-c", "fast"], timeout=120)
-        self.standby.start()
-
-    def stop(self) -> None:
-        for pg in (self.standby, self.primary):
-            with contextlib.suppress(Exception):
-                pg.stop("immediate")
-
-    def dsn(self, database: str) -> str:
-        return (f"postgresql://postgres@127.0.0.1:{self.primary.port},127.0.0.1:{self.standby.port}/{database}"
-                "?target_session_attrs=read-write")
-
-    def promote(self) -> None:
-        self.standby._run(["pg_ctl", "-D", str(self.standby.data_dir), "-w", "-t", "60", "promote"], timeout=90)
-
-
 @pytest.fixture
-def pair() -> Iterator[Pair]:
+def pair() -> Iterator[StandbyPair]:
     with pg_home() as home:
-        p = Pair(home)
+        p = StandbyPair(home, fsync=False)
         try:
             p.start()
             yield p
@@ -103,7 +66,7 @@ async def _sync(primary_dsn: str) -> None:
 @pytest.mark.skipif(AMQTT, reason="needs redelivery of messages unacknowledged while the database is down "
                                   "(amqtt forgets a QoS 1 message after 5 s without an ack)")
 async def test_primary_fails_over_to_its_synchronous_standby_mid_stream(
-        mqtt_url: str, topic_prefix: str, pair: Pair, ingest_factory: Callable[..., Ingest]) -> None:  # noqa: F811
+        mqtt_url: str, topic_prefix: str, pair: StandbyPair, ingest_factory: Callable[..., Ingest]) -> None:  # noqa: F811
     await _sync(pair.primary.dsn)
     single = await _create_db(pair.primary.dsn, registry=True)  # replicated to the standby
     database = single.rsplit("/", 1)[1]

@@ -10,7 +10,7 @@ later clock rewrites nothing).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,8 +192,18 @@ def days_of(layout: MineLayout, lo: int, hi: int) -> list[int]:
 
 
 def offline_rows(
-    layout: MineLayout, r: Readings, seen: I64, now_ns: int, params: IntegrityParams, lo: int, hi: int, out: Desired
+    layout: MineLayout,
+    r: Readings,
+    seen: I64,
+    now_ns: int,
+    params: IntegrityParams,
+    lo: int,
+    hi: int,
+    out: Desired,
+    known: Container[tuple[str, str, int]] = (),
 ) -> None:
+    """`offline` findings touching [lo, hi]; spans whose identity is in `known` are left out
+    (the clock pass: open findings already stored)."""
     sp = offline_spans(
         r.point_idx,
         r.ts,
@@ -206,7 +216,7 @@ def offline_rows(
     rows = []
     for k in range(len(sp.subject)):
         i = int(sp.subject[k])
-        if not layout.active[i]:
+        if not layout.active[i] or (OFFLINE, layout.codes[i], int(sp.start[k])) in known:
             continue
         end = end_or_none(int(sp.end[k]))
         st = int(layout.station[i])

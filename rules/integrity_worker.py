@@ -727,7 +727,13 @@ async def _under_reporting(
 
 
 async def clock_pass(
-    conn: Conn, now: datetime, *, tally: Tally, params: IntegrityParams = DEFAULT_PARAMS, mines: Sequence[int] | None = None
+    conn: Conn,
+    now: datetime,
+    *,
+    tally: Tally,
+    params: IntegrityParams = DEFAULT_PARAMS,
+    mines: Sequence[int] | None = None,
+    since: datetime | None = None,
 ) -> bool:
     """The rules that fire on silence, at the clock's ``now``, one transaction per mine under its
     evaluation lock (a mine the worker is evaluating is skipped: its evaluation runs at the same
@@ -736,8 +742,11 @@ async def clock_pass(
     power-off triggers of the last minutes (`power_off_failure`: the feed never answered); the
     local days whose upload grace just ended (`under_reporting`). Silence only opens spans, so
     offline and station faults are only added here, never withdrawn (new data do that, through
-    the data-driven pass). True when a finding changed."""
+    the data-driven pass). ``since``, the clock of this process's previous pass, limits the days
+    judged to those whose grace ended after it; without it (a first pass, after a restart) every
+    day whose grace ended within `clock_days` is judged again. True when a finding changed."""
     now_ns = to_ns(now)
+    since_ns = None if since is None else to_ns(since)
     ids = mines if mines is not None else [r["id"] for r in await conn.fetch("SELECT id FROM mines WHERE active ORDER BY id")]
     changed = False
     for mine_id in ids:
@@ -751,14 +760,25 @@ async def clock_pass(
                 int(bounds[j])
                 for j in range(len(bounds) - 1)
                 if back <= int(bounds[j + 1]) + params.under_reporting.grace_ns <= now_ns
+                and (since_ns is None or int(bounds[j + 1]) + params.under_reporting.grace_ns > since_ns)
             ]
             lo = now_ns - params.clock_tail_ns
             silent = Desired()
+            # Open spans of silence already stored as open: their rows never change while open.
+            known = {
+                (r["rule"], r["subject"], to_ns(r["start_ts"]))
+                for r in await conn.fetch(
+                    "SELECT rule, subject, start_ts FROM findings WHERE mine_id = $1 AND rule = ANY($2::text[]) "
+                    "AND end_ts IS NULL AND state = 'open'",
+                    mine_id,
+                    [OFFLINE, STATION_FAULT],
+                )
+            }
             newest = await store.last_reading(conn, layout.ids.tolist())
             seen = np.array([newest.get(int(i), -1) for i in layout.ids.tolist()], np.int64)
-            offline_rows(layout, Readings.empty(), seen, now_ns, params, -FOREVER, FOREVER - 1, silent)
+            offline_rows(layout, Readings.empty(), seen, now_ns, params, -FOREVER, FOREVER - 1, silent, known)
             await _station_fault(conn, layout, Readings.empty(), now_ns, params, lo, now_ns, lo, silent)
-            mine_changed = await _add_only(conn, layout, silent, tally)
+            mine_changed = await _add_only(conn, layout, silent, known, tally)
             desired = Desired()
             await _power_off(conn, layout, now_ns, params, lo, now_ns, desired)
             mine_changed = await _write(conn, layout, desired, tally) or mine_changed
@@ -771,9 +791,11 @@ async def clock_pass(
     return changed
 
 
-async def _add_only(conn: Conn, layout: MineLayout, desired: Desired, tally: Tally) -> bool:
-    """Write the open spans silence found that are not stored as they are; withdraw nothing."""
-    rows = [f for rows in desired.rows.values() for f in merge_same_key(rows) if f.end is None]
+async def _add_only(conn: Conn, layout: MineLayout, desired: Desired, known: set[tuple[str, str, int]], tally: Tally) -> bool:
+    """Write the open spans silence found that are not stored open already; withdraw nothing.
+    (An open finding stored with other evidence, say after a registry change, is brought up to
+    date by the next data-driven evaluation of its point.)"""
+    rows = [f for rows in desired.rows.values() for f in merge_same_key(rows) if f.end is None and f.key not in known]
     if not rows:
         return False
     stored = {s.row.key: s for s in await store.findings_by_key(conn, layout.mine_id, [f.key for f in rows])}

@@ -33,6 +33,8 @@ from rules.integrity_rows import IntegrityParams
 from rules.integrity_worker import clock_pass, reevaluate_integrity
 from rules.metrics import RulesMetrics
 from rules.packs import RulePack, builtin_pack, load_pack
+from rules.personnel_worker import clock_pass as personnel_clock_pass
+from rules.personnel_worker import reevaluate_windows
 
 log = logging.getLogger(__name__)
 # Errors that say the connection (or the server) is gone, not that a mine's data is bad.
@@ -65,6 +67,8 @@ class RulesSettings(BaseSettings):
     # silent mine is found offline within 3 × period + clock_s of its last reading.
     integrity: bool = True
     clock_s: float = Field(default=5.0, gt=0)
+    # The personnel rules (rules.md §7, §4 evacuation) on card-read windows, and on the clock.
+    personnel: bool = True
 
 
 def resolve_pack(name_or_path: str) -> RulePack:
@@ -92,6 +96,7 @@ class RuleWorker:
         self._failed: dict[int, float] = {}  # mine id -> monotonic time it may be tried again
         self._thresholds_at = 0.0
         self._clock_at = 0.0
+        self._clock_last: datetime | None = None  # the clock of the last clock-driven pass
         self.integrity_params = IntegrityParams()
 
     def stop(self) -> None:
@@ -130,9 +135,13 @@ class RuleWorker:
                         await enqueue_threshold_changes(conn)
                     if await self.step(conn):
                         continue
-                    if not burst and self.settings.integrity and time.monotonic() >= self._clock_at:
+                    if not burst and (self.settings.integrity or self.settings.personnel) \
+                            and time.monotonic() >= self._clock_at:
                         self._clock_at = time.monotonic() + self.settings.clock_s
-                        await self.clock_pass(conn)
+                        if self.settings.integrity:
+                            await self.clock_pass(conn)
+                        if self.settings.personnel:
+                            await self.personnel_clock_pass(conn)
                 except RulesError as exc:  # one mine's evaluation failed; it waits, the others go on
                     if burst:
                         raise
@@ -185,6 +194,10 @@ class RuleWorker:
                 if s.integrity and spans:
                     changed = await reevaluate_integrity(conn, mine_id, spans[:s.max_pieces], now_ns=to_ns(self.clock.now()),
                                                          tally=self.tally, params=self.integrity_params) or changed
+                if s.personnel:
+                    changed = await reevaluate_windows(conn, self.pack, mine_id, windows, now_ns=to_ns(self.clock.now()),
+                                                       tally=self.tally, slack_ns=int(s.slack_s * 1e9),
+                                                       piece_ns=int(s.piece_s * 1e9)) or changed
                 for lo, hi in spans[s.max_pieces:]:
                     await store.enqueue_window(conn, mine_id, lo, hi)
                 await store.delete_windows(conn, [w.id for w in windows])
@@ -212,7 +225,16 @@ class RuleWorker:
     async def clock_pass(self, conn: asyncpg.Connection) -> bool:
         """The clock-driven integrity pass at this worker's clock (rules.integrity_worker.clock_pass):
         offline, station faults, power-off failures and under-reporting fire with no data at all."""
-        return await clock_pass(conn, self.clock.now(), tally=self.tally, params=self.integrity_params)
+        now = self.clock.now()
+        changed = await clock_pass(conn, now, tally=self.tally, params=self.integrity_params, since=self._clock_last)
+        self._clock_last = now
+        return changed
+
+    async def personnel_clock_pass(self, conn: asyncpg.Connection) -> bool:
+        """The clock-driven personnel pass at this worker's clock (rules.personnel_worker.clock_pass):
+        overtime of a silent card, work_continued at t + 30 min, spans that stay open."""
+        return await personnel_clock_pass(conn, to_ns(self.clock.now()), tally=self.tally,
+                                          settings=self.pack.personnel, exclude_mask=self.pack.episodes.exclude_mask)
 
     async def _listen_and_beat(self) -> None:
         """LISTEN for the ingest's notifications and keep the heartbeat and lag metrics fresh."""

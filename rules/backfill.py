@@ -64,6 +64,7 @@ from rules.inputs import MinePoints, Versions
 from rules.integrity_worker import reevaluate_integrity
 from rules.load import Conn, load_points, load_readings, load_versions
 from rules.packs import RulePack
+from rules.personnel_worker import reevaluate_personnel
 from rules.store import Stored, StoredFinding, StoredOrder
 
 US = 1_000  # stored times have µs resolution; bounds step by one stored tick
@@ -365,11 +366,12 @@ class Progress:
 async def backfill(dsn: str, pack: RulePack, *, since_ns: int, until_ns: int, mines: Sequence[str] | None = None,
                    chunk_ns: int = 86_400 * 1_000_000_000,
                    progress: Callable[[Progress], None] | None = None, clock: Clock | None = None,
-                   integrity: bool = True) -> Tally:
+                   integrity: bool = True, personnel: bool = True) -> Tally:
     """Re-evaluate [since, until) for the given mine codes (all mines when None); returns the tally.
 
     The integrity rules (rules.integrity_worker) judge each chunk too, at ``clock``'s present
-    (the system clock by default), as the streaming worker does."""
+    (the system clock by default), as the streaming worker does; so do the personnel rules
+    (rules.personnel_worker) on the chunk's card reads."""
     now = clock or SystemClock()
     if until_ns <= since_ns:
         raise RulesError(f"back-fill range is empty: {from_ns(since_ns).isoformat()} .. {from_ns(until_ns).isoformat()}")
@@ -398,6 +400,10 @@ async def backfill(dsn: str, pack: RulePack, *, since_ns: int, until_ns: int, mi
                     if integrity:
                         changed = await reevaluate_integrity(conn, mine_id, [(lo, hi)], now_ns=to_ns(now.now()),
                                                              tally=tally) or changed
+                    if personnel:
+                        changed = await reevaluate_personnel(
+                            conn, mine_id, [(lo, hi)], now_ns=to_ns(now.now()), tally=tally, settings=pack.personnel,
+                            exclude_mask=pack.episodes.exclude_mask) or changed
                     if changed:
                         await store.notify_findings(conn)
                 done += 1

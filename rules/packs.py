@@ -251,6 +251,40 @@ class Flags(_Model):
     high_value: HighValueFlag = Field(default_factory=HighValueFlag)
 
 
+class PersonnelSettings(_Model):
+    """The personnel rules' numbers (rules.md §7, §4 evacuation); each default is rules.md's
+    (`rules.personnel.params.PersonnelParams`). The approved head counts, shift length and zone
+    are the registry's."""
+
+    over_capacity_min: Duration = Field(default=parse_duration("5m"), ge=0)
+    major_excess_pct: int = Field(default=20, ge=0)
+    leader_travel: Duration = Field(default=parse_duration("30m"), ge=0)
+    leader_min_span: Duration = Field(default=parse_duration("30m"), ge=0)
+    overtime_grace: Duration = Field(default=parse_duration("2h"), ge=0)
+    shift_starts: list[str] = Field(default_factory=lambda: ["00:00", "08:00", "16:00"], min_length=1)
+    evacuate: Duration = Field(default=parse_duration("30m"), ge=0)
+
+    @field_validator("shift_starts")
+    @classmethod
+    def _clock_times(cls, value: list[str]) -> list[str]:
+        for v in value:
+            if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v):
+                raise ValueError(f"{v!r} is not a local time of day HH:MM")
+        if [_minutes(v) for v in value] != sorted({_minutes(v) for v in value}):
+            raise ValueError(f"shift starts must be strictly increasing, got {value}")
+        return value
+
+    @property
+    def shift_starts_min(self) -> tuple[int, ...]:
+        """The shift starts as minutes of the local day."""
+        return tuple(_minutes(v) for v in self.shift_starts)
+
+
+def _minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
+
+
 class RulePack(_Model):
     """One rule pack, as loaded and validated."""
 
@@ -262,6 +296,7 @@ class RulePack(_Model):
     count_rules: list[CountRule] = Field(default_factory=list)
     severity: Severity = Field(default_factory=Severity)
     flags: Flags = Field(default_factory=Flags)
+    personnel: PersonnelSettings = Field(default_factory=PersonnelSettings)
 
     @field_validator("timezone")
     @classmethod

@@ -30,13 +30,14 @@ READINGS_KIND = "readings"
 # mine's accident count rules are re-counted.
 ACCIDENTS_KIND = "accidents"
 # The kinds of dirty window this worker derives findings from. The ingest records a window
-# for every committed batch of every table (readings, card_reads, station_states); the
-# rules of the catalogue that read card reads (rules.md §7) are not wired, so windows of that
-# kind are cleared, not left to pile up (`clear_unevaluated`).
+# for every committed batch of every table (readings, card_reads, station_states); windows of
+# any other kind are cleared, not left to pile up (`clear_unevaluated`).
 # Station run states (FZSS, the `stations` topic): the integrity rules judge `station_fault`
 # from them (rules.integrity_worker), so their windows are evaluated like readings windows.
 STATIONS_KIND = "station_states"
-EVALUATED_KINDS: tuple[str, ...] = (READINGS_KIND, ACCIDENTS_KIND, STATIONS_KIND)
+# Card reads: the personnel rules (rules.md §7, §4 evacuation) judge them (rules.personnel_worker).
+CARDS_KIND = "card_reads"
+EVALUATED_KINDS: tuple[str, ...] = (READINGS_KIND, ACCIDENTS_KIND, STATIONS_KIND, CARDS_KIND)
 
 
 def _ts(ns: int | None) -> datetime | None:

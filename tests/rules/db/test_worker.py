@@ -64,9 +64,9 @@ async def test_notify_wakes_the_worker_and_the_metrics_follow(make_db: Callable[
 
 async def test_windows_of_kinds_no_rule_reads_are_cleared_not_left_to_pile_up(
         make_db: Callable[[], Awaitable[str]]) -> None:
-    """The ingest records card_reads and station_states windows too; nothing the worker derives
-    reads card reads, so it deletes those, and evaluates the station-state windows (the
-    integrity rules judge station_fault from them) with the readings windows, until none is left."""
+    """The ingest records card_reads and station_states windows too: the worker evaluates them
+    (the personnel rules read card reads, the integrity rules judge station_fault from station
+    states) with the readings windows, and deletes windows of a kind no rule reads, until none is left."""
     dsn = await make_db()
     conn = await asyncpg.connect(dsn)
     try:
@@ -76,10 +76,11 @@ async def test_windows_of_kinds_no_rule_reads_are_cleared_not_left_to_pile_up(
         # As the ingest writes them: one window per committed batch and mine, of each table.
         await conn.executemany(
             "INSERT INTO dirty_windows (mine_id, kind, min_ts, max_ts, n_rows) VALUES ($1, $2, $3, $3, 1)",
-            [(mine, kind, from_ns(e + k * MIN)) for kind in ("card_reads", "station_states") for k in range(3)])
+            [(mine, kind, from_ns(e + k * MIN)) for kind in ("card_reads", "station_states", "no_such_kind")
+             for k in range(3)])
         tally = await RuleWorker(dsn, builtin_pack("default"), settings=RulesSettings(claim_limit=4)).run(burst=True)
         assert await conn.fetchval("SELECT count(*) FROM dirty_windows") == 0
-        assert (tally.windows, tally.cleared) == (4, 3), tally
+        assert (tally.windows, tally.cleared) == (7, 3), tally
         assert await conn.fetchval("SELECT count(*) FROM findings WHERE rule = 'methane_exceedance'") == 1
         # Nothing was derived from the cleared windows: a second pass finds nothing to do.
         again = await RuleWorker(dsn, builtin_pack("default")).run(burst=True)

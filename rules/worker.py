@@ -96,6 +96,7 @@ class RuleWorker:
         self._failed: dict[int, float] = {}  # mine id -> monotonic time it may be tried again
         self._thresholds_at = 0.0
         self._clock_at = 0.0
+        self._clock_last: datetime | None = None  # the clock of the last clock-driven pass
         self.integrity_params = IntegrityParams()
 
     def stop(self) -> None:
@@ -224,7 +225,10 @@ class RuleWorker:
     async def clock_pass(self, conn: asyncpg.Connection) -> bool:
         """The clock-driven integrity pass at this worker's clock (rules.integrity_worker.clock_pass):
         offline, station faults, power-off failures and under-reporting fire with no data at all."""
-        return await clock_pass(conn, self.clock.now(), tally=self.tally, params=self.integrity_params)
+        now = self.clock.now()
+        changed = await clock_pass(conn, now, tally=self.tally, params=self.integrity_params, since=self._clock_last)
+        self._clock_last = now
+        return changed
 
     async def personnel_clock_pass(self, conn: asyncpg.Connection) -> bool:
         """The clock-driven personnel pass at this worker's clock (rules.personnel_worker.clock_pass):

@@ -133,8 +133,8 @@ class RuleWorker:
                     if not burst and time.monotonic() >= self._thresholds_at:
                         self._thresholds_at = time.monotonic() + self.settings.poll_s
                         await enqueue_threshold_changes(conn)
-                    if await self.step(conn):
-                        continue
+                    # The clock-driven passes come first: a worker kept busy by a backlog of
+                    # windows must still find the mines that send nothing at all.
                     if not burst and (self.settings.integrity or self.settings.personnel) \
                             and time.monotonic() >= self._clock_at:
                         self._clock_at = time.monotonic() + self.settings.clock_s
@@ -142,6 +142,8 @@ class RuleWorker:
                             await self.clock_pass(conn)
                         if self.settings.personnel:
                             await self.personnel_clock_pass(conn)
+                    if await self.step(conn):
+                        continue
                 except RulesError as exc:  # one mine's evaluation failed; it waits, the others go on
                     if burst:
                         raise

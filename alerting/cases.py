@@ -156,7 +156,7 @@ def is_late_report(started_at: datetime, found_at: datetime, late_after: timedel
 
 def start_level(finding: FindingRow, routing: Routing) -> Level:
     """Where a new case is raised: a methane event at its tier, anything else per routing."""
-    return routing.start_level(finding.rule, methane_tier=finding.methane_tier())
+    return routing.start_level(finding.rule, methane_tier=finding.methane_tier(), finding_level=finding.level)
 
 
 async def sync_findings(

@@ -49,7 +49,7 @@ from pydantic import (
 
 from alerting.errors import RoutingError
 from alerting.lifecycle import LADDER, Actor, Level, Regions, Role
-from minewatch.rule_ids import INTEGRITY
+from minewatch.rule_ids import AT_REGULATOR, INTEGRITY, OVER_CAPACITY
 from minewatch.validation import describe
 
 Code = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]+$")]
@@ -134,19 +134,26 @@ class RegionRoutes(_Strict):
 class StartLevels(_Strict):
     """Where a non-methane case is first raised, per rule, with a default.
 
-    Integrity findings (rules.md §6, and §4's power-off check) open at the regulator, never at
-    the mine alone: the table may not start them at `mine`, and a `mine` default does not
-    apply to them (they start at the county)."""
+    Integrity findings (rules.md §6, and §4's power-off check) and the personnel hazards of §7 /
+    §4 (restricted_area, seal_breach, work_continued; over_capacity once major) open at the
+    regulator, never at the mine alone: the table may not start them at `mine` (over_capacity
+    may: its warning level is the mine's), and a `mine` default does not apply to them (they
+    start at the county)."""
 
     default: Level = Level.COUNTY
     rules: dict[str, Level] = {}
 
     @model_validator(mode="after")
     def _integrity_at_the_regulator(self) -> StartLevels:
-        at_mine = sorted(r for r, level in self.rules.items() if r in INTEGRITY and level is Level.MINE)
-        if at_mine:
-            raise ValueError(f"rules {', '.join(at_mine)}: monitoring-integrity findings open at the regulator "
+        at_mine = sorted(r for r, level in self.rules.items() if r in AT_REGULATOR and level is Level.MINE)
+        integrity = [r for r in at_mine if r in INTEGRITY]
+        personnel = [r for r in at_mine if r not in INTEGRITY]
+        if integrity:
+            raise ValueError(f"rules {', '.join(integrity)}: monitoring-integrity findings open at the regulator "
                              "(rules.md §6); allowed: county, city, province")
+        if personnel:
+            raise ValueError(f"rules {', '.join(personnel)}: personnel hazards open at the regulator as well as "
+                             "the mine (rules.md §7, §4); allowed: county, city, province")
         return self
 
 
@@ -249,14 +256,16 @@ class Routing:
         """The mine's workforce channel (双报告), told about major hazards besides the regulator."""
         return list(self._workforce.get(mine_code, ()))
 
-    def start_level(self, rule: str, *, methane_tier: Level | None = None) -> Level:
+    def start_level(self, rule: str, *, methane_tier: Level | None = None, finding_level: str | None = None) -> Level:
         """Where a new case is raised first: a methane case at its peak tier (rules.md §5,
-        computed by the rules package), any other by the file's per-rule table or default."""
+        computed by the rules package), any other by the file's per-rule table or default;
+        a major over-capacity (超定员组织生产, ``finding_level`` "major") at the regulator."""
         if methane_tier is not None:
             return methane_tier
         level = self.file.start_levels.rules.get(rule, self.file.start_levels.default)
-        if rule in INTEGRITY and level is Level.MINE:
-            return Level.COUNTY  # rules.md §6: the regulator's, whatever the default
+        at_regulator = rule in AT_REGULATOR or (rule == OVER_CAPACITY and finding_level == "major")
+        if at_regulator and level is Level.MINE:
+            return Level.COUNTY  # rules.md §6, §7: the regulator's, whatever the default
         return level
 
     def sms_actor(self, phone: str) -> Actor | None:

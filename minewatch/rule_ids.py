@@ -3,7 +3,7 @@
 `rules/` emits them and `alerting/` routes, names and groups them; the two packages do not
 import each other, so the ids live here in the shared core. An id is either *emitted* (the
 rule engine writes findings with it today) or *reserved* (the contract names it for a rule
-family not yet wired: personnel, geotech). Routing and templates may speak of
+family not yet wired: geotech). Routing and templates may speak of
 both; `tests/alerting/test_rule_ids.py` checks that they name nothing else and that every
 emitted id is routed and named in every language.
 """
@@ -38,19 +38,32 @@ INTEGRITY: frozenset[str] = frozenset({
     POWER_OFF_FAILURE, OFFLINE, STATION_FAULT, STUCK, CALIBRATION_ABUSE, IMPLAUSIBLE_PAIR, UNDER_REPORTING,
 })
 
+# §7 personnel location and §4's evacuation check (rules.personnel_worker).
+OVER_CAPACITY = "over_capacity"
+NO_LEADER = "no_leader"
+OVERTIME = "overtime"
+RESTRICTED_AREA = "restricted_area"
+SEAL_BREACH = "seal_breach"
+WORK_CONTINUED = "work_continued"
+PERSONNEL: frozenset[str] = frozenset({
+    OVER_CAPACITY, NO_LEADER, OVERTIME, RESTRICTED_AREA, SEAL_BREACH, WORK_CONTINUED,
+})
+# Findings that open at the regulator as well as the mine, never at the mine alone: monitoring
+# integrity (§6, §4 power-off) and the personnel hazards rules.md §7 / §4 send there (a major
+# over_capacity too: alerting judges that one by the finding's level).
+AT_REGULATOR: frozenset[str] = INTEGRITY | {RESTRICTED_AREA, SEAL_BREACH, WORK_CONTINUED}
+
 # What the rule engine writes into `findings.rule` today.
 EMITTED: frozenset[str] = frozenset({
     *(exceedance_rule(gas) for gas in EXCEEDANCE_GASES),
     SHUTDOWN_ORDER, SPECIAL_INSPECTION, HIGH_VALUE_EXCEEDANCE, FREQUENT_EXCEEDANCE,
     *INTEGRITY,
+    *PERSONNEL,
 })
 
-# §4 evacuation, §7 personnel, §8 geotech: named by the contract, not yet emitted.
+# §8 geotech: named by the contract, not yet emitted.
 # Routing for them may be configured ahead of the rules that will raise them.
-SEAL_BREACH = "seal_breach"
 RESERVED: frozenset[str] = frozenset({
-    "work_continued",
-    "over_capacity", "no_leader", "overtime", "restricted_area", SEAL_BREACH,
     "tailings_warning", "slope_warning",
 })
 

@@ -147,8 +147,13 @@ class Silence:
 
 
 # Rules whose notifications an order never inhibits: a breach of the seal and a failed power
-# cut are exactly what must get through while a mine is meant to be stopped (rules.md §4, §7).
-NEVER_INHIBITED: frozenset[str] = frozenset({rule_ids.SEAL_BREACH, rule_ids.POWER_OFF_FAILURE})
+# cut are exactly what must get through while a mine is meant to be stopped (rules.md §4, §7),
+# and so are people where they must not be: in a restricted area, at a face after a power-off
+# reading, or more of them than approved.
+NEVER_INHIBITED: frozenset[str] = frozenset({
+    rule_ids.SEAL_BREACH, rule_ids.POWER_OFF_FAILURE, rule_ids.RESTRICTED_AREA, rule_ids.WORK_CONTINUED,
+    rule_ids.OVER_CAPACITY,
+})
 
 # Grouping window: points of one mine exceeding within a minute are one incident to a person
 # reading SMS; a minute is also short enough that grouping does not delay the first alarm much.

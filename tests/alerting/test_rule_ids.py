@@ -20,10 +20,11 @@ from rules.accidents import INSPECTION_RULE
 from rules.evaluate import FREQUENT_RULE, HIGH_VALUE_RULE, ORDER_RULE, exceedance_rule
 from rules.inputs import EVENT_GASES
 from rules.integrity_rows import INTEGRITY_RULES
+from rules.personnel_rows import PERSONNEL_RULES
 
 SAMPLE = Path(__file__).resolve().parents[2] / "alerting" / "routing_sample.yaml"
 EMITTED = (*(exceedance_rule(g) for g in EVENT_GASES), HIGH_VALUE_RULE, FREQUENT_RULE, ORDER_RULE, INSPECTION_RULE,
-           *INTEGRITY_RULES)
+           *INTEGRITY_RULES, *PERSONNEL_RULES)
 _REF_TABLE = {ORDER_RULE: "orders", FREQUENT_RULE: None, INSPECTION_RULE: "accidents"}
 
 
@@ -53,6 +54,8 @@ def test_kinds_of_the_emitted_rules() -> None:
     assert kinds[INSPECTION_RULE] == INSPECTION_RULE
     # Integrity findings reference no typed row: each is a case of its own rule.
     assert {r: finding_kind(r, None, None) for r in INTEGRITY_RULES} == {r: r for r in INTEGRITY_RULES}
+    # So do personnel findings (rules.personnel_rows: no typed row).
+    assert {r: finding_kind(r, None, None) for r in PERSONNEL_RULES} == {r: r for r in PERSONNEL_RULES}
 
 
 # --- one owner: minewatch.rule_ids; routing and templates name nothing else ------------------
@@ -105,5 +108,6 @@ def test_routing_sample_routes_every_emitted_rule() -> None:
 def test_an_unknown_id_is_caught() -> None:
     # the checks above would see a retyped or misspelt id
     assert not rule_ids.is_known("methane_repeat") and not rule_ids.is_known("stale")
-    assert rule_ids.is_known("seal_breach") and "seal_breach" not in rule_ids.EMITTED
+    assert rule_ids.is_known("slope_warning") and "slope_warning" not in rule_ids.EMITTED
+    assert rule_ids.PERSONNEL <= rule_ids.EMITTED and "seal_breach" not in rule_ids.RESERVED
     assert rule_ids.INTEGRITY <= rule_ids.EMITTED and "offline" not in rule_ids.RESERVED

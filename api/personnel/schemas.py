@@ -18,6 +18,18 @@ class PersonOut(ApiModel):
     area: str | None = Field(description="Area code of the last read's station; null if in no area")
     station: str
     last_seen: datetime
+    since: datetime = Field(description="First read of the card's current run in this area (within the window)")
+    entered: datetime = Field(description="When the card went underground: its first read after its last shaft "
+                                          "exit (within the window); for a card at the shaft, its first read there")
+
+
+class OvertimeOut(ApiModel):
+    """A card in overtime: an open `overtime` finding of the rules worker (rules.md §7)."""
+
+    card: str
+    entry: datetime | None = Field(description="When the card went underground")
+    since: datetime = Field(description="When its approved shift plus grace ran out (the finding's start)")
+    finding: int = Field(description="Id of the open overtime finding")
 
 
 class AreaCount(ApiModel):
@@ -43,5 +55,8 @@ class PersonnelOut(ApiModel):
     over: bool
     areas: list[AreaCount]
     unassigned: int = Field(description="Cards underground at a station that belongs to no area")
+    leader_underground: bool = Field(description="A leader card (矿领导带班) is underground now")
+    leaders: list[str] = Field(description="Leader cards underground now")
+    overtime: list[OvertimeOut] = Field(description="Cards in overtime (open overtime findings), by card")
     items: list[PersonOut]
     next_cursor: str | None = Field(description="Opaque; pass as `cursor` for the next page")

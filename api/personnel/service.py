@@ -17,9 +17,10 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from api.pagination import CursorCodec
-from api.personnel.schemas import AreaCount, PersonnelOut, PersonOut
+from api.personnel.schemas import AreaCount, OvertimeOut, PersonnelOut, PersonOut
 
 WINDOW = timedelta(hours=12)
 EXIT_LOOKBACK = timedelta(minutes=15)
@@ -35,7 +36,8 @@ WITH latest AS (
         ORDER BY ts DESC LIMIT 1) r
     WHERE c.mine_id = $1
 )
-SELECT l.code, l.role, l.name, l.ts, s.code AS station, a.code AS area, COALESCE(a.shaft, false) AS shaft,
+SELECT l.card_id, l.station_id, a.id AS area_id, l.code, l.role, l.name, l.ts, s.code AS station, a.code AS area,
+       COALESCE(a.shaft, false) AS shaft,
        COALESCE(a.shaft, false) AND EXISTS (
            SELECT 1 FROM card_reads p
            JOIN area_stations pas ON pas.station_id = p.station_id
@@ -44,9 +46,33 @@ SELECT l.code, l.role, l.name, l.ts, s.code AS station, a.code AS area, COALESCE
 FROM latest l
 JOIN stations s ON s.id = l.station_id
 LEFT JOIN LATERAL (
-    SELECT a.code, a.shaft FROM area_stations ast JOIN areas a ON a.id = ast.area_id
+    SELECT a.id, a.code, a.shaft FROM area_stations ast JOIN areas a ON a.id = ast.area_id
     WHERE ast.station_id = l.station_id ORDER BY a.code LIMIT 1) a ON true
 ORDER BY l.code
+"""
+
+# For the listed cards: the last read within the window before the latest that was elsewhere
+# (another area; another station when the card is in no area), and the last shaft read before
+# it. Each is one backward index scan of the card's reads, stopped at the first match.
+_SINCE = """
+SELECT p.card_id,
+       (SELECT q.ts FROM card_reads q WHERE q.card_id = p.card_id AND q.ts < p.ts AND q.ts > $5
+          AND q.station_id <> p.station_id AND NOT EXISTS (
+              SELECT 1 FROM area_stations x WHERE x.station_id = q.station_id AND x.area_id = p.area_id)
+        ORDER BY q.ts DESC LIMIT 1) AS moved,
+       (SELECT q.ts FROM card_reads q WHERE q.card_id = p.card_id AND q.ts < p.ts AND q.ts > $5
+          AND q.station_id = ANY($6::int[]) ORDER BY q.ts DESC LIMIT 1) AS exited
+FROM unnest($1::int[], $2::timestamptz[], $3::int[], $4::int[]) AS p(card_id, ts, station_id, area_id)
+"""
+_FIRST_AFTER = """
+SELECT p.card_id, (SELECT q.ts FROM card_reads q WHERE q.card_id = p.card_id AND q.ts > p.after AND q.ts <= $3
+                   AND NOT (q.station_id = ANY($4::int[]) AND NOT p.at_shaft) ORDER BY q.ts LIMIT 1) AS ts
+FROM unnest($1::int[], $2::timestamptz[], $5::bool[]) AS p(card_id, after, at_shaft)
+"""
+_OVERTIME = """
+SELECT f.id, f.subject, f.start_ts, f.evidence->>'entry' AS entry FROM findings f
+WHERE f.mine_id = $1 AND f.rule = 'overtime' AND f.state = 'open' AND f.end_ts IS NULL AND f.start_ts <= $2
+ORDER BY f.subject, f.start_ts
 """
 
 
@@ -71,10 +97,41 @@ async def underground(*, pool: asyncpg.Pool, codec: CursorCodec, mine_id: int, m
     listed = [r for r in inside if after is None or r["code"] > after]
     page = listed[:limit]
     nxt = codec.encode(_KIND, (page[-1]["code"],)) if len(listed) > limit else None
+    async with pool.acquire() as conn:
+        since, entered = await _since(conn, mine_id, page, now - WINDOW, now)
+        overtime = await conn.fetch(_OVERTIME, mine_id, now)
+    leaders = sorted(r["code"] for r in inside if r["role"] == "leader")
     return PersonnelOut(
         mine=mine, as_of=now, window_hours=int(WINDOW.total_seconds() // 3600), underground=len(inside),
         approved=approved, over=approved is not None and len(inside) > approved, areas=area_counts,
-        unassigned=counts.get(None, 0),
+        unassigned=counts.get(None, 0), leader_underground=bool(leaders), leaders=leaders,
+        overtime=[OvertimeOut(card=r["subject"], entry=datetime.fromisoformat(r["entry"]) if r["entry"] else None,
+                              since=r["start_ts"], finding=r["id"]) for r in overtime],
         items=[PersonOut(card=r["code"], role=r["role"], name=r["name"], area=r["area"], station=r["station"],
-                         last_seen=r["ts"]) for r in page],
+                         last_seen=r["ts"], since=since[r["card_id"]], entered=entered[r["card_id"]])
+               for r in page],
         next_cursor=nxt)
+
+
+async def _since(conn: asyncpg.Connection | PoolConnectionProxy, mine_id: int, page: list[asyncpg.Record], floor: datetime,
+                 now: datetime) -> tuple[dict[int, datetime], dict[int, datetime]]:
+    """Per listed card: the first read of its current run in its area, and when it went
+    underground (the first read after its last shaft read; at the shaft: the run's first)."""
+    if not page:
+        return {}, {}
+    shaft = [r["id"] for r in await conn.fetch(
+        "SELECT ast.station_id AS id FROM area_stations ast JOIN areas a ON a.id = ast.area_id "
+        "WHERE a.mine_id = $1 AND a.shaft", mine_id)]
+    ids = [r["card_id"] for r in page]
+    marks = {r["card_id"]: r for r in await conn.fetch(
+        _SINCE, ids, [r["ts"] for r in page], [r["station_id"] for r in page],
+        [r["area_id"] if r["area_id"] is not None else -1 for r in page], floor, shaft)}
+    at_shaft = [bool(r["shaft"]) for r in page]
+    runs = {r["card_id"]: r["ts"] for r in await conn.fetch(
+        _FIRST_AFTER, ids, [marks[c]["moved"] or floor for c in ids], now, shaft, [True] * len(ids))}
+    entries = {r["card_id"]: r["ts"] for r in await conn.fetch(
+        _FIRST_AFTER, ids, [marks[c]["exited"] or floor for c in ids], now, shaft, [False] * len(ids))}
+    since = {c: runs[c] or p["ts"] for c, p in zip(ids, page, strict=True)}
+    entered = {c: (since[c] if shaft_now else (entries[c] or since[c]))
+               for c, shaft_now in zip(ids, at_shaft, strict=True)}
+    return since, entered

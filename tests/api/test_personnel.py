@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 
 import asyncpg
 import httpx
@@ -10,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from tests.api.conftest import NOW, auth
-from tests.api.scenario import M2, World
+from tests.api.scenario import M1, M2, World
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -92,6 +93,50 @@ async def test_pages_list_people_once_and_keep_totals(client: httpx.AsyncClient,
 
 async def test_other_mines_see_nothing(client: httpx.AsyncClient, world: World, crew: dict[str, str]) -> None:
     assert (await client.get(f"/v1/mines/{M2}/personnel", headers=auth(world, "mine1"))).status_code == 404
+    empty = (await client.get("/v1/mines/140100000003/personnel", headers=auth(world, "admin"))).json()
+    assert (empty["leader_underground"], empty["leaders"], empty["overtime"]) == (False, [], [])
     assert (await client.get(f"/v1/mines/{M2}/personnel", headers=auth(world, "county_gj"))).status_code == 404
     empty = (await client.get("/v1/mines/140100000003/personnel", headers=auth(world, "admin"))).json()
     assert empty["underground"] == 0 and empty["items"] == []
+
+
+def z(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+async def test_since_when_leaders_and_cards_in_overtime(client: httpx.AsyncClient, world: World, db: str,
+                                                        crew: dict[str, str]) -> None:
+    """Each person's area run and entry, whether a leader is underground, and the open overtime
+    findings of the rules worker (rules.md §7) — of this mine only."""
+    conn = await asyncpg.connect(db)
+    try:
+        await conn.execute("UPDATE cards SET role = 'leader' WHERE code = $1", crew["r1"])
+        entry = NOW - 10 * 60 * MIN - 5 * MIN
+        fid = await conn.fetchval(
+            "INSERT INTO findings (rule, mine_id, subject, start_ts, level, evidence) VALUES ('overtime', $1, $2, $3, "
+            "'warning', $4::jsonb) RETURNING id", world.mine_ids[M2], crew["in_a01"], NOW - 5 * MIN,
+            json.dumps({"card": crew["in_a01"], "entry": z(entry)}))
+        # Ended, and another mine's: neither is listed.
+        await conn.execute(
+            "INSERT INTO findings (rule, mine_id, subject, start_ts, end_ts, level, state) VALUES "
+            "('overtime', $1, $2, $3, $4, 'warning', 'closed'), ('overtime', $5, 'C-OTHER', $3, NULL, 'warning', 'open')",
+            world.mine_ids[M2], crew["gone"], NOW - 60 * MIN, NOW - 30 * MIN, world.mine_ids[M1])
+    finally:
+        await conn.close()
+    body = (await client.get(f"/v1/mines/{M2}/personnel", headers=auth(world, "mine2"))).json()
+    assert body["leader_underground"] is True and crew["r1"] in body["leaders"]
+    assert body["leaders"] == sorted(p["card"] for p in body["items"] if p["role"] == "leader")
+    assert body["overtime"] == [{"card": crew["in_a01"], "entry": z(entry), "since": z(NOW - 5 * MIN), "finding": fid}]
+    by_card = {p["card"]: p for p in body["items"]}
+    # In A01 since its first read there (115 min ago, after 5 min at the shaft), underground since then.
+    assert (by_card[crew["in_a01"]]["since"], by_card[crew["in_a01"]]["entered"]) == (z(NOW - 115 * MIN),) * 2
+    # At the shaft as an entry: since its first read there.
+    assert (by_card[crew["entering"]]["since"], by_card[crew["entering"]]["entered"]) == (z(NOW - 3 * MIN),) * 2
+    assert (by_card[crew["r2"]]["since"], by_card[crew["r2"]]["entered"]) == (z(NOW - 30 * MIN),) * 2
+    # A mine token sees its own mine's people and overtime, never another mine's.
+    mine1 = await client.get(f"/v1/mines/{M1}/personnel", headers=auth(world, "mine1"))
+    assert mine1.status_code == 200
+    assert [o["card"] for o in mine1.json()["overtime"]] == ["C-OTHER"]
+    assert (await client.get(f"/v1/mines/{M2}/personnel", headers=auth(world, "mine1"))).status_code == 404
+    empty = (await client.get("/v1/mines/140100000003/personnel", headers=auth(world, "admin"))).json()
+    assert (empty["leader_underground"], empty["leaders"], empty["overtime"]) == (False, [], [])

@@ -16,7 +16,8 @@ from tests.conftest import ROOT
 
 KERNELS = [*(ROOT / "rules" / m for m in ("inputs.py", "evaluate.py", "episodes.py", "events.py", "orders.py",
                                           "accidents.py", "thresholds.py", "severity.py", "windows.py",
-                                          "calendar.py", "packs.py", "integrity_rows.py")),
+                                          "calendar.py", "packs.py", "integrity_rows.py",
+                                          "personnel_rows.py")),
            *sorted(p for pkg in ("personnel", "integrity", "geotech") for p in (ROOT / "rules" / pkg).glob("*.py"))]
 CLOCK_CALLS = {"now", "utcnow", "today", "time", "time_ns", "monotonic", "perf_counter", "getenv"}
 

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from alerting.cases import run_timers, settle_orders, sync_findings
 from alerting.delivery import DeliveryWorker, Notifiers
+from alerting.measure_checks import check_power_off
 from alerting.messages import Templates, load_templates
 from alerting.metrics import AlertingMetrics
 from alerting.notifiers.base import Notifier
@@ -74,6 +75,7 @@ class CaseWorker:
             done = await sync_findings(conn, now=self._clock.now(), routing=self._routing,
                                        templates=self._templates["zh"], batch=s.findings_batch, metrics=self._metrics,
                                        late_after=s.escalation.late_report_after)
+            done += await check_power_off(conn, now=self._clock.now())
             done += await settle_orders(conn, now=self._clock.now())
             done += await run_timers(conn, now=self._clock.now(), policy=s.escalation, metrics=self._metrics)
             flushed = await flush_effects(conn, now=self._clock.now(), routing=self._routing,

@@ -40,8 +40,9 @@ import numpy as np
 
 from minewatch.timeutil import from_ns, to_ns
 from rules import store
+from rules.errors import RulesError
 from rules.evaluate import FindingRow, plan_spans
-from rules.load import Conn
+from rules.load import PG_EPOCH_US, Conn, copy_binary
 from rules.packs import PersonnelSettings, RulePack
 from rules.personnel import PersonnelParams
 from rules.personnel.leader import WORKER
@@ -127,15 +128,40 @@ async def load_reads(conn: Conn, layout: PersonnelLayout, a: int, b: int) -> tup
         "FROM unnest($1::int[]) AS c LEFT JOIN LATERAL (SELECT station_id FROM card_reads r WHERE r.card_id = c "
         "AND r.ts < $2 ORDER BY r.ts DESC LIMIT 1) l ON true",
         ids, from_ns(a), shaft, from_ns(_EPOCH))
-    reads = await conn.fetch(
-        "SELECT r.card_id, r.ts, r.station_id FROM unnest($1::int[], $2::timestamptz[]) AS f(card, since) "
+    raw = await copy_binary(
+        conn, "SELECT r.card_id, r.ts, r.station_id FROM unnest($1::int[], $2::timestamptz[]) AS f(card, since) "
         "JOIN card_reads r ON r.card_id = f.card AND r.ts >= f.since AND r.ts <= $3 ORDER BY r.card_id, r.ts",
         [r["card"] for r in rows], [r["since"] for r in rows], from_ns(b))
+    card_id, ts, station_id = _parse_card_reads(raw)
     unassigned = len(layout.area_codes) - 1
-    card = layout.card_index(np.array([r["card_id"] for r in reads], np.int64))
-    ts = np.array([to_ns(r["ts"]) for r in reads], np.int64)
-    area = np.array([layout.station_area.get(r["station_id"], unassigned) for r in reads], np.int64)
-    return card, ts, area
+    st_ids = np.array(sorted(layout.station_area), np.int64)
+    st_area = np.array([layout.station_area[int(x)] for x in st_ids], np.int64)
+    j = np.searchsorted(st_ids, station_id)
+    jj = np.minimum(j, max(len(st_ids) - 1, 0))
+    known = (j < len(st_ids)) & (st_ids[jj] == station_id) if len(st_ids) else np.zeros(len(ts), np.bool_)
+    area = np.where(known, st_area[jj] if len(st_ids) else 0, unassigned).astype(np.int64)
+    return layout.card_index(card_id), ts, area
+
+
+_CARD_ROW = np.dtype([("nfields", ">i2"), ("len_card", ">i4"), ("card", ">i4"), ("len_ts", ">i4"), ("ts", ">i8"),
+                      ("len_station", ">i4"), ("station", ">i4")])
+
+
+def _parse_card_reads(raw: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(card_id, ts ns, station_id) from the binary COPY of (card_id, ts, station_id)."""
+    if len(raw) < 21 or not raw.startswith(b"PGCOPY\n\xff\r\n\x00"):
+        raise RulesError("not a PostgreSQL binary COPY stream")
+    body = 19 + int.from_bytes(raw[15:19], "big")
+    n, rest = divmod(len(raw) - body - 2, _CARD_ROW.itemsize)
+    if rest or raw[-2:] != b"\xff\xff":
+        raise RulesError("binary COPY stream of card reads has an unexpected row layout")
+    rows = np.frombuffer(raw, dtype=_CARD_ROW, count=n, offset=body)
+    if n and not (np.all(rows["nfields"] == 3) and np.all(rows["len_ts"] == 8) and np.all(rows["len_station"] == 4)):
+        raise RulesError("binary COPY stream of card reads has an unexpected field layout")
+    ts = rows["ts"].astype(np.int64)
+    ts += PG_EPOCH_US
+    ts *= 1_000
+    return rows["card"].astype(np.int64), ts, rows["station"].astype(np.int64)
 
 
 async def load_triggers(conn: Conn, layout: PersonnelLayout, a: int, b: int, exclude_mask: int) -> Triggers:

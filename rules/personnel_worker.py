@@ -269,6 +269,9 @@ async def reevaluate_personnel(conn: Conn, mine_id: int, spans: Sequence[tuple[i
     a, b = lo - reach_ns, hi2 + reach_ns
     stored = await store.findings_touching(conn, mine_id, list(PERSONNEL_RULES), lo, hi2)
     orders = await load_orders(conn, mine_id)
+    # Stored count-rule findings touching the range are judged whole: read back to them at once.
+    a = min([a, *(x.row.start - (params.evacuate_ns if x.row.rule == WORK_CONTINUED else 0) - reach_ns
+                  for x in stored if x.row.rule in COUNT_RULES)])
     while True:
         at = min(now_ns, b)
         card, ts, area = await load_reads(conn, layout, a, at)

@@ -26,7 +26,7 @@ from rules.backfill import backfill
 from rules.packs import builtin_pack
 from rules.worker import RuleWorker
 from tests.conftest import _drop_db
-from tests.rules.db.helpers import copy_readings, new_db, snapshot
+from tests.rules.db.helpers import copy_readings, copy_station_states, new_db, snapshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="function")]
 
@@ -241,12 +241,14 @@ async def test_late_data_into_compressed_chunks_is_stored_once_and_re_evaluated(
     finally:
         await conn.close()
 
-    # Exactly what a back-fill gives: a second database holding the same readings, never
-    # compressed, back-filled in one pass, decides the same; and a back-fill here changes nothing.
+    # Exactly what a back-fill gives: a second database holding the same readings and station
+    # states (the integrity rules judge both), never compressed, back-filled in one pass,
+    # decides the same; and a back-fill here changes nothing.
     since, until = to_ns(t0 - timedelta(hours=1)), to_ns(t0 + timedelta(hours=3))
     filled = await new_db(pg_dsn)
     try:
         assert await copy_readings(ts_db, filled) == len(expected_readings)
+        await copy_station_states(ts_db, filled)
         await backfill(filled, PACK, since_ns=since, until_ns=until)
         streamed, reference = await snapshot(ts_db), await snapshot(filled)
         assert streamed == reference

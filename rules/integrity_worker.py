@@ -38,8 +38,9 @@ import numpy as np
 
 from minewatch.timeutil import from_ns, to_ns
 from rules import store
+from rules.episodes import STATION_FAULT as STATION_FAULT_BIT
 from rules.evaluate import FindingRow, iso
-from rules.inputs import Readings
+from rules.inputs import I64, Readings
 from rules.integrity.calibration import calibration_in_episodes
 from rules.integrity.common import HOUR
 from rules.integrity.relation import power_off_response
@@ -300,18 +301,20 @@ async def _evaluate_span(conn: Conn, layout: MineLayout, lo: int, hi: int, now_n
     st_a, st_b = await _stuck_bounds(conn, methane_ids, lo, hi, params.stuck.exclude_mask, newest)
     max_period = int(layout.period_ns.max())
     pair_reach = params.pairs.max_age_periods * max_period
-    pair_lo = lo - params.pairs.min_duration_ns - pair_reach
     running = await _stored(conn, layout.mine_id, [IMPLAUSIBLE_PAIR, STATION_FAULT], lo, lo)
-    a = max(
+    # Every point from just before the window (a calibrating reading vouches for 5 min before
+    # it); all analog points from before a stuck run only when a run touching the window can
+    # reach the minimum duration (the witnesses of its whole run); the pairs' points from 30 min
+    # + 2 periods back (or a stored pair span running at lo); the points of a station with
+    # bit-16 readings near the window (or a stored fault running at lo) from an hour back.
+    a = max(first, lo - 2 * cal.max_interval_ns)
+    if max(st_b, hi) - min(st_a, lo) >= params.stuck.min_duration_ns:
+        a = max(first, min(a, st_a - WITNESS_LOOKBACK_NS))
+    pair_a = max(
         first,
-        min(
-            lo - 2 * cal.max_interval_ns,
-            st_a - WITNESS_LOOKBACK_NS,
-            pair_lo,
-            lo - STATION_LOOKBACK_NS,
-            *(s.row.start - STATION_LOOKBACK_NS for s in running),
-        ),
+        min([lo - params.pairs.min_duration_ns - pair_reach, *(s.row.start for s in running if s.row.rule == IMPLAUSIBLE_PAIR)]),
     )
+    pair_points = np.unique(np.concatenate((layout.pair_up, layout.pair_down)))
     b = max(hi + cal.max_interval_ns, hi + pair_reach, st_b) + US
     step = HOUR
     code_index = {c: k for k, c in enumerate(layout.codes)}
@@ -319,10 +322,11 @@ async def _evaluate_span(conn: Conn, layout: MineLayout, lo: int, hi: int, now_n
         readings = await load_readings(conn, layout.points(), a, b)
         last_seen = await _last_before(conn, ids, a)
         seen = np.array([last_seen.get(i, -1) for i in ids], np.int64)
+        paired = readings if pair_a >= a else await _load_some(conn, layout, pair_points, pair_a, b)
         out = Desired()
         offline_rows(layout, readings, seen, now_ns, params, lo, hi, out)
         stuck_rows(layout, readings, params, lo, hi, out)
-        pair_rows(layout, readings, params, lo, hi + pair_reach, out)
+        pair_rows(layout, paired, params, lo, hi + pair_reach, out)
         # An open span whose points have readings at or after b is cut by the read: read on.
         later = 0
         for rule in (OFFLINE, STUCK, IMPLAUSIBLE_PAIR):
@@ -338,9 +342,35 @@ async def _evaluate_span(conn: Conn, layout: MineLayout, lo: int, hi: int, now_n
     desired.rows.update(out.rows)
     desired.own.update(out.own)
     await _calibration(conn, layout, readings, now_ns, params, lo, hi, s_lo, s_hi, desired)
-    await _station_fault(conn, layout, readings, now_ns, params, lo, hi, a, desired)
+    flagged = readings.point_idx[(readings.status & STATION_FAULT_BIT) != 0]
+    stations = set(layout.station[flagged].tolist()) | {
+        layout.station_codes.index(s.row.subject)
+        for s in running
+        if s.row.rule == STATION_FAULT and s.row.subject in layout.station_codes
+    }
+    stations.discard(-1)
+    states_from = readings
+    if stations:
+        st_from = max(
+            first,
+            min([lo - STATION_LOOKBACK_NS, *(s.row.start - STATION_LOOKBACK_NS for s in running if s.row.rule == STATION_FAULT)]),
+        )
+        members = np.flatnonzero(np.isin(layout.station, np.array(sorted(stations), np.int64)))
+        states_from = await _load_some(conn, layout, members, min(st_from, a), b)
+    else:
+        states_from = Readings.empty()
+    await _station_fault(conn, layout, states_from, now_ns, params, lo, hi, a, desired)
     await _power_off(conn, layout, now_ns, params, lo, hi, desired)
     return desired
+
+
+async def _load_some(conn: Conn, layout: MineLayout, points: I64, lo: int, hi: int) -> Readings:
+    """Readings of some of the mine's points (indices, ascending) in [lo, hi), with the mine's point indices."""
+    if len(points) == 0:
+        return Readings.empty()
+    sub = dataclasses.replace(layout, ids=layout.ids[points], codes=tuple(layout.codes[k] for k in points)).points()
+    r = await load_readings(conn, sub, lo, hi)
+    return Readings(points[r.point_idx], r.ts, r.value, r.status)
 
 
 async def _calibration(

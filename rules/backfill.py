@@ -65,12 +65,10 @@ from rules.integrity_worker import reevaluate_integrity
 from rules.load import Conn, load_points, load_readings, load_versions
 from rules.packs import RulePack
 from rules.personnel_worker import reevaluate_personnel
-from rules.store import Stored, StoredFinding, StoredOrder
+from rules.store import Stored, StoredOrder
 
 US = 1_000  # stored times have µs resolution; bounds step by one stored tick
 HOUR = 3_600 * 1_000_000_000
-# Where a vanished finding went: (old finding, the desired findings with their ids) -> id.
-Successor = Callable[[FindingRow, Sequence[tuple[FindingRow, int]]], int | None]
 
 
 @dataclass
@@ -225,7 +223,7 @@ async def _event_phase(conn: Conn, pack: RulePack, points: MinePoints, change: _
         rules = (exceedance_rule(gas), HIGH_VALUE_RULE) if gas == METHANE else (exceedance_rule(gas),)
         stored = await store.findings_by_key(conn, points.mine_id, [f.key for f in desired] + [
             (rule, s.row.scope_key, s.row.start) for s in near for rule in rules])
-        findings_changed = await _apply_findings(conn, points.mine_id, desired, stored, _overlapping, tally) \
+        findings_changed = await store.apply_findings(conn, points.mine_id, desired, stored, _overlapping, tally) \
             or findings_changed
         methane_changed = methane_changed or (gas == METHANE and bool(d.inserted or d.deleted))
     return methane_changed, findings_changed
@@ -262,11 +260,11 @@ async def _order_phase(conn: Conn, pack: RulePack, points: MinePoints, tally: Ta
                                         if r["order_id"] != order_of.get(int(r["id"]))])
     desired = [order_finding(o, oid, pack.name, start_of) for o, oid in placed]
     stored_f = [f for f in await store.findings_of_rule(conn, points.mine_id, ORDER_RULE) if f.row.subject in rules]
-    changed = await _apply_findings(conn, points.mine_id, desired, stored_f, _same_ref, tally)
+    changed = await store.apply_findings(conn, points.mine_id, desired, stored_f, _same_ref, tally)
     runs = frequent_runs(pack, starts, points.timezone)
     desired = [frequent_finding(points.mine_code, pack, event_ids[a:b + 1], starts[a:b + 1].tolist()) for a, b in runs]
     stored_f = await store.findings_of_rule(conn, points.mine_id, FREQUENT_RULE)
-    return await _apply_findings(conn, points.mine_id, desired, stored_f, _shared_events, tally) or changed
+    return await store.apply_findings(conn, points.mine_id, desired, stored_f, _shared_events, tally) or changed
 
 
 async def _accident_phase(conn: Conn, pack: RulePack, points: MinePoints, tally: Tally) -> bool:
@@ -279,7 +277,7 @@ async def _accident_phase(conn: Conn, pack: RulePack, points: MinePoints, tally:
     rules = {r.id for r in pack.count_rules if r.kind == ACCIDENT_KIND}
     stored = [f for f in await store.findings_of_rule(conn, points.mine_id, INSPECTION_RULE)
               if f.row.evidence.get("rule") in rules]
-    return await _apply_findings(conn, points.mine_id, desired, stored, _shared_accidents, tally)
+    return await store.apply_findings(conn, points.mine_id, desired, stored, _shared_accidents, tally)
 
 
 def _match_orders(new: Sequence[OrderRow], stored: Sequence[StoredOrder]) -> list[StoredOrder | None]:
@@ -296,30 +294,6 @@ def _match_orders(new: Sequence[OrderRow], stored: Sequence[StoredOrder]) -> lis
                     used.add(s.id)
                     break
     return matched
-
-
-async def _apply_findings(conn: Conn, mine_id: int, desired: Sequence[FindingRow], stored: Sequence[StoredFinding],
-                          successor_of: Successor, tally: Tally) -> bool:
-    """Upsert the desired findings that differ; supersede live stored ones no longer desired."""
-    by_key = {s.row.key: s for s in stored}
-    placed: list[tuple[FindingRow, int]] = []
-    changed = False
-    for f in desired:
-        s = by_key.get(f.key)
-        if s is not None and s.live and s.row == f:
-            tally.same("findings", [(mine_id, *f.key)])
-            placed.append((f, s.id))
-            continue
-        placed.append((f, await store.upsert_finding(conn, mine_id, f)))
-        tally.findings["created" if s is None else "updated"] += 1
-        changed = True
-    wanted = {f.key for f in desired}
-    for s in stored:
-        if s.live and s.row.key not in wanted:
-            await store.supersede(conn, s.id, successor_of(s.row, placed))
-            tally.findings["superseded"] += 1
-            changed = True
-    return changed
 
 
 def _overlapping(old: FindingRow, placed: Sequence[tuple[FindingRow, int]]) -> int | None:

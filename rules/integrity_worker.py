@@ -140,32 +140,6 @@ async def load_layout(conn: Conn, mine_id: int) -> MineLayout:
     )
 
 
-async def _apply(
-    conn: Conn, mine_id: int, desired: Sequence[FindingRow], stored: Sequence[store.StoredFinding], tally: Tally
-) -> bool:
-    """Upsert the desired findings that differ; supersede live stored ones no longer desired
-    (as `rules.backfill` does for the methane findings)."""
-    by_key = {s.row.key: s for s in stored}
-    placed: list[tuple[FindingRow, int]] = []
-    changed = False
-    for f in desired:
-        s = by_key.get(f.key)
-        if s is not None and s.live and s.row == f:
-            tally.same("findings", [(mine_id, *f.key)])
-            placed.append((f, s.id))
-            continue
-        placed.append((f, await store.upsert_finding(conn, mine_id, f)))
-        tally.findings["created" if s is None else "updated"] += 1
-        changed = True
-    wanted = {f.key for f in desired}
-    for s in stored:
-        if s.live and s.row.key not in wanted:
-            await store.supersede(conn, s.id, overlapping(s.row, placed))
-            tally.findings["superseded"] += 1
-            changed = True
-    return changed
-
-
 # --- database reads of the bounds ------------------------------------------------------------
 
 
@@ -279,7 +253,7 @@ async def _write(conn: Conn, layout: MineLayout, desired: Desired, tally: Tally)
         stored += [
             s for s in await store.findings_by_key(conn, layout.mine_id, by_key) if s.row.key not in {x.row.key for x in stored}
         ]
-        changed = await _apply(conn, layout.mine_id, merged, stored, tally) or changed
+        changed = await store.apply_findings(conn, layout.mine_id, merged, stored, overlapping, tally) or changed
     return changed
 
 
@@ -829,4 +803,4 @@ async def _add_only(conn: Conn, layout: MineLayout, desired: Desired, known: set
     if not rows:
         return False
     stored = {s.row.key: s for s in await store.findings_by_key(conn, layout.mine_id, [f.key for f in rows])}
-    return await _apply(conn, layout.mine_id, rows, list(stored.values()), tally)
+    return await store.apply_findings(conn, layout.mine_id, rows, list(stored.values()), overlapping, tally)

@@ -208,30 +208,6 @@ async def _next_reads(conn: Conn, mine_id: int, lo: int, hi: int) -> tuple[list[
     return cards, nxt
 
 
-async def _apply(conn: Conn, mine_id: int, desired: Sequence[FindingRow], stored: Sequence[store.StoredFinding],
-                 tally: Tally) -> bool:
-    """Upsert the desired findings that differ; supersede live stored ones no longer desired."""
-    by_key = {s.row.key: s for s in stored}
-    placed: list[tuple[FindingRow, int]] = []
-    changed = False
-    for f in desired:
-        s = by_key.get(f.key)
-        if s is not None and s.live and s.row == f:
-            tally.same("findings", [(mine_id, *f.key)])
-            placed.append((f, s.id))
-            continue
-        placed.append((f, await store.upsert_finding(conn, mine_id, f)))
-        tally.findings["created" if s is None else "updated"] += 1
-        changed = True
-    wanted = {f.key for f in desired}
-    for s in stored:
-        if s.live and s.row.key not in wanted:
-            await store.supersede(conn, s.id, _successor(s.row, placed))
-            tally.findings["superseded"] += 1
-            changed = True
-    return changed
-
-
 def _successor(old: FindingRow, placed: Sequence[tuple[FindingRow, int]]) -> int | None:
     """A vanished finding goes to the same rule's finding of the same subject now covering its time."""
     a, b = span_of(old)
@@ -299,7 +275,7 @@ async def reevaluate_personnel(conn: Conn, mine_id: int, spans: Sequence[tuple[i
                 compared[x.id] = x
     for x in await store.findings_by_key(conn, mine_id, [f.key for f in desired]):
         compared.setdefault(x.id, x)
-    return await _apply(conn, mine_id, desired, list(compared.values()), tally)
+    return await store.apply_findings(conn, mine_id, desired, list(compared.values()), _successor, tally)
 
 
 def _card_reach(layout: PersonnelLayout, judged: Judged, touched: Sequence[int], lo: int, hi: int, at: int

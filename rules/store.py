@@ -9,10 +9,11 @@ differ, so that `findings.updated_at` (alerting's watermark) moves only on real 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -437,3 +438,42 @@ async def supersede(conn: Conn, finding_id: int, successor: int | None) -> None:
 async def notify_findings(conn: Conn) -> None:
     """Wake alerting (delivered when the transaction commits)."""
     await conn.execute("SELECT pg_notify($1, '')", FINDINGS_CHANNEL)
+
+
+# Where a finding no longer desired goes: the id of the desired finding now covering it, if any.
+Successor = Callable[[FindingRow, Sequence[tuple[FindingRow, int]]], int | None]
+
+
+class FindingTally(Protocol):
+    """What `apply_findings` counts into (rules.backfill.Tally)."""
+
+    findings: Counter[str]
+
+    def same(self, kind: str, keys: Iterable[tuple[object, ...]]) -> None: ...
+
+
+async def apply_findings(conn: Conn, mine_id: int, desired: Sequence[FindingRow], stored: Sequence[StoredFinding],
+                         successor_of: Successor, tally: FindingTally) -> bool:
+    """Make the stored findings of a span what the rules now find: upsert the desired findings
+    that differ, supersede live stored ones no longer desired (pointing at `successor_of` them);
+    returns whether anything was written. One owner for every rule family (methane, accidents,
+    integrity, personnel); each family decides only what succeeds a vanished finding."""
+    by_key = {s.row.key: s for s in stored}
+    placed: list[tuple[FindingRow, int]] = []
+    changed = False
+    for f in desired:
+        s = by_key.get(f.key)
+        if s is not None and s.live and s.row == f:
+            tally.same("findings", [(mine_id, *f.key)])
+            placed.append((f, s.id))
+            continue
+        placed.append((f, await upsert_finding(conn, mine_id, f)))
+        tally.findings["created" if s is None else "updated"] += 1
+        changed = True
+    wanted = {f.key for f in desired}
+    for s in stored:
+        if s.live and s.row.key not in wanted:
+            await supersede(conn, s.id, successor_of(s.row, placed))
+            tally.findings["superseded"] += 1
+            changed = True
+    return changed

@@ -112,23 +112,35 @@ async def copy_binary(conn: Conn, query: str, *args: object) -> bytes:
     return b"".join(chunks)
 
 
-def parse_binary_readings(raw: bytes) -> tuple[NDArray[np.int32], I64, F64, I16]:
-    """(point_id, ts ns, value, status) from the binary COPY of (point_id, ts, value, status)."""
+def binary_rows(raw: bytes, row: np.dtype, what: str) -> np.ndarray:
+    """The rows of a PostgreSQL binary COPY stream whose rows all have the fixed layout `row`
+    (a structured dtype starting with the field count), as a structured array over `raw`."""
     if len(raw) < 21 or not raw.startswith(_SIGNATURE):
         raise RulesError("not a PostgreSQL binary COPY stream")
-    ext = int.from_bytes(raw[15:19], "big")
-    body = 19 + ext
-    n, rest = divmod(len(raw) - body - 2, _ROW.itemsize)
+    body = 19 + int.from_bytes(raw[15:19], "big")
+    n, rest = divmod(len(raw) - body - 2, row.itemsize)
     if rest or raw[-2:] != b"\xff\xff":
-        raise RulesError("binary COPY stream of readings has an unexpected row layout")
-    rows = np.frombuffer(raw, dtype=_ROW, count=n, offset=body)
-    # The layout is fixed by the query (four NOT NULL columns); a field count or length that
-    # differs means the columns changed under us, and the arrays would be garbage.
-    if n and not (np.all(rows["nfields"] == 4) and np.all(rows["len_ts"] == 8) and np.all(rows["len_status"] == 2)):
-        raise RulesError("binary COPY stream of readings has an unexpected field layout")
-    ts = rows["ts"].astype(np.int64)
+        raise RulesError(f"binary COPY stream of {what} has an unexpected row layout")
+    return np.frombuffer(raw, dtype=row, count=n, offset=body)
+
+
+def pg_ts_ns(pg_us: np.ndarray) -> I64:
+    """PostgreSQL binary timestamps (µs since 2000-01-01) as int64 ns since the Unix epoch."""
+    ts = pg_us.astype(np.int64)
     ts += PG_EPOCH_US
     ts *= 1_000
+    return ts
+
+
+def parse_binary_readings(raw: bytes) -> tuple[NDArray[np.int32], I64, F64, I16]:
+    """(point_id, ts ns, value, status) from the binary COPY of (point_id, ts, value, status)."""
+    rows = binary_rows(raw, _ROW, "readings")
+    # The layout is fixed by the query (four NOT NULL columns); a field count or length that
+    # differs means the columns changed under us, and the arrays would be garbage.
+    if len(rows) and not (np.all(rows["nfields"] == 4) and np.all(rows["len_ts"] == 8)
+                          and np.all(rows["len_status"] == 2)):
+        raise RulesError("binary COPY stream of readings has an unexpected field layout")
+    ts = pg_ts_ns(rows["ts"])
     return (rows["point"].astype(np.int32), ts, rows["value"].astype(np.float64),
             rows["status"].astype(np.int16))
 

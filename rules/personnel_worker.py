@@ -42,7 +42,7 @@ from minewatch.timeutil import from_ns, to_ns
 from rules import store
 from rules.errors import RulesError
 from rules.evaluate import FindingRow, plan_spans
-from rules.load import PG_EPOCH_US, Conn, copy_binary
+from rules.load import Conn, binary_rows, copy_binary, pg_ts_ns
 from rules.packs import PersonnelSettings, RulePack
 from rules.personnel import PersonnelParams
 from rules.personnel.leader import WORKER
@@ -149,18 +149,11 @@ _CARD_ROW = np.dtype([("nfields", ">i2"), ("len_card", ">i4"), ("card", ">i4"), 
 
 def _parse_card_reads(raw: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(card_id, ts ns, station_id) from the binary COPY of (card_id, ts, station_id)."""
-    if len(raw) < 21 or not raw.startswith(b"PGCOPY\n\xff\r\n\x00"):
-        raise RulesError("not a PostgreSQL binary COPY stream")
-    body = 19 + int.from_bytes(raw[15:19], "big")
-    n, rest = divmod(len(raw) - body - 2, _CARD_ROW.itemsize)
-    if rest or raw[-2:] != b"\xff\xff":
-        raise RulesError("binary COPY stream of card reads has an unexpected row layout")
-    rows = np.frombuffer(raw, dtype=_CARD_ROW, count=n, offset=body)
-    if n and not (np.all(rows["nfields"] == 3) and np.all(rows["len_ts"] == 8) and np.all(rows["len_station"] == 4)):
+    rows = binary_rows(raw, _CARD_ROW, "card reads")
+    if len(rows) and not (np.all(rows["nfields"] == 3) and np.all(rows["len_ts"] == 8)
+                          and np.all(rows["len_station"] == 4)):
         raise RulesError("binary COPY stream of card reads has an unexpected field layout")
-    ts = rows["ts"].astype(np.int64)
-    ts += PG_EPOCH_US
-    ts *= 1_000
+    ts = pg_ts_ns(rows["ts"])
     return rows["card"].astype(np.int64), ts, rows["station"].astype(np.int64)
 
 

@@ -43,7 +43,7 @@ from launcher.embedded import EmbeddedPostgres, free_port
 from minewatch.db import ident
 from minewatch.db.migrate import migrate
 from minewatch.db.rollup import refresh_until_idle
-from minewatch.db.timeseries import current_backend
+from minewatch.db.timeseries import current_backend, refresh_aggregates
 
 PEPPER = "bench-pepper"
 DB = "minewatch_bench_api"
@@ -136,8 +136,7 @@ async def _rollup(dsn: str) -> None:
 
 async def _timescale_steady_state(conn: asyncpg.Connection) -> None:
     t = time.perf_counter()
-    for view in ("readings_1m", "readings_1h"):
-        await conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")  # constant names
+    await refresh_aggregates(conn)
     refreshed = time.perf_counter() - t
     t = time.perf_counter()
     after = await conn.fetchval("SELECT (config->>'compress_after')::interval FROM timescaledb_information.jobs "

@@ -151,6 +151,13 @@ async def _create_bucket_views(conn: asyncpg.Connection, backend: Backend) -> No
                 "if_not_exists => true)", view)
 
 
+async def refresh_aggregates(conn: asyncpg.Connection) -> None:
+    """Materialise every continuous aggregate now, over all time (TimescaleDB path only: tests
+    and benchmarks that must see the views settled; production leaves it to the policies)."""
+    for view, _ in _BUCKETS:
+        await conn.execute("CALL refresh_continuous_aggregate($1::regclass, NULL, NULL)", view)
+
+
 def _partition_name(table: str, day: date) -> str:
     return f"{table}_p{day:%Y%m%d}"
 

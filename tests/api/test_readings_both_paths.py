@@ -97,8 +97,7 @@ async def materialise(conn: asyncpg.Connection) -> None:
     if await current_backend(conn) == "plain":
         await rollup.refresh_until_idle(conn, now=NOW)
     else:
-        for view in ("readings_1m", "readings_1h"):
-            await conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
+        await timeseries.refresh_aggregates(conn)
 
 
 async def get_all(client: httpx.AsyncClient, world: World, params: dict[str, str]) -> list[dict[str, object]]:

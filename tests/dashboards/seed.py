@@ -162,8 +162,7 @@ async def seed(conn: asyncpg.Connection, now: datetime) -> Seeded:
             "AND longitude IS NOT NULL AND latitude IS NOT NULL", PROVINCE)}
 
     if keeper.backend == "timescale":  # continuous aggregates see new rows only when refreshed
-        for view in ("readings_1m", "readings_1h"):
-            await conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, NULL)")
+        await timeseries.refresh_aggregates(conn)
     return Seeded(now=now, open_event=open_event, closed_event=closed_event, order=order, overdue_case=overdue,
                   unacknowledged_case=unacknowledged, closed_case=closed,
                   coordinates=coordinates)

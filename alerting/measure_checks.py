@@ -43,20 +43,24 @@ DEFAULT_PARAMS = PowerOffParams()  # rules.md §4, as the rule uses them
 
 # Open methane cases (they carry a checklist) with their events' power-off episodes, if any.
 _CASES = """
+WITH open_cases AS (
+    SELECT c.id, c.state, c.checklist FROM cases c
+    WHERE c.state <> 'closed' AND jsonb_array_length(c.checklist) > 0
+      -- settled verdicts are not judged again: confirmed, or failed with its finding found
+      AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(c.checklist) m, jsonb_array_elements(m->'data') d
+                      WHERE d->>'name' = 'power_off'
+                        AND (d->>'status' = 'confirmed' OR (d->>'status' = 'failed' AND d->>'finding_id' IS NOT NULL)))
+    ORDER BY c.id
+    LIMIT $1  -- whole cases, so that no case is judged on part of its episodes
+)
 SELECT c.id, c.state, c.checklist,
        e.point_id, p.code AS point, e.start_ts, e.end_ts, e.thresholds
-FROM cases c
+FROM open_cases c
 LEFT JOIN case_findings cf ON cf.case_id = c.id
 LEFT JOIN findings f ON f.id = cf.finding_id AND f.ref_table = 'exceedance_events'
 LEFT JOIN episodes e ON e.event_id = f.ref_id AND e.level = 'power_off'
 LEFT JOIN points p ON p.id = e.point_id
-WHERE c.state <> 'closed' AND jsonb_array_length(c.checklist) > 0
-  -- settled verdicts are not judged again: confirmed, or failed with its finding found
-  AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(c.checklist) m, jsonb_array_elements(m->'data') d
-                  WHERE d->>'name' = 'power_off'
-                    AND (d->>'status' = 'confirmed' OR (d->>'status' = 'failed' AND d->>'finding_id' IS NOT NULL)))
 ORDER BY c.id, e.start_ts
-LIMIT $1
 """
 
 

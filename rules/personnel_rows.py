@@ -39,6 +39,7 @@ from rules.personnel.capacity import LEVEL_NAMES
 from rules.personnel.leader import ROLE_NAMES
 from rules.personnel.overtime import RULE as OVERTIME_RULE
 from rules.personnel.presence import Presence, Stays
+from rules.personnel.seal import SignalSpans, signal_breaches, signal_spans
 
 I64 = NDArray[np.int64]
 Bools = NDArray[np.bool_]
@@ -103,6 +104,11 @@ class PersonnelLayout:
     card_ids: I64  # ascending
     card_codes: tuple[str, ...]
     card_role: I64  # rules.personnel.leader role codes
+    # Production-signal points (rules.md §7): ids ascending, codes, and whether each is a
+    # coal-output counter (3001; else an equipment on-off point, 1004).
+    signal_ids: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    signal_codes: tuple[str, ...] = ()
+    signal_counter: Bools = field(default_factory=lambda: np.zeros(0, np.bool_))
 
     @property
     def shaft_station_ids(self) -> list[int]:
@@ -124,6 +130,21 @@ class Orders:
     @staticmethod
     def empty() -> Orders:
         return Orders(np.zeros(0, np.int64), (), np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+@dataclass(frozen=True, eq=False)
+class Signals:
+    """Readings of the production-signal points sorted by (point, ts): point as an index into
+    the layout's signal points, and the first instant loaded (a span that may have begun before
+    it was not judged: no order covers its start, see `rules.personnel_worker.load_signals`)."""
+
+    point: I64
+    ts: I64
+    value: NDArray[np.float64]
+
+    @staticmethod
+    def empty() -> Signals:
+        return Signals(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,9 +191,10 @@ def seconds(ns: int) -> float:
 
 
 def evaluate(layout: PersonnelLayout, card: I64, ts: I64, area: I64, *, triggers: Triggers, orders: Orders,
-             now_ns: int, params: PersonnelParams, shifts_from: int) -> Judged:
+             now_ns: int, params: PersonnelParams, shifts_from: int, signals: Signals | None = None) -> Judged:
     """Every personnel finding of reads sorted by (card, ts) (card and area as layout indexes),
-    as of ``now_ns``; no_leader is judged for the local shifts from ``shifts_from`` on."""
+    and of the production signals' readings, as of ``now_ns``; no_leader is judged for the
+    local shifts from ``shifts_from`` on."""
     out = Judged()
     presence, stays = find_presence(card, ts, area, shaft=layout.area_shaft, now_ns=now_ns)
     out.presence, out.stays = presence, stays
@@ -182,6 +204,7 @@ def evaluate(layout: PersonnelLayout, card: I64, ts: I64, area: I64, *, triggers
     _overtime(layout, stays, now_ns, params, out.rows[OVERTIME])
     _restricted(layout, presence, out.rows[RESTRICTED_AREA])
     _seal(layout, stays, orders, out.rows[SEAL_BREACH])
+    _signal_seal(layout, signals or Signals.empty(), orders, out.rows[SEAL_BREACH])
     _evacuation(layout, presence, triggers, now_ns, params, out.rows[WORK_CONTINUED])
     return out
 
@@ -263,6 +286,42 @@ def _seal(layout: PersonnelLayout, stays: Stays, orders: Orders, rows: list[Find
             "role": ROLE_NAMES[int(layout.card_role[c])],
             "entry": iso(int(sb.start[k])),
             "left": iso(int(sb.end[k])) if int(sb.end[k]) >= 0 else None,
+            "order": int(orders.ids[o]),
+            "order_rule": orders.rules[o],
+            "order_start": iso(int(orders.start[o])),
+            "order_lifted": iso(int(orders.end[o])) if int(orders.end[o]) >= 0 else None,
+        }))
+
+
+def production_spans(layout: PersonnelLayout, signals: Signals, orders: Orders) -> SignalSpans:
+    """The producing spans of the signal points' readings (`rules.personnel.seal.signal_spans`),
+    counters cut at the orders' starts."""
+    return signal_spans(signals.point, signals.ts, signals.value, layout.signal_counter[signals.point],
+                        split_at=orders.start)
+
+
+def _signal_seal(layout: PersonnelLayout, signals: Signals, orders: Orders, rows: list[FindingRow]) -> None:
+    if len(orders.ids) == 0 or len(signals.ts) == 0:
+        return
+    spans = production_spans(layout, signals, orders)
+    # A span that may have begun before the readings loaded began before every order that
+    # could cover it (the loader reads back far enough): not a switching-on under an order.
+    keep = np.flatnonzero(~spans.truncated)
+    sb = signal_breaches(spans.point[keep], spans.start[keep], spans.end[keep], orders.start, orders.end)
+    for k in range(len(sb)):
+        j, o = int(keep[int(sb.source[k])]), int(sb.order[k])
+        p = int(sb.subject[k])
+        first = int(spans.first[j])
+        counter = bool(layout.signal_counter[p])
+        readings = [{"ts": iso(int(signals.ts[i])), "value": float(signals.value[i])}
+                    for i in range(max(first - 1, 0), first + 1) if int(signals.point[i]) == p]
+        rows.append(finding(SEAL_BREACH, layout.signal_codes[p], int(sb.start[k]), int(sb.end[k]), {
+            "source": "signal",
+            "point": layout.signal_codes[p],
+            "signal": "counter" if counter else "on_off",
+            "started": iso(int(sb.start[k])),
+            "stopped": iso(int(sb.end[k])) if int(sb.end[k]) >= 0 else None,
+            "readings": readings,
             "order": int(orders.ids[o]),
             "order_rule": orders.rules[o],
             "order_start": iso(int(orders.start[o])),

@@ -56,9 +56,11 @@ from rules.personnel_rows import (
     Judged,
     Orders,
     PersonnelLayout,
+    Signals,
     Triggers,
     evaluate,
     params_of,
+    production_spans,
     span_of,
     touches,
 )
@@ -66,8 +68,10 @@ from rules.personnel_rows import (
 if TYPE_CHECKING:
     from rules.backfill import Tally
 
+COUNTER_TYPE = "3001"  # a coal-output counter; the other production signal is on-off (1004)
 MIN = 60 * 1_000_000_000
 HOUR = 60 * MIN
+SIGNAL_LOOKBACK_NS = 64 * 24 * HOUR
 # The clock pass re-judges each mine's last minutes (a finding that became due while the
 # worker was down is open, so it touches them too).
 CLOCK_TAIL_NS = 10 * MIN
@@ -88,6 +92,8 @@ async def load_layout(conn: Conn, mine_id: int) -> PersonnelLayout:
         "ORDER BY s.station_id, a.code", mine_id)
     stations = await conn.fetch("SELECT id FROM stations WHERE mine_id = $1", mine_id)
     cards = await conn.fetch("SELECT id, code, role FROM cards WHERE mine_id = $1 ORDER BY id", mine_id)
+    signals = await conn.fetch("SELECT id, code, sensor_type FROM points WHERE mine_id = $1 AND production_signal "
+                               "ORDER BY id", mine_id)
     codes = tuple(a["code"] for a in areas)
     unassigned = len(codes)  # stations of no area: underground, no limit, no flags
     station_area = {int(s["id"]): unassigned for s in stations}
@@ -110,6 +116,9 @@ async def load_layout(conn: Conn, mine_id: int) -> PersonnelLayout:
         card_ids=np.array([c["id"] for c in cards], np.int64),
         card_codes=tuple(c["code"] for c in cards),
         card_role=np.array([ROLE_CODES.get(c["role"], WORKER) for c in cards], np.int64),
+        signal_ids=np.array([p["id"] for p in signals], np.int64),
+        signal_codes=tuple(p["code"] for p in signals),
+        signal_counter=np.array([p["sensor_type"] == COUNTER_TYPE for p in signals], np.bool_),
     )
 
 
@@ -178,6 +187,39 @@ async def load_triggers(conn: Conn, layout: PersonnelLayout, a: int, b: int, exc
                     tuple(r["code"] for r in rows))
 
 
+async def load_signals(conn: Conn, layout: PersonnelLayout, orders: Orders, a: int, b: int,
+                       exclude_mask: int) -> Signals:
+    """The production-signal points' readings up to ``b``, from far enough back that every
+    producing span an order could cover is read from its start (rules.md §7).
+
+    Nothing is read when no order started by ``b``. Otherwise the read starts an hour before
+    ``a`` and doubles back while some span begins at the first readings loaded (it may have
+    begun earlier) and an order started before the first instant loaded: such a span could
+    have switched on under that order (one lifted since included: its breach is still open).
+    A span still cut off after that began before every order, and is not judged. The lookback
+    stops at `SIGNAL_LOOKBACK_NS` (a point producing without a pause for longer is judged
+    from there).
+    """
+    if len(layout.signal_ids) == 0 or len(orders.ids) == 0:
+        return Signals.empty()
+    if not np.any(orders.start <= b):
+        return Signals.empty()
+    look = HOUR
+    while True:
+        since = a - look
+        rows = await conn.fetch(
+            "SELECT r.point_id, r.ts, r.value FROM readings r WHERE r.point_id = ANY($1::int[]) AND r.ts >= $2 "
+            "AND r.ts <= $3 AND r.status & $4 = 0 AND r.value <> 'NaN' ORDER BY r.point_id, r.ts",
+            layout.signal_ids.tolist(), from_ns(since), from_ns(b), exclude_mask)
+        signals = Signals(np.searchsorted(layout.signal_ids, np.array([r["point_id"] for r in rows], np.int64)),
+                          np.array([to_ns(r["ts"]) for r in rows], np.int64),
+                          np.array([r["value"] for r in rows], np.float64))
+        spans = production_spans(layout, signals, orders)
+        if not (np.any(spans.truncated) and np.any(orders.start < since)) or look >= SIGNAL_LOOKBACK_NS:
+            return signals
+        look *= 2
+
+
 async def load_orders(conn: Conn, mine_id: int) -> Orders:
     """The mine's shutdown orders (not withdrawn) as [start, lifted) spans."""
     rows = await conn.fetch(
@@ -221,7 +263,7 @@ async def reevaluate_personnel(conn: Conn, mine_id: int, spans: Sequence[tuple[i
     if not spans:
         return False
     layout = await load_layout(conn, mine_id)
-    if len(layout.card_ids) == 0:
+    if len(layout.card_ids) == 0 and len(layout.signal_ids) == 0:
         return False
     params = params_of(settings or PersonnelSettings())
     lo = min(a for a, _ in spans)
@@ -246,8 +288,9 @@ async def reevaluate_personnel(conn: Conn, mine_id: int, spans: Sequence[tuple[i
         card, ts, area = await load_reads(conn, layout, a, at)
         tally.readings += len(ts)
         triggers = await load_triggers(conn, layout, a, at, exclude_mask)
+        signals = await load_signals(conn, layout, orders, lo, at, exclude_mask)
         judged = evaluate(layout, card, ts, area, triggers=triggers, orders=orders, now_ns=at, params=params,
-                          shifts_from=a)
+                          shifts_from=a, signals=signals)
         desired, reach = _owned(layout, judged, touched, lo, hi2, at)
         counted = [f for f in desired if f.rule in COUNT_RULES] + [s.row for s in stored if s.row.rule in COUNT_RULES]
         earliest = min((f.start - (params.evacuate_ns if f.rule == WORK_CONTINUED else 0) for f in counted),
@@ -316,8 +359,9 @@ async def reevaluate_windows(conn: Conn, pack: RulePack, mine_id: int, windows: 
     cards = [(w.lo, w.hi) for w in windows if w.kind == store.CARDS_KIND]
     readings = [(w.lo, w.hi) for w in windows if w.kind == store.READINGS_KIND]
     evac = pack.personnel.evacuate
-    if readings and await _power_off_near(conn, mine_id, min(lo for lo, _ in readings) - evac,
-                                          max(hi for _, hi in readings)):
+    if readings and (
+            await _power_off_near(conn, mine_id, min(lo for lo, _ in readings) - evac, max(hi for _, hi in readings))
+            or await _signals_under_order(conn, mine_id, max(hi for _, hi in readings))):
         cards += readings
     changed = False
     for lo, hi in plan_spans(cards, slack_ns=slack_ns, piece_ns=piece_ns):
@@ -325,6 +369,16 @@ async def reevaluate_windows(conn: Conn, pack: RulePack, mine_id: int, windows: 
                                              settings=pack.personnel, exclude_mask=pack.episodes.exclude_mask,
                                              triggers_after=bool(readings)) or changed
     return changed
+
+
+async def _signals_under_order(conn: Conn, mine_id: int, hi: int) -> bool:
+    """Whether the mine has production-signal points and an order started by ``hi`` (a
+    readings window may then hold a seal breach, or end one)."""
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM points WHERE mine_id = $1 AND production_signal) "
+        "AND EXISTS (SELECT 1 FROM orders WHERE mine_id = $1 AND withdrawn_at IS NULL AND start_ts <= $2)",
+        mine_id, from_ns(hi))
+    return found
 
 
 async def _power_off_near(conn: Conn, mine_id: int, lo: int, hi: int) -> bool:

@@ -335,6 +335,7 @@ async def write_order(conn: Conn, mine_id: int, pack: str, order: OrderRow, stor
             "state = CASE WHEN withdrawn_at IS NULL THEN state ELSE 'active' END, "
             "lifted_at = CASE WHEN withdrawn_at IS NULL THEN lifted_at END, updated_at = now() WHERE id = $1",
             oid, pack, from_ns(order.start), from_ns(order.min_end), order.step)
+    await recheck_entries(conn, oid, since_ns=order.start if stored is None else min(order.start, stored.row.start))
     if stored is None or (sorted(order.triggers), sorted(order.attached)) != (
             list(stored.row.triggers), list(stored.row.attached)):
         await conn.execute("DELETE FROM order_events WHERE order_id = $1", oid)
@@ -350,6 +351,19 @@ async def withdraw_order(conn: Conn, order_id: int) -> None:
         "UPDATE orders SET withdrawn_at = now(), state = 'lifted', lifted_at = coalesce(lifted_at, now()), "
         "updated_at = now() WHERE id = $1", order_id)
     await conn.execute("DELETE FROM order_events WHERE order_id = $1", order_id)
+    await recheck_entries(conn, order_id)
+
+
+async def recheck_entries(conn: Conn, order_id: int, *, since_ns: int | None = None) -> None:
+    """An order written, moved or withdrawn changes which card entries and production signals
+    already judged are seal breaches (rules.md §7): ask the personnel rules to judge the mine
+    again from the order's start (or ``since``) to now (a day on, for a clock ahead of the
+    database's), as a card-read window."""
+    await conn.execute(
+        "INSERT INTO dirty_windows (mine_id, kind, min_ts, max_ts, n_rows) "
+        "SELECT mine_id, $2, coalesce($3, start_ts), greatest(start_ts, now()) + interval '1 day', 0 "
+        "FROM orders WHERE id = $1", order_id, CARDS_KIND, None if since_ns is None else from_ns(since_ns))
+    await conn.execute("SELECT pg_notify($1, '')", DIRTY_CHANNEL)
 
 
 async def set_event_orders(conn: Conn, pairs: Sequence[tuple[int, int | None]]) -> None:

@@ -67,18 +67,19 @@ async def sync_registry(conn: asyncpg.Connection, reg: Registry, *, checksum: st
                 point_ids[p.code] = await conn.fetchval(
                     "INSERT INTO points(mine_id, station_id, code, sensor_type, value_type, gas, unit, range_low, "
                     "range_high, location_type, location, face_id, expected_period_s, max_gap_s, levels, slope_height_m, "
-                    "active, updated_at, defined_by) "
-                    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15::jsonb,$16,true,$17,'registry') "
+                    "production_signal, active, updated_at, defined_by) "
+                    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15::jsonb,$16,$18,true,$17,'registry') "
                     "ON CONFLICT (code) DO UPDATE SET mine_id=EXCLUDED.mine_id, station_id=EXCLUDED.station_id, "
                     "sensor_type=EXCLUDED.sensor_type, value_type=EXCLUDED.value_type, gas=EXCLUDED.gas, unit=EXCLUDED.unit, "
                     "range_low=EXCLUDED.range_low, range_high=EXCLUDED.range_high, location_type=EXCLUDED.location_type, "
                     "location=EXCLUDED.location, face_id=EXCLUDED.face_id, expected_period_s=EXCLUDED.expected_period_s, "
                     "max_gap_s=EXCLUDED.max_gap_s, levels=EXCLUDED.levels, slope_height_m=EXCLUDED.slope_height_m, "
+                    "production_signal=EXCLUDED.production_signal, "
                     "active=true, updated_at=EXCLUDED.updated_at, defined_by='registry' RETURNING id",
                     mine_id, station_ids[p.station], p.code, p.sensor_type, p.value_type, p.gas, p.unit, p.range_low,
                     p.range_high, p.location_type, p.location, face_ids.get(p.face) if p.face else None,
                     p.expected_period_s, p.max_gap_s, json.dumps(p.levels.model_dump()) if p.levels else None,
-                    p.slope_height_m, now)
+                    p.slope_height_m, now, p.production_signal)
                 seen_points.append(p.code)
                 versions_added += await version_thresholds(
                     conn, point_ids[p.code], p.effective_thresholds(), at=p.thresholds_effective_from or now,

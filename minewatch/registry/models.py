@@ -16,6 +16,9 @@ ValueType = Literal["MN", "KG", "LJ", "DT"]
 MineKind = Literal["coal", "noncoal", "tailings", "openpit"]
 RelationKind = Literal["B", "G", "K", "H", "Z", "D", "T"]
 
+# Sensor types that may be production signals (rules.md §7): 3001 a counter, 1004 on-off.
+PRODUCTION_SIGNAL_TYPES: frozenset[str] = frozenset({"3001", "1004"})
+
 Code = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[0-9A-Za-z_\-]+$")]
 PointCode = Annotated[str, Field(min_length=1, max_length=28, pattern=r"^[0-9A-Za-z_\-]+$")]
 
@@ -71,6 +74,10 @@ class Point(BaseModel):
     max_gap_s: float = Field(default=300.0, gt=0)
     levels: GeoLevels | None = None
     slope_height_m: float | None = None
+    # A production signal (rules.md §7, electronic seal): a coal-output counter (3001) rising,
+    # or a shearer / conveyor / equipment on-off point (1004) switching on, while a shutdown
+    # order is active or awaiting verification, is a `seal_breach`.
+    production_signal: bool = False
 
     @property
     def gas(self) -> str:
@@ -87,6 +94,13 @@ class Point(BaseModel):
         if allowed and self.unit and self.unit not in allowed:
             raise ValueError(f"point {self.code}: unit {self.unit!r} does not fit {self.gas} "
                              f"(its thresholds are in {' or '.join(allowed)}); allowed: {', '.join(allowed)} or empty")
+        return self
+
+    @model_validator(mode="after")
+    def _signal_kind(self) -> Point:
+        if self.production_signal and self.sensor_type not in PRODUCTION_SIGNAL_TYPES:
+            raise ValueError(f"point {self.code}: production_signal needs a coal-output counter (3001) or an "
+                             f"equipment on-off point (1004), not sensor type {self.sensor_type}")
         return self
 
     @field_validator("thresholds_effective_from")

@@ -64,6 +64,9 @@ def test_sample_registry_has_what_the_simulators_and_tests_need() -> None:
          ["points[2](code=", "alarm_lo=1.0 must be below alarm_hi=1.0"]),
         (lambda d: d["mines"][0]["points"][2].update(thresholds={"alarm_hi": float("nan")}),
          ["points[2](code=", "alarm_hi=nan is not a finite number"]),
+        # only a coal-output counter or an on-off point can be a production signal (rules.md §7)
+        (lambda d: d["mines"][0]["points"][2].update(production_signal=True),
+         ["points[2](code=", "production_signal needs a coal-output counter (3001) or an equipment on-off point (1004)"]),
         # a relation naming a missing point
         (lambda d: d["mines"][0]["points"][2].update(relations=[{"kind": "D", "target": "140100000001_NOPE"}]),
          ["mines[0](code=140100000001)", "relation target '140100000001_NOPE' is not a point of this mine"]),

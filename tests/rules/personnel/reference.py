@@ -8,6 +8,7 @@ exactly these answers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -206,6 +207,37 @@ def signal_breaches(spans: list[tuple[int, int, int]], orders: list[tuple[int, i
         o = covering_order(s, orders)
         if o >= 0:
             out.append((point, i, o, s, e))
+    return out
+
+
+def signal_spans(readings: list[tuple[int, int, float, bool]], splits: Sequence[int] = ()) -> list[tuple[int, int, int, int, bool]]:
+    """(point, start, end, first index, truncated) by walking each point's readings in order;
+    readings are (point, ts, value, counter), sorted by (point, ts). A counter's run is cut at
+    its first reading at or after each split instant."""
+    out: list[tuple[int, int, int, int, bool]] = []
+    open_: list[int | bool] | None = None  # [point, start, first index, truncated]
+    prev: tuple[int, int, float] | None = None  # (point, ts, value) of the last reading kept
+    seen = 0  # readings kept of the current point
+    for i, (point, ts, value, counter) in enumerate(readings):
+        if prev is not None and prev[0] == point and prev[1] == ts:
+            continue  # the same time again counts once
+        if prev is None or prev[0] != point:
+            if open_ is not None:
+                out.append((int(open_[0]), int(open_[1]), -1, int(open_[2]), bool(open_[3])))
+                open_ = None
+            seen = 0
+        producing = (seen > 0 and prev is not None and value > prev[2]) if counter else value != 0
+        crossed = (counter and seen > 0 and prev is not None
+                   and any(prev[1] < s <= ts for s in splits))
+        if open_ is not None and (not producing or crossed):
+            out.append((int(open_[0]), int(open_[1]), ts, int(open_[2]), bool(open_[3])))
+            open_ = None
+        if producing and open_ is None:
+            open_ = [point, ts, i, seen == (1 if counter else 0) and not crossed]
+        prev = (point, ts, value)
+        seen += 1
+    if open_ is not None:
+        out.append((int(open_[0]), int(open_[1]), -1, int(open_[2]), bool(open_[3])))
     return out
 
 

@@ -1,0 +1,5 @@
+-- Points the registry marks as production signals (rules.md §7, electronic seal): a coal-output
+-- counter (3001) rising or an equipment on-off point (1004) switching on while a shutdown order
+-- is active or awaiting verification is a `seal_breach` (rules.personnel_worker).
+ALTER TABLE points ADD COLUMN IF NOT EXISTS production_signal boolean NOT NULL DEFAULT false;
+CREATE INDEX IF NOT EXISTS points_production_signal_idx ON points (mine_id) WHERE production_signal;

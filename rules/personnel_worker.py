@@ -124,7 +124,8 @@ async def load_layout(conn: Conn, mine_id: int) -> PersonnelLayout:
 
 async def load_reads(conn: Conn, layout: PersonnelLayout, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(card index, ts, area index) sorted by (card, ts): each card's reads up to ``b``, from its
-    last shaft read before ``a`` when it was underground at ``a`` (from ``a`` otherwise)."""
+    last shaft read before ``a`` when it was underground at ``a`` (from ``a`` otherwise), less
+    the reads that repeat the card's previous station."""
     ids = layout.card_ids.tolist()
     if not ids:
         z = np.zeros(0, np.int64)
@@ -137,9 +138,15 @@ async def load_reads(conn: Conn, layout: PersonnelLayout, a: int, b: int) -> tup
         "FROM unnest($1::int[]) AS c LEFT JOIN LATERAL (SELECT station_id FROM card_reads r WHERE r.card_id = c "
         "AND r.ts < $2 ORDER BY r.ts DESC LIMIT 1) l ON true",
         ids, from_ns(a), shaft, from_ns(_EPOCH))
+    # A read at the station of the card's previous read changes nothing (presence model: a read
+    # in the same area changes nothing; (card, ts) is the key, so there are no same-time
+    # reads): only each card's first read and the reads where its station changes are sent.
     raw = await copy_binary(
-        conn, "SELECT r.card_id, r.ts, r.station_id FROM unnest($1::int[], $2::timestamptz[]) AS f(card, since) "
-        "JOIN card_reads r ON r.card_id = f.card AND r.ts >= f.since AND r.ts <= $3 ORDER BY r.card_id, r.ts",
+        conn, "SELECT card_id, ts, station_id FROM (SELECT r.card_id, r.ts, r.station_id, "
+        "lag(r.station_id) OVER (PARTITION BY r.card_id ORDER BY r.ts) AS prev "
+        "FROM unnest($1::int[], $2::timestamptz[]) AS f(card, since) "
+        "JOIN card_reads r ON r.card_id = f.card AND r.ts >= f.since AND r.ts <= $3) x "
+        "WHERE prev IS DISTINCT FROM station_id ORDER BY card_id, ts",
         [r["card"] for r in rows], [r["since"] for r in rows], from_ns(b))
     card_id, ts, station_id = _parse_card_reads(raw)
     unassigned = len(layout.area_codes) - 1

@@ -18,8 +18,8 @@ router = APIRouter(prefix="/v1/mines/{mine}", tags=["personnel"])
 async def personnel(pool: Pool, codec: Codec, caller: Caller, now: Now, paging: PageParams,
                     mine: MineCode) -> PersonnelOut:
     """Cards underground now (by card code, paginated) and head counts by area against the approved
-    limits. A card is underground when its latest read in the last 12 h is in the workings, or at
-    the shaft as an entry (no read in the workings in the 15 min before it); see docs/api.md."""
+    limits, by rules.md §7's presence model: a card is underground when its latest read is at a
+    station of the workings (not a shaft), however long ago; see docs/api.md."""
     ref = await visible_mine(pool=pool, principal=caller, code=mine)
     return await service.underground(pool=pool, codec=codec, mine_id=ref.id, mine=ref.code, now=now,
                                      limit=paging.limit, cursor=paging.cursor)

@@ -18,9 +18,9 @@ class PersonOut(ApiModel):
     area: str | None = Field(description="Area code of the last read's station; null if in no area")
     station: str
     last_seen: datetime
-    since: datetime = Field(description="First read of the card's current run in this area (within the window)")
+    since: datetime = Field(description="First read of the card's current run in this area")
     entered: datetime = Field(description="When the card went underground: its first read after its last shaft "
-                                          "exit (within the window); for a card at the shaft, its first read there")
+                                          "read (rules.md §7 presence)")
 
 
 class OvertimeOut(ApiModel):
@@ -49,7 +49,6 @@ class PersonnelOut(ApiModel):
 
     mine: str
     as_of: datetime
-    window_hours: int = Field(description="Only cards read within this many hours are considered")
     underground: int
     approved: int | None = Field(description="The mine's approved underground head count")
     over: bool

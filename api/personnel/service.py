@@ -1,20 +1,17 @@
-"""Who is underground: each card's latest read, judged by where it was taken.
+"""Who is underground: rules.md §7's presence model, the one the personnel rules judge by.
 
-A card counts as underground when its latest read within the last
-`WINDOW` (12 h) was taken
-  * at a station of a non-shaft area (or of no area): it is in that area; or
-  * at a shaft station as an entry: the card had no read at a non-shaft station in the
-    `EXIT_LOOKBACK` (15 min) before that latest read, i.e. it came from the surface.
-A latest read at the shaft that follows, within 15 min, a read in the workings is an
-exit: the card is on its way out and is not counted. A card not read for 12 h is not
-counted (a card underground is read every minute or so; 12 h is a shift of 8 h plus
-the 2 h overtime grace of rules.md §7, plus margin).
+Per card, its latest read up to now decides: at a station of a non-shaft area (or of no
+area) the card is underground, in that area; at a shaft (井口) station it has left the mine
+(or never went down). Silence changes nothing: a card not read for hours while underground is
+still underground — a lost card is a person to look for, and its `overtime` finding is listed
+too. Each listed card's `since` is the first read of its current run in the area, `entered`
+its first read after its last shaft read (the stay's entry).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -22,8 +19,6 @@ from asyncpg.pool import PoolConnectionProxy
 from api.pagination import CursorCodec
 from api.personnel.schemas import AreaCount, OvertimeOut, PersonnelOut, PersonOut
 
-WINDOW = timedelta(hours=12)
-EXIT_LOOKBACK = timedelta(minutes=15)
 _KIND = "personnel"
 
 _LATEST = """
@@ -32,17 +27,12 @@ WITH latest AS (
     FROM cards c
     CROSS JOIN LATERAL (
         SELECT ts, station_id FROM card_reads
-        WHERE card_id = c.id AND ts > $2 AND ts <= $3
+        WHERE card_id = c.id AND ts <= $2
         ORDER BY ts DESC LIMIT 1) r
     WHERE c.mine_id = $1
 )
 SELECT l.card_id, l.station_id, a.id AS area_id, l.code, l.role, l.name, l.ts, s.code AS station, a.code AS area,
-       COALESCE(a.shaft, false) AS shaft,
-       COALESCE(a.shaft, false) AND EXISTS (
-           SELECT 1 FROM card_reads p
-           JOIN area_stations pas ON pas.station_id = p.station_id
-           JOIN areas pa ON pa.id = pas.area_id AND NOT pa.shaft
-           WHERE p.card_id = l.card_id AND p.ts >= l.ts - $4::interval AND p.ts < l.ts) AS leaving
+       COALESCE(a.shaft, false) AS shaft
 FROM latest l
 JOIN stations s ON s.id = l.station_id
 LEFT JOIN LATERAL (
@@ -51,23 +41,24 @@ LEFT JOIN LATERAL (
 ORDER BY l.code
 """
 
-# For the listed cards: the last read within the window before the latest that was elsewhere
-# (another area; another station when the card is in no area), and the last shaft read before
-# it. Each is one backward index scan of the card's reads, stopped at the first match.
+# For the listed cards: the last read before the latest that was elsewhere (another area;
+# another station when the card is in no area), and the last shaft read before it. Each is one
+# backward index scan of the card's reads, stopped at the first match.
 _SINCE = """
 SELECT p.card_id,
-       (SELECT q.ts FROM card_reads q WHERE q.card_id = p.card_id AND q.ts < p.ts AND q.ts > $5
+       (SELECT q.ts FROM card_reads q WHERE q.card_id = p.card_id AND q.ts < p.ts
           AND q.station_id <> p.station_id AND NOT EXISTS (
               SELECT 1 FROM area_stations x WHERE x.station_id = q.station_id AND x.area_id = p.area_id)
         ORDER BY q.ts DESC LIMIT 1) AS moved,
-       (SELECT q.ts FROM card_reads q WHERE q.card_id = p.card_id AND q.ts < p.ts AND q.ts > $5
-          AND q.station_id = ANY($6::int[]) ORDER BY q.ts DESC LIMIT 1) AS exited
+       (SELECT q.ts FROM card_reads q WHERE q.card_id = p.card_id AND q.ts < p.ts
+          AND q.station_id = ANY($5::int[]) ORDER BY q.ts DESC LIMIT 1) AS exited
 FROM unnest($1::int[], $2::timestamptz[], $3::int[], $4::int[]) AS p(card_id, ts, station_id, area_id)
 """
+# The first read after each mark (none: the card's first read), up to now.
 _FIRST_AFTER = """
-SELECT p.card_id, (SELECT q.ts FROM card_reads q WHERE q.card_id = p.card_id AND q.ts > p.after AND q.ts <= $3
-                   AND NOT (q.station_id = ANY($4::int[]) AND NOT p.at_shaft) ORDER BY q.ts LIMIT 1) AS ts
-FROM unnest($1::int[], $2::timestamptz[], $5::bool[]) AS p(card_id, after, at_shaft)
+SELECT p.card_id, (SELECT q.ts FROM card_reads q WHERE q.card_id = p.card_id
+                   AND (p.after IS NULL OR q.ts > p.after) AND q.ts <= $3 ORDER BY q.ts LIMIT 1) AS ts
+FROM unnest($1::int[], $2::timestamptz[]) AS p(card_id, after)
 """
 _OVERTIME = """
 SELECT f.id, f.subject, f.start_ts, f.evidence->>'entry' AS entry FROM findings f
@@ -84,11 +75,11 @@ async def underground(*, pool: asyncpg.Pool, codec: CursorCodec, mine_id: int, m
         (key,) = codec.decode(cursor, _KIND, ("str",))
         after = str(key)
     async with pool.acquire() as conn:
-        rows = await conn.fetch(_LATEST, mine_id, now - WINDOW, now, EXIT_LOOKBACK)
+        rows = await conn.fetch(_LATEST, mine_id, now)
         areas = await conn.fetch(
             "SELECT code, name, approved, restricted, shaft FROM areas WHERE mine_id = $1 ORDER BY code", mine_id)
         approved = await conn.fetchval("SELECT approved_underground FROM mines WHERE id = $1", mine_id)
-    inside = [r for r in rows if not r["leaving"]]
+    inside = [r for r in rows if not r["shaft"]]
     counts = Counter(r["area"] for r in inside)
     area_counts = [AreaCount(area=a["code"], name=a["name"], count=counts.get(a["code"], 0), approved=a["approved"],
                              restricted=a["restricted"], shaft=a["shaft"],
@@ -98,11 +89,11 @@ async def underground(*, pool: asyncpg.Pool, codec: CursorCodec, mine_id: int, m
     page = listed[:limit]
     nxt = codec.encode(_KIND, (page[-1]["code"],)) if len(listed) > limit else None
     async with pool.acquire() as conn:
-        since, entered = await _since(conn, mine_id, page, now - WINDOW, now)
+        since, entered = await _since(conn, mine_id, page, now)
         overtime = await conn.fetch(_OVERTIME, mine_id, now)
     leaders = sorted(r["code"] for r in inside if r["role"] == "leader")
     return PersonnelOut(
-        mine=mine, as_of=now, window_hours=int(WINDOW.total_seconds() // 3600), underground=len(inside),
+        mine=mine, as_of=now, underground=len(inside),
         approved=approved, over=approved is not None and len(inside) > approved, areas=area_counts,
         unassigned=counts.get(None, 0), leader_underground=bool(leaders), leaders=leaders,
         overtime=[OvertimeOut(card=r["subject"], entry=datetime.fromisoformat(r["entry"]) if r["entry"] else None,
@@ -113,10 +104,10 @@ async def underground(*, pool: asyncpg.Pool, codec: CursorCodec, mine_id: int, m
         next_cursor=nxt)
 
 
-async def _since(conn: asyncpg.Connection | PoolConnectionProxy, mine_id: int, page: list[asyncpg.Record], floor: datetime,
+async def _since(conn: asyncpg.Connection | PoolConnectionProxy, mine_id: int, page: list[asyncpg.Record],
                  now: datetime) -> tuple[dict[int, datetime], dict[int, datetime]]:
     """Per listed card: the first read of its current run in its area, and when it went
-    underground (the first read after its last shaft read; at the shaft: the run's first)."""
+    underground (its first read after its last shaft read)."""
     if not page:
         return {}, {}
     shaft = [r["id"] for r in await conn.fetch(
@@ -125,13 +116,10 @@ async def _since(conn: asyncpg.Connection | PoolConnectionProxy, mine_id: int, p
     ids = [r["card_id"] for r in page]
     marks = {r["card_id"]: r for r in await conn.fetch(
         _SINCE, ids, [r["ts"] for r in page], [r["station_id"] for r in page],
-        [r["area_id"] if r["area_id"] is not None else -1 for r in page], floor, shaft)}
-    at_shaft = [bool(r["shaft"]) for r in page]
-    runs = {r["card_id"]: r["ts"] for r in await conn.fetch(
-        _FIRST_AFTER, ids, [marks[c]["moved"] or floor for c in ids], now, shaft, [True] * len(ids))}
+        [r["area_id"] if r["area_id"] is not None else -1 for r in page], shaft)}
+    runs = {r["card_id"]: r["ts"] for r in await conn.fetch(_FIRST_AFTER, ids, [marks[c]["moved"] for c in ids], now)}
     entries = {r["card_id"]: r["ts"] for r in await conn.fetch(
-        _FIRST_AFTER, ids, [marks[c]["exited"] or floor for c in ids], now, shaft, [False] * len(ids))}
+        _FIRST_AFTER, ids, [marks[c]["exited"] for c in ids], now)}
     since = {c: runs[c] or p["ts"] for c, p in zip(ids, page, strict=True)}
-    entered = {c: (since[c] if shaft_now else (entries[c] or since[c]))
-               for c, shaft_now in zip(ids, at_shaft, strict=True)}
+    entered = {c: entries[c] or since[c] for c in ids}
     return since, entered

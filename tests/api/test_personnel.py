@@ -61,17 +61,22 @@ async def test_who_is_underground(client: httpx.AsyncClient, world: World, crew:
     r = await client.get(f"/v1/mines/{M2}/personnel", headers=auth(world, "mine2"))
     assert r.status_code == 200, r.text
     body = r.json()
-    inside = {"in_a01", "entering", "r1", "r2", "r3", "r4", "r5", "reentered"}
+    # rules.md §7: the latest read decides. "entering" was read only at the shaft (not below yet);
+    # "reentered" left yesterday and was read at the shaft again (a shaft read above ground changes
+    # nothing); "stale" was last read in A01 13 h ago: silent, still underground (a person to look
+    # for); "gone" left through the shaft.
+    inside = {"in_a01", "stale", "r1", "r2", "r3", "r4", "r5"}
     assert {p["card"] for p in body["items"]} == {crew[x] for x in inside}
     assert body["underground"] == len(inside) and body["approved"] == 450 and body["over"] is False
     areas = {a["area"]: a for a in body["areas"]}
-    assert {k: a["count"] for k, a in areas.items()} == {"A00": 2, "A01": 1, "A02": 0, "A03": 0, "A04": 0, "A05": 5}
+    assert {k: a["count"] for k, a in areas.items()} == {"A00": 0, "A01": 2, "A02": 0, "A03": 0, "A04": 0, "A05": 5}
     assert areas["A05"]["over"] is True and areas["A05"]["restricted"] is True and areas["A05"]["approved"] == 4
     assert areas["A01"]["over"] is False and areas["A00"]["shaft"] is True
     by_card = {p["card"]: p for p in body["items"]}
     assert by_card[crew["in_a01"]]["area"] == "A01"
     assert by_card[crew["in_a01"]]["last_seen"] == (NOW - MIN).isoformat().replace("+00:00", "Z")
-    assert body["window_hours"] == 12 and body["unassigned"] == 0
+    assert by_card[crew["stale"]]["last_seen"] == (NOW - 13 * 60 * MIN).isoformat().replace("+00:00", "Z")
+    assert "window_hours" not in body and body["unassigned"] == 0
 
 
 async def test_pages_list_people_once_and_keep_totals(client: httpx.AsyncClient, world: World,
@@ -83,12 +88,12 @@ async def test_pages_list_people_once_and_keep_totals(client: httpx.AsyncClient,
         if cursor:
             params["cursor"] = cursor
         body = (await client.get(f"/v1/mines/{M2}/personnel", params=params, headers=auth(world, "admin"))).json()
-        assert body["underground"] == 8
+        assert body["underground"] == 7
         cards += [p["card"] for p in body["items"]]
         cursor = body["next_cursor"]
         if not cursor:
             break
-    assert cards == sorted(cards) and len(cards) == len(set(cards)) == 8
+    assert cards == sorted(cards) and len(cards) == len(set(cards)) == 7
 
 
 async def test_other_mines_see_nothing(client: httpx.AsyncClient, world: World, crew: dict[str, str]) -> None:
@@ -130,8 +135,8 @@ async def test_since_when_leaders_and_cards_in_overtime(client: httpx.AsyncClien
     by_card = {p["card"]: p for p in body["items"]}
     # In A01 since its first read there (115 min ago, after 5 min at the shaft), underground since then.
     assert (by_card[crew["in_a01"]]["since"], by_card[crew["in_a01"]]["entered"]) == (z(NOW - 115 * MIN),) * 2
-    # At the shaft as an entry: since its first read there.
-    assert (by_card[crew["entering"]]["since"], by_card[crew["entering"]]["entered"]) == (z(NOW - 3 * MIN),) * 2
+    # Silent for 13 h in A01 since 14 h ago, with no shaft read before: in since its first read.
+    assert (by_card[crew["stale"]]["since"], by_card[crew["stale"]]["entered"]) == (z(NOW - 14 * 60 * MIN),) * 2
     assert (by_card[crew["r2"]]["since"], by_card[crew["r2"]]["entered"]) == (z(NOW - 30 * MIN),) * 2
     # A mine token sees its own mine's people and overtime, never another mine's.
     mine1 = await client.get(f"/v1/mines/{M1}/personnel", headers=auth(world, "mine1"))

@@ -263,6 +263,10 @@ class PersonnelSettings(_Model):
     overtime_grace: Duration = Field(default=parse_duration("2h"), ge=0)
     shift_starts: list[str] = Field(default_factory=lambda: ["00:00", "08:00", "16:00"], min_length=1)
     evacuate: Duration = Field(default=parse_duration("30m"), ge=0)
+    # National upper bounds of a mine's underground head count per shift (rules.md §7): the
+    # mine's limit is its approved count capped by these (the bound alone when none is approved).
+    national_limit: int = Field(default=450, ge=0)
+    national_limit_severe: int = Field(default=850, ge=0)  # disaster-severe mines (registry)
 
     @field_validator("shift_starts")
     @classmethod

@@ -93,7 +93,7 @@ class PersonnelLayout:
     mine_code: str
     timezone: str
     shift_ns: int  # the registry's approved shift length
-    mine_limit: int  # approved underground head count, -1 none
+    mine_limit: int  # approved underground head count capped by the national bound, -1 none
     area_codes: tuple[str, ...]
     area_limit: I64  # -1: no approved count
     area_restricted: Bools

@@ -78,10 +78,11 @@ CLOCK_TAIL_NS = 10 * MIN
 _EPOCH = 0
 
 
-async def load_layout(conn: Conn, mine_id: int) -> PersonnelLayout:
-    """A mine's areas (with their stations, limits, flags and faces), cards and roles."""
-    mine = await conn.fetchrow("SELECT code, timezone, approved_underground, shift_hours FROM mines WHERE id = $1",
-                               mine_id)
+async def load_layout(conn: Conn, mine_id: int, settings: PersonnelSettings | None = None) -> PersonnelLayout:
+    """A mine's areas (with their stations, limits, flags and faces), cards and roles; the mine's
+    limit is its approved count capped by the pack's national bound (the bound when none)."""
+    mine = await conn.fetchrow("SELECT code, timezone, approved_underground, shift_hours, disaster_severe FROM mines "
+                               "WHERE id = $1", mine_id)
     if mine is None:
         raise KeyError(mine_id)
     areas = await conn.fetch(
@@ -105,7 +106,7 @@ async def load_layout(conn: Conn, mine_id: int) -> PersonnelLayout:
         mine_code=mine["code"],
         timezone=mine["timezone"],
         shift_ns=round(float(mine["shift_hours"]) * HOUR),
-        mine_limit=-1 if mine["approved_underground"] is None else int(mine["approved_underground"]),
+        mine_limit=mine_limit(mine["approved_underground"], bool(mine["disaster_severe"]), settings or PersonnelSettings()),
         area_codes=(*codes, ""),
         area_limit=np.array([-1 if a["approved"] is None else a["approved"] for a in areas] + [-1], np.int64),
         area_restricted=np.array([a["restricted"] for a in areas] + [False], np.bool_),
@@ -120,6 +121,13 @@ async def load_layout(conn: Conn, mine_id: int) -> PersonnelLayout:
         signal_codes=tuple(p["code"] for p in signals),
         signal_counter=np.array([p["sensor_type"] == COUNTER_TYPE for p in signals], np.bool_),
     )
+
+
+def mine_limit(approved: int | None, severe: bool, settings: PersonnelSettings) -> int:
+    """The mine's underground limit (rules.md §7): the approved head count, capped by the
+    national upper bound for its kind (850 disaster-severe, 450 otherwise, from the pack)."""
+    bound = settings.national_limit_severe if severe else settings.national_limit
+    return bound if approved is None else min(int(approved), bound)
 
 
 async def load_reads(conn: Conn, layout: PersonnelLayout, a: int, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -269,7 +277,7 @@ async def reevaluate_personnel(conn: Conn, mine_id: int, spans: Sequence[tuple[i
     readings window may hold a power-off trigger). True when a finding changed."""
     if not spans:
         return False
-    layout = await load_layout(conn, mine_id)
+    layout = await load_layout(conn, mine_id, settings)
     if len(layout.card_ids) == 0 and len(layout.signal_ids) == 0:
         return False
     params = params_of(settings or PersonnelSettings())

@@ -42,14 +42,15 @@ async def sync_registry(conn: asyncpg.Connection, reg: Registry, *, checksum: st
         for m in reg.mines:
             mine_id: int = await conn.fetchval(
                 "INSERT INTO mines(code, name, kind, timezone, county, city, province, gas_class, approved_underground, "
-                "shift_hours, active, updated_at, longitude, latitude) "
-                "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,true,$11,$12,$13) "
+                "shift_hours, active, updated_at, longitude, latitude, disaster_severe) "
+                "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,true,$11,$12,$13,$14) "
                 "ON CONFLICT (code) DO UPDATE SET name=EXCLUDED.name, kind=EXCLUDED.kind, timezone=EXCLUDED.timezone, "
                 "county=EXCLUDED.county, city=EXCLUDED.city, province=EXCLUDED.province, gas_class=EXCLUDED.gas_class, "
                 "approved_underground=EXCLUDED.approved_underground, shift_hours=EXCLUDED.shift_hours, active=true, "
-                "updated_at=EXCLUDED.updated_at, longitude=EXCLUDED.longitude, latitude=EXCLUDED.latitude RETURNING id",
+                "updated_at=EXCLUDED.updated_at, longitude=EXCLUDED.longitude, latitude=EXCLUDED.latitude, "
+                "disaster_severe=EXCLUDED.disaster_severe RETURNING id",
                 m.code, m.name, m.kind, m.timezone, m.county, m.city, m.province, m.gas_class,
-                m.approved_underground, m.shift_hours, now, m.longitude, m.latitude)
+                m.approved_underground, m.shift_hours, now, m.longitude, m.latitude, m.severe)
             station_ids: dict[str, int] = {}
             for s in m.stations:
                 station_ids[s.code] = await conn.fetchval(

@@ -165,6 +165,9 @@ class Mine(BaseModel):
     latitude: float | None = Field(default=None, ge=-90, le=90)
     gas_class: Literal["low", "high", "outburst"] = "low"
     approved_underground: int | None = Field(default=None, ge=0)
+    # A disaster-severe mine (灾害严重矿井) has the higher national bound on its underground head
+    # count (rules.md §7: 850 per shift, 450 otherwise). Unset: an outburst mine is one.
+    disaster_severe: bool | None = None
     shift_hours: float = Field(default=8.0, gt=0)
     stations: tuple[Station, ...] = ()
     # Declared faces; when given, every point's and area's face must be one of them. Without
@@ -223,6 +226,12 @@ class Mine(BaseModel):
             if a.face is not None and a.face not in known:
                 raise ValueError(f"area {a.code}: face {a.face!r} is not a face of this mine "
                                  f"(faces: {', '.join(sorted(known)) or 'none'})")
+
+
+    @property
+    def severe(self) -> bool:
+        """Whether the mine is disaster-severe (explicit, else an outburst mine)."""
+        return self.disaster_severe if self.disaster_severe is not None else self.gas_class == "outburst"
 
 
 class Region(BaseModel):

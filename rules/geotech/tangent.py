@@ -26,6 +26,7 @@ F64 = NDArray[np.float64]
 
 # rules.md §8: improved tangent angle levels, yellow / orange / red (no blue level).
 YELLOW_DEG, ORANGE_DEG, RED_DEG = 45.0, 80.0, 85.0
+_DEG_PER_RAD = 180.0 / math.pi  # numpy's rad2deg constant, 180.0 / NPY_PI
 
 
 @dataclass(frozen=True)
@@ -47,15 +48,27 @@ def tangent_ratio(ts: I64, displacement: F64, start: I64, end: I64, velocity: F6
     if len(t) != len(s) or len(v) != len(j) or len(i) != len(j):
         raise RulesError("ts and displacement, and start, end and velocity, must have the same lengths")
     with np.errstate(divide="ignore", invalid="ignore"):
-        d_big_t = (s[i] - s[j]) / v
-        d_t = (t[i] - t[j]) / float(unit_ns)
-        return np.where((i > j) & (v > 0), d_big_t / d_t, np.nan)
+        # In place: every temporary is a pass over fresh memory (the same operations, so the
+        # same bits as ((s_i − s_j) / v) / ((t_i − t_j) / unit)).
+        ratio = s[i]
+        ratio -= s[j]
+        ratio /= v
+        d_t = t[i]
+        d_t -= t[j]
+        ratio /= d_t / float(unit_ns)
+    ratio[~((i > j) & (v > 0))] = np.nan
+    return ratio
 
 
 def tangent_angle(ts: I64, displacement: F64, start: I64, end: I64, velocity: F64,
                   unit_ns: int = NS_PER_DAY) -> F64:
     """Per window, the improved tangent angle in degrees (see `tangent_ratio`)."""
-    return np.degrees(np.arctan(tangent_ratio(ts, displacement, start, end, velocity, unit_ns)))
+    angle = tangent_ratio(ts, displacement, start, end, velocity, unit_ns)
+    np.arctan(angle, out=angle)
+    # np.degrees is x · (180/π) in one multiplication, bit for bit, but its loop is not
+    # vectorised: the multiplication itself is ten times faster.
+    np.multiply(angle, _DEG_PER_RAD, out=angle)
+    return angle
 
 
 def tangent_levels(n_points: int, yellow: float = YELLOW_DEG, orange: float = ORANGE_DEG,

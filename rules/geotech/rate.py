@@ -142,10 +142,14 @@ def least_squares(x: F64, y: F64, start: I64, end: I64, *, restart: I64 | None =
         pair.imag = cols[k + 1] if k + 1 < len(cols) else 0.0
         pc = _segmented_prefix(pair, groups)
         at_last = pc if last is None else pc[last]
-        low = pc[first]
         if k in (2, 4):
+            low = pc[first]
             scales.append(at_last.real + low.real)
-        low -= pair[first]
+            low -= pair[first]
+        else:
+            # P[first] − v[first] from one gather of P − v (no scale wanted from this pair).
+            np.subtract(pc, pair, out=pair)
+            low = pair[first]
         np.subtract(at_last, low, out=low)
         sums += [low.real, low.imag]
     del sums[len(cols):]
@@ -156,8 +160,10 @@ def least_squares(x: F64, y: F64, start: I64, end: I64, *, restart: I64 | None =
         n[~nonempty] = 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
         mx = sx / n
-        cxx -= sx * mx  # Sxx − (Σx)²/n
-        cxy -= sy * mx  # Sxy − ΣxΣy/n
+        term = sx * mx
+        cxx -= term  # Sxx − (Σx)²/n
+        np.multiply(sy, mx, out=term)
+        cxy -= term  # Sxy − ΣxΣy/n
         if with_r2:
             cyy -= sy * sy / n
     # Sxx (and Syy when r² is wanted) too small against the prefix sums they came from: too
@@ -166,16 +172,18 @@ def least_squares(x: F64, y: F64, start: I64, end: I64, *, restart: I64 | None =
     frail = cxx <= _CONDITION * scales[0]
     if with_r2:
         frail |= cyy <= _CONDITION * scales[1]
-    redo = np.flatnonzero(frail & (n >= min_points))
+    enough = n >= min_points
+    redo = np.flatnonzero(frail & enough)
     if len(redo):
         cxx[redo], cxy[redo], cyy[redo] = _centred(xs, ys, a[redo], b[redo], w)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ok = (n >= min_points) & (cxx > 0)
+        ok = enough & (cxx > 0)
         slope = np.divide(cxy, cxx, out=np.full(len(a), np.nan), where=ok)
-        intercept = np.where(ok, (sy - slope * sx) / n, np.nan) if with_intercept else np.full(len(a), np.nan)
+        # What is not wanted is NaN, one read-only row for both (the rate wants neither).
+        unwanted = np.broadcast_to(np.float64(np.nan), (len(a),))
+        intercept = np.where(ok, (sy - slope * sx) / n, np.nan) if with_intercept else unwanted
         # Without Syy (with_r2 false) there is no r²; with a constant y there is none either.
-        r2 = np.where(ok & (cyy > 0) & with_r2, cxy * cxy / (cxx * cyy), np.nan) if with_r2 \
-            else np.full(len(a), np.nan)
+        r2 = np.where(ok & (cyy > 0) & with_r2, cxy * cxy / (cxx * cyy), np.nan) if with_r2 else unwanted
     return LineFit(slope, intercept, r2, n)
 
 

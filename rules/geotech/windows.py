@@ -97,33 +97,36 @@ def _right_ranks(key: I64, query: I64) -> I64:
     ``query[i] < key[i]`` (a trailing window's left edge): per query, the first row whose key is
     above it.
 
-    A binary search per query costs about 17 dependent probes of 100 k keys. Here only every
-    `_SAMPLE_EVERY`-th query is searched; each other query guesses from the sample before it —
-    the same first row (a point's first day: its window still starts at the point's first row)
-    or the same lag behind its own row (readings at a steady period) — and a guess g is the
-    answer exactly when ``key[g − 1] <= query < key[g]``, two gathers to check. The few wrong
-    guesses (a duplicate or an outage entering or leaving the window) are searched.
+    A binary search per query costs about 17 dependent probes of 100 k keys. Here only the
+    first query of each block of `_SAMPLE_EVERY` (and the last query) is searched. Ranks only
+    grow with the query, so a block whose rank does not move up to the next block's first
+    query has that rank throughout (a point's first day: its windows all start at its first
+    row). In the others each query guesses the block's lag behind its own row (readings at a
+    steady period), and a guess g is the answer exactly when ``key[g − 1] <= query < key[g]``:
+    two gathers to check. The few wrong guesses (a duplicate or an outage entering or leaving
+    the window, a new point) are searched.
     """
     n = len(key)
     if n <= _SAMPLE_EVERY:
         return np.searchsorted(key, query, side="right")
     at = np.arange(0, n, _SAMPLE_EVERY)
-    sampled = np.searchsorted(key, query[at], side="right")
-    # key[g − 1] through a copy shifted by one, with a key below every query in front (g ≥ 0,
-    # and g ≤ i < n as query[i] < key[i]: key[g] is in range).
+    sampled = np.searchsorted(key, query[np.append(at, n - 1)], side="right")
+    low = sampled[:-1]
+    rank = np.repeat(low, _SAMPLE_EVERY)[:n]
+    rows = np.flatnonzero(np.repeat(sampled[1:] != low, _SAMPLE_EVERY)[:n])
+    if len(rows) == 0:
+        return rank
+    # The guess lies in [the block's first rank, its own row]; key[g − 1] through a copy
+    # shifted by one, with a key below every query in front (g may be 0).
+    guess = rows - np.repeat(at - low, _SAMPLE_EVERY)[rows]
     below = np.empty(n + 1, np.int64)
     below[0] = np.iinfo(np.int64).min
     below[1:] = key
-    rank = np.repeat(sampled, _SAMPLE_EVERY)[:n]  # guess 1: the sample's first row
-    bad = np.flatnonzero((key[rank] <= query) | (below[rank] > query))
-    if len(bad):
-        lag = np.repeat(at - sampled, _SAMPLE_EVERY)[bad]
-        guess = bad - lag  # guess 2: the sample's lag; ≥ the sample's rank, ≤ its own row
-        q = query[bad]
-        ok = (key[guess] > q) & (below[guess] <= q)
-        rank[bad[ok]] = guess[ok]
-        left = bad[~ok]
-        rank[left] = np.searchsorted(key, query[left], side="right")
+    q = query[rows]
+    ok = (key[guess] > q) & (below[guess] <= q)
+    rank[rows] = guess
+    wrong = rows[~ok]
+    rank[wrong] = np.searchsorted(key, query[wrong], side="right")
     return rank
 
 

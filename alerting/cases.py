@@ -44,6 +44,7 @@ from alerting.messages import Templates
 from alerting.metrics import AlertingMetrics
 from alerting.routing import Routing
 from alerting.store import Conn
+from minewatch.rule_ids import IMMEDIATE
 
 # Finding levels that make a case urgent (15-min ack window): a power-off-level exceedance,
 # a red warning (tailings / slope), a shutdown order. `major` is a major accident hazard.
@@ -135,10 +136,13 @@ class FindingRow:
         return None
 
     def severity(self) -> Severity:
-        """Major for major hazards; red for urgent levels and methane at the province tier."""
+        """Major for major hazards; red for urgent levels, methane at the province tier and the
+        findings rules.md raises immediately (`IMMEDIATE`: a restricted-area entry is a
+        `warning`, yet must not wait out a group window)."""
         if self.level in MAJOR_LEVELS:
             return Severity.MAJOR
-        if self.level in URGENT_LEVELS or self.order_id is not None or self.methane_tier() is Level.PROVINCE:
+        if (self.level in URGENT_LEVELS or self.order_id is not None or self.methane_tier() is Level.PROVINCE
+                or self.rule in IMMEDIATE):
             return Severity.RED
         return Severity.NORMAL
 

@@ -52,6 +52,10 @@ PERSONNEL: frozenset[str] = frozenset({
 # integrity (§6, §4 power-off) and the personnel hazards rules.md §7 / §4 send there (a major
 # over_capacity too: alerting judges that one by the finding's level).
 AT_REGULATOR: frozenset[str] = INTEGRITY | {RESTRICTED_AREA, SEAL_BREACH, WORK_CONTINUED}
+# Findings rules.md §7 / §4 says are raised immediately: their notifications never wait out a
+# group window, whatever the finding's level (restricted_area is a `warning`; the others are
+# `major`, as is an over_capacity that is immediate, which alerting judges by its level).
+IMMEDIATE: frozenset[str] = frozenset({RESTRICTED_AREA, SEAL_BREACH, WORK_CONTINUED})
 
 # What the rule engine writes into `findings.rule` today.
 EMITTED: frozenset[str] = frozenset({

@@ -38,7 +38,7 @@ async def test_personnel_cases_open_where_rules_md_sends_them(harness: Harness) 
         "SELECT c.rule, f.subject, c.level, c.severity FROM cases c JOIN case_findings cf ON cf.case_id = c.id "
         "JOIN findings f ON f.id = cf.finding_id")}
     assert cases == {
-        ("restricted_area", "C0042"): ("county", "normal"),
+        ("restricted_area", "C0042"): ("county", "red"),  # immediate, though a warning
         ("seal_breach", "C0043"): ("county", "major"),
         ("work_continued", "F11301"): ("city", "major"),  # the test routing starts it at the city
         ("over_capacity", "A11301"): ("county", "major"),  # 超定员组织生产: the regulator's
@@ -60,6 +60,22 @@ async def test_personnel_cases_open_where_rules_md_sends_them(harness: Harness) 
         assert "m1-union" in by_case.get(ids[key], set()), key  # 双报告: the workforce channel too
     assert "m1-union" not in by_case.get(ids[("restricted_area", "C0042")], set())
     assert M1_UNION  # the workforce's phone of the test routing
+
+
+@pytest.mark.parametrize(("rule", "at_once"), [("restricted_area", True), ("over_capacity", False)])
+async def test_a_restricted_area_entry_is_sent_at_once_though_a_warning(harness: Harness, rule: str,
+                                                                      at_once: bool) -> None:
+    """rules.md §7: a restricted-area entry is raised immediately. Its finding is a `warning`,
+    yet its notifications must not wait out the group window as a warning over_capacity does
+    (a storm of those would join one message)."""
+    h = harness
+    await insert_finding(h.pool, rule=rule, subject="C0042" if rule == "restricted_area" else "A11302",
+                         start=T0 - timedelta(seconds=30), level="warning", evidence={})
+    await h.tick()
+    receivers = {r["receiver"] for r in await outbox(h.pool, reason="raised")}
+    assert receivers == ({"m1-dispatch", "m1-scada", "qx-county"} if at_once else set())
+    await h.advance(timedelta(minutes=2))
+    assert {r["receiver"] for r in await outbox(h.pool, reason="raised")} >= {"m1-dispatch", "qx-county"}
 
 
 async def test_a_withdrawn_overtime_tells_its_case(harness: Harness) -> None:

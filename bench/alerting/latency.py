@@ -18,6 +18,11 @@ machine's clock — so it covers the ingest's batch commit, the rules worker's c
 evaluation and commit, the case worker's step, the outbox, the deliverer's claim and the
 HTTP POST. The background rate printed is readings committed per second during probing.
 Target: p99 <= 1 s.
+
+The simulator publishes the sample mines' card reads too, at the rate its speed makes
+(~11 000/s beside 20 000 readings/s); `bench.alerting.personnel` measures the personnel
+probes with the card reads at a rate of their own. `Chain`, `simulate` and `await_subjects`
+are the pieces both use.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -83,49 +91,113 @@ def routing(url: str, probes: int) -> str:
     return f"version: 1\nmines:{mines}\n"
 
 
-async def one_run(server: str, mqtt: str, hook_url: str, work: Path, args: argparse.Namespace,
-                  r: int) -> tuple[list[float], float]:
+@dataclass
+class Chain:
+    """One run's database and the real processes of the alerting chain on it."""
+
+    dsn: str
+    env: dict[str, str]
+    prefix: str
+    work: Path
+    run: int
+    logs: dict[str, Path] = field(default_factory=dict)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start a process (`python args...`) with the chain's environment (plus `env`), logging to
+        `<name>-<run>.log`; stopped on the chain's exit, the latest first."""
+        self.logs[name] = self.work / f"{name}-{self.run}.log"
+        proc = spawn(args, {**self.env, **(env or {})}, self.logs[name])
+        self.procs.append(proc)
+        return proc
+
+
+@asynccontextmanager
+async def chain(server: str, mqtt: str, registry: Path, routes: Path, work: Path, r: int, *,
+                tag: str, env_for: Mapping[str, dict[str, str]] | None = None) -> AsyncIterator[Chain]:
+    """A fresh database with `registry` loaded (`minewatch registry load`), and the real `minewatch
+    ingest`, `rules worker`, `alerting.cli worker` and `alerting.cli deliver` processes on it with
+    `routes`, each started and seen ready; every process is stopped on exit, the latest first.
+    `env_for` adds settings to one process's environment: {"rules": {...}} (ingest, rules, cases,
+    deliver)."""
     sys.path.insert(0, str(ROOT))
     from bench import bench_db
     from launcher.embedded import stop_process
 
-    n_probes = int(args.seconds * args.probes) + 1
-    registry = work / "registry.yaml"
-    probe_registry(registry, n_probes)
-    routes = work / "routing.yaml"
-    routes.write_text(routing(hook_url, n_probes), encoding="utf-8")
     dsn = await bench_db(server, registry=False)
-    reg, _ = load_registry(registry)
-    prefix = f"alat{uuid.uuid4().hex[:8]}/"
+    prefix = f"{tag}{uuid.uuid4().hex[:8]}/"
     env = {"DATABASE_URL": dsn, "MQTT_URL": mqtt, "MINEWATCH_REGISTRY_PATH": str(registry),
            "MINEWATCH_ALERTING_ROUTING_PATH": str(routes), SECRET_ENV: SECRET}
     loaded = subprocess.run([sys.executable, "-m", "launcher", "registry", "load", str(registry)],
                             env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True, check=False)
     if loaded.returncode:
         raise RuntimeError(loaded.stderr)
-    logs = {k: work / f"{k}-{r}.log" for k in ("ingest", "rules", "cases", "deliver", "sim")}
-    procs = [
-        spawn(["-m", "launcher", "ingest", "--topic-prefix", prefix, "--client-id", f"alat-{prefix[:-1]}"],
-              env, logs["ingest"]),
-        spawn(["-m", "rules.cli", "rules", "worker", "--lang", "en"], env, logs["rules"]),
-        spawn(["-m", "alerting.cli", "worker"], env, logs["cases"]),
-        spawn(["-m", "alerting.cli", "deliver"], env, logs["deliver"]),
-    ]
+    ch = Chain(dsn, env, prefix, work, r)
     try:
-        await wait_for(logs["ingest"], "connected to", procs[0])
-        await wait_for(logs["rules"], "rules worker: started", procs[1])
+        extra = env_for or {}
+        ingest = ch.spawn("ingest", ["-m", "launcher", "ingest", "--topic-prefix", prefix,
+                                     "--client-id", f"{tag}-{prefix[:-1]}"], extra.get("ingest"))
+        rules = ch.spawn("rules", ["-m", "rules.cli", "rules", "worker", "--lang", "en"], extra.get("rules"))
+        alerting = [ch.spawn(name, ["-m", "alerting.cli", cmd], extra.get(name))
+                    for name, cmd in (("cases", "worker"), ("deliver", "deliver"))]
+        await wait_for(ch.logs["ingest"], "connected to", ingest)
+        await wait_for(ch.logs["rules"], "rules worker: started", rules)
         await asyncio.sleep(1.0)
-        for p, name in zip(procs[2:], ("cases", "deliver"), strict=True):
+        for p, name in zip(alerting, ("cases", "deliver"), strict=True):
             if p.poll() is not None:
-                raise RuntimeError(f"alerting {name} exited: {logs[name].read_text()[-2000:]}")
-        per_sim_s = sum(1 / p.expected_period_s for m, p in reg.iter_points() if not m.code.startswith(PROBE_PREFIX))
-        speed = args.rate / per_sim_s
-        start = datetime.now(UTC) - timedelta(seconds=(args.seconds + 15) * speed)
-        procs.append(spawn(["-m", "simulators", "live", "--registry", str(packaged("sample_registry.yaml")),
-                            "--mqtt-url", mqtt, "--topic-prefix", prefix, "--start", start.isoformat(),
-                            "--speed", f"{speed:.1f}", "--quiet", "--time-format", "epoch_ms"], env, logs["sim"]))
+                raise RuntimeError(f"alerting {name} exited: {ch.logs[name].read_text()[-2000:]}")
+        yield ch
+    finally:
+        for p in reversed(ch.procs):
+            stop_process(p)
+
+
+def simulate(ch: Chain, registry: Path, mqtt: str, *, rate: float, seconds: float) -> subprocess.Popen[bytes]:
+    """The simulator live on `registry` at `rate` readings/s (accelerated from the past so that its
+    simulated time reaches now after `seconds` + 15 s), publishing on the chain's topic prefix."""
+    reg, _ = load_registry(registry)
+    per_sim_s = sum(1 / p.expected_period_s for _, p in reg.iter_points())
+    speed = rate / per_sim_s
+    start = datetime.now(UTC) - timedelta(seconds=(seconds + 15) * speed)
+    return ch.spawn("sim", ["-m", "simulators", "live", "--registry", str(registry), "--mqtt-url", mqtt,
+                            "--topic-prefix", ch.prefix, "--start", start.isoformat(), "--speed", f"{speed:.1f}",
+                            "--quiet", "--time-format", "epoch_ms"])
+
+
+async def await_subjects(hook_url: str, wanted: Collection[str], conn: asyncpg.Connection, *, wait_s: float,
+                         where: str, path: str = "/subjects") -> dict[str, float]:
+    """The receiver's first arrival time per subject (`path`: every probe path, or one receiver's)
+    once every `wanted` subject has arrived; RuntimeError with the pipeline's state after `wait_s`."""
+    async with httpx.AsyncClient(trust_env=False) as client:
+        deadline = time.monotonic() + wait_s
+        while True:
+            arrived: dict[str, float] = (await client.get(f"{hook_url}{path}")).json()
+            missing = [s for s in wanted if s not in arrived]
+            if not missing:
+                return arrived
+            if time.monotonic() > deadline:
+                state = [tuple(x) for x in await conn.fetch(
+                    "SELECT 'findings', count(*) FILTER (WHERE case_synced_at IS NULL), count(*) FROM findings "
+                    "UNION ALL SELECT 'cases', count(*) FILTER (WHERE state = 'open'), count(*) FROM cases "
+                    "UNION ALL SELECT 'pending effects', count(*) FILTER (WHERE effects_done_at IS NULL), "
+                    "count(*) FROM case_history "
+                    "UNION ALL SELECT 'outbox ' || state, count(*), count(*) FROM notifications GROUP BY state")]
+                raise RuntimeError(f"{len(missing)} of {len(wanted)} probe webhooks missing (e.g. {missing[:3]}); "
+                                   f"{state}; see {where}")
+            await asyncio.sleep(0.2)
+
+
+async def one_run(server: str, mqtt: str, hook_url: str, work: Path, args: argparse.Namespace,
+                  r: int) -> tuple[list[float], float]:
+    n_probes = int(args.seconds * args.probes) + 1
+    registry = work / "registry.yaml"
+    probe_registry(registry, n_probes)
+    routes = work / "routing.yaml"
+    routes.write_text(routing(hook_url, n_probes), encoding="utf-8")
+    async with chain(server, mqtt, registry, routes, work, r, tag="alat") as ch:
+        simulate(ch, packaged("sample_registry.yaml"), mqtt, rate=args.rate, seconds=args.seconds)
         await asyncio.sleep(5)  # let the stream settle at its rate before probing
-        conn = await asyncpg.connect(dsn)
+        conn = await asyncpg.connect(ch.dsn)
         before, t0 = await conn.fetchval("SELECT count(*) FROM readings"), time.monotonic()
         sink = MqttSink(mqtt, threaded=True)
         sink.connect()
@@ -133,34 +205,19 @@ async def one_run(server: str, mqtt: str, hook_url: str, work: Path, args: argpa
         codes = [probe_point(k) for k in range(n_probes)]
         for k, code in enumerate(codes):
             now_ms = int(time.time() * 1000)
-            sink.send(f"{prefix}mines/{probe_mine(k)}/safety", enc.encode([
+            sink.send(f"{ch.prefix}mines/{probe_mine(k)}/safety", enc.encode([
                 {"point": code, "ts": now_ms, "value": 2.0, "status": 0},
                 {"point": code, "ts": now_ms + 500, "value": 0.3, "status": 0}]))
             await asyncio.sleep(1 / args.probes)
         rate = (await conn.fetchval("SELECT count(*) FROM readings") - before) / (time.monotonic() - t0)
         sink.close()
-        async with httpx.AsyncClient(trust_env=False) as client:
-            deadline = time.monotonic() + 90
-            while len(arrived := (await client.get(f"{hook_url}/subjects")).json()) < n_probes:
-                if time.monotonic() > deadline:
-                    state = [tuple(x) for x in await conn.fetch(
-                        "SELECT 'findings', count(*) FILTER (WHERE case_synced_at IS NULL), count(*) FROM findings "
-                        "UNION ALL SELECT 'cases', count(*) FILTER (WHERE state = 'open'), count(*) FROM cases "
-                        "UNION ALL SELECT 'pending effects', count(*) FILTER (WHERE effects_done_at IS NULL), "
-                        "count(*) FROM case_history "
-                        "UNION ALL SELECT 'outbox ' || state, count(*), count(*) FROM notifications GROUP BY state")]
-                    raise RuntimeError(f"only {len(arrived)} of {n_probes} probe webhooks arrived; {state}; "
-                                       f"see {work}/*-{r}.log")
-                await asyncio.sleep(0.2)
+        arrived = await await_subjects(hook_url, codes, conn, wait_s=90, where=f"{work}/*-{r}.log")
         rows = await conn.fetch(
             "SELECT p.code, extract(epoch FROM pg_xact_commit_timestamp(r.xmin))::float8 AS committed "
             "FROM readings r JOIN points p ON p.id = r.point_id WHERE p.code = ANY($1::text[]) AND r.value = 2.0",
             codes)
         await conn.close()
         return sorted(arrived[x["code"]] - x["committed"] for x in rows), rate
-    finally:
-        for p in reversed(procs):
-            stop_process(p)
 
 
 async def main() -> None:

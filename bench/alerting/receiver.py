@@ -3,9 +3,11 @@ checked, idempotency keys counted, first arrival time recorded.
 
 Run: ``python -m bench.alerting.receiver --port P --secret S`` (prints ``READY <port>``).
 ``GET /stats`` answers ``{"requests", "unique", "bad", "first_at", "last_at"}`` (wall-clock
-seconds); ``GET /reset`` clears them. Any POST is a webhook. POSTs to ``/probe`` are also
-parsed: the first arrival time of every finding subject in ``case.findings`` is kept, and
-``GET /subjects`` answers ``{subject: first arrival}`` (the end-to-end latency benchmark).
+seconds); ``GET /reset`` clears them. Any POST is a webhook. POSTs to ``/probe`` and ``/probe/<name>``
+are also parsed: the first arrival time of every finding subject in ``case.findings`` is kept,
+``GET /subjects`` answers ``{subject: first arrival}`` over all of them and ``GET
+/subjects/<name>`` the same for POSTs to ``/probe/<name>`` alone (one receiver of several:
+the end-to-end latency benchmarks).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Stats:
         self.first_at: float | None = None
         self.last_at: float | None = None
         self.subjects: dict[str, float] = {}
+        self.by_path: dict[str, dict[str, float]] = {}
 
     def as_json(self) -> bytes:
         return json.dumps({"requests": self.requests, "unique": len(self.keys), "bad": self.bad,
@@ -46,7 +49,12 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
             if method == "GET":
                 if path == "/reset":
                     stats.reset()
-                out = json.dumps(stats.subjects).encode() if path == "/subjects" else stats.as_json()
+                if path == "/subjects":
+                    out = json.dumps(stats.subjects).encode()
+                elif path.startswith("/subjects/"):
+                    out = json.dumps(stats.by_path.get("/probe/" + path.removeprefix("/subjects/"), {})).encode()
+                else:
+                    out = stats.as_json()
             else:
                 now = time.time()
                 stats.requests += 1
@@ -54,9 +62,11 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sta
                 stats.last_at = now
                 if verify(secret, body, headers.get("x-signature-256")):
                     stats.keys.add(headers.get("idempotency-key", ""))
-                    if path == "/probe":
+                    if path == "/probe" or path.startswith("/probe/"):
+                        seen = stats.by_path.setdefault(path, {})
                         for f in json.loads(body)["case"]["findings"]:
                             stats.subjects.setdefault(f["subject"], now)
+                            seen.setdefault(f["subject"], now)
                 else:
                     stats.bad += 1
                 out = b"ok"

@@ -23,6 +23,7 @@ summation order differs — which is why the tests compare with a tolerance. A w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -116,11 +117,14 @@ def least_squares(x: F64, y: F64, start: I64, end: I64, *, restart: I64 | None =
     w = None if weight is None else np.asarray(weight, np.bool_)
     if w is not None:
         xs, ys = np.where(w, xs, 0.0), np.where(w, ys, 0.0)
-    cols = [xs, ys, xs * xs, xs * ys]
+    # The summed columns x, y, x², xy (y², weight), each written straight into its place.
+    cols: list[Callable[[F64], object]] = [
+        lambda out: np.copyto(out, xs), lambda out: np.copyto(out, ys),
+        lambda out: np.multiply(xs, xs, out=out), lambda out: np.multiply(xs, ys, out=out)]
     if with_r2:
-        cols.append(ys * ys)
+        cols.append(lambda out: np.multiply(ys, ys, out=out))
     if w is not None:
-        cols.append(w.astype(np.float64))
+        cols.append(lambda out: np.copyto(out, w))  # 1.0 where weighted, else 0.0
     groups = _groups(restart, len(xs))
     # Trailing windows end at their own row (end = i + 1): P[last] is P itself, no gather,
     # and none is empty.
@@ -138,8 +142,11 @@ def least_squares(x: F64, y: F64, start: I64, end: I64, *, restart: I64 | None =
     sums, scales = [], []
     for k in range(0, len(cols), 2):
         pair = np.empty(len(xs), np.complex128)
-        pair.real = cols[k]
-        pair.imag = cols[k + 1] if k + 1 < len(cols) else 0.0
+        cols[k](pair.real)
+        if k + 1 < len(cols):
+            cols[k + 1](pair.imag)
+        else:
+            pair.imag = 0.0
         pc = _segmented_prefix(pair, groups)
         at_last = pc if last is None else pc[last]
         if k in (2, 4):

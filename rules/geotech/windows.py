@@ -34,18 +34,26 @@ _CHUNK_ROWS = 1 << 16
 
 def check_sorted(point_idx: I64, ts: I64, *, strict: bool = False) -> tuple[I64, I64]:
     """The arrays as int64, after checking they are sorted by (point, ts) (strictly: no repeats)."""
+    p, t, _ = _sorted_with_stalls(point_idx, ts, strict=strict)
+    return p, t
+
+
+def _sorted_with_stalls(point_idx: I64, ts: I64, *, strict: bool) -> tuple[I64, I64, I64]:
+    """`check_sorted`, and the rows i whose next time is not later (t[i + 1] <= t[i])."""
     p = np.asarray(point_idx, dtype=np.int64)
     t = np.asarray(ts, dtype=np.int64)
     if len(p) != len(t):
         raise RulesError("point_idx and ts must have the same length")
+    stalls = np.zeros(0, np.int64)
     if len(p) > 1:
         # Times fall back only where a new point starts, so the few backward (or repeated)
         # steps are found first and only their points compared: two cheap passes, not six.
-        back = np.flatnonzero((t[1:] <= t[:-1]) if strict else (t[1:] < t[:-1]))
+        stalls = np.flatnonzero(t[1:] <= t[:-1])
+        back = stalls if strict else stalls[t[stalls + 1] < t[stalls]]
         if not bool(np.all(p[1:] >= p[:-1])) or bool(np.any(p[back + 1] == p[back])):
             what = " with one row per (point, ts); use usable_rows" if strict else "; use a stable sort"
             raise RulesError(f"readings must be sorted by (point, ts){what}")
-    return p, t
+    return p, t, stalls
 
 
 def usable_rows(
@@ -58,13 +66,13 @@ def usable_rows(
 ) -> I64:
     """Indices of the rows the geotech kernels read: the first of each (point, ts), not
     excluded by status, with a finite value."""
-    p, t = check_sorted(point_idx, ts)
+    p, t, stalls = _sorted_with_stalls(point_idx, ts, strict=False)
     v = np.asarray(values, dtype=np.float64)
     if len(v) != len(p) or (status is not None and len(status) != len(p)):
         raise RulesError("every per-reading array must have the same length")
     keep = np.isfinite(v)
     # Repeats and excluded statuses are rare: found from their few rows, not with full masks.
-    same = np.flatnonzero(t[1:] == t[:-1]) + 1
+    same = stalls[t[stalls + 1] == t[stalls]] + 1
     keep[same[p[same] == p[same - 1]]] = False
     if status is not None:
         st = np.asarray(status)
@@ -116,14 +124,11 @@ def _right_ranks(key: I64, query: I64) -> I64:
     rows = np.flatnonzero(np.repeat(sampled[1:] != low, _SAMPLE_EVERY)[:n])
     if len(rows) == 0:
         return rank
-    # The guess lies in [the block's first rank, its own row]; key[g − 1] through a copy
-    # shifted by one, with a key below every query in front (g may be 0).
+    # The guess lies in [the block's first rank, its own row]. A guess of 0 reads key[−1], the
+    # largest key, above every query: it counts as wrong and is searched.
     guess = rows - np.repeat(at - low, _SAMPLE_EVERY)[rows]
-    below = np.empty(n + 1, np.int64)
-    below[0] = np.iinfo(np.int64).min
-    below[1:] = key
     q = query[rows]
-    ok = (key[guess] > q) & (below[guess] <= q)
+    ok = (key[guess] > q) & (key[guess - 1] <= q)
     rank[rows] = guess
     wrong = rows[~ok]
     rank[wrong] = np.searchsorted(key, query[wrong], side="right")

@@ -161,7 +161,7 @@ def least_squares(x: F64, y: F64, start: I64, end: I64, *, restart: I64 | None =
         sums += [low.real, low.imag]
     del sums[len(cols):]
     sx, sy, cxx, cxy = sums[0], sums[1], sums[2], sums[3]
-    cyy = sums[4] if with_r2 else np.zeros(len(a))
+    cyy = sums[4] if with_r2 else np.empty(len(a))  # never read without r² (the redo writes it)
     n = sums[-1] if w is not None else (b - a).astype(np.float64)
     if nonempty is not None:
         n[~nonempty] = 0.0

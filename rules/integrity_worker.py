@@ -39,6 +39,7 @@ import numpy as np
 from minewatch.timeutil import from_ns, to_ns
 from rules import store
 from rules.episodes import STATION_FAULT as STATION_FAULT_BIT
+from rules.errors import RulesError
 from rules.evaluate import FindingRow, iso
 from rules.inputs import I64, Readings
 from rules.integrity.calibration import calibration_in_episodes
@@ -76,11 +77,15 @@ from rules.integrity_rows import (
     stuck_rows,
     touches,
 )
-from rules.load import Conn, load_readings
+from rules.load import Conn, binary_rows, copy_binary, load_readings, pg_ts_ns
 
 if TYPE_CHECKING:
     from rules.backfill import Tally
 
+
+# A binary COPY row of (station_id int4, ts timestamptz, state int2).
+_STATE_ROW = np.dtype([("nfields", ">i2"), ("len_station", ">i4"), ("station", ">i4"), ("len_ts", ">i4"),
+                       ("ts", ">i8"), ("len_state", ">i4"), ("state", ">i2")])
 
 async def load_layout(conn: Conn, mine_id: int) -> MineLayout:
     """A mine's points, stations, power-off relations and configured pairs."""
@@ -469,17 +474,21 @@ async def _station_fault(
     back = min([to_ns(x["back"]) for x in bounds if x["back"] is not None] or [min(a, lo)])
     fwd_all = [x["fwd"] for x in bounds]
     upper = None if any(f is None for f in fwd_all) else max(to_ns(f) for f in fwd_all)
-    rows = await conn.fetch(
+    raw = await copy_binary(
+        conn,
         "SELECT station_id, ts, state FROM station_states WHERE station_id = ANY($1::int[]) AND ts >= $2 "
         "AND ($3::timestamptz IS NULL OR ts <= $3) ORDER BY station_id, ts",
         layout.station_ids.tolist(),
         from_ns(min(back, a)),
         None if upper is None else from_ns(upper),
     )
-    st_index = {int(s): k for k, s in enumerate(layout.station_ids.tolist())}
-    fz_s = np.array([st_index[x["station_id"]] for x in rows], np.int64)
-    fz_t = np.array([to_ns(x["ts"]) for x in rows], np.int64)
-    fz_v = np.array([x["state"] for x in rows], np.int64)
+    rows = binary_rows(raw, _STATE_ROW, "station states")
+    if len(rows) and not (np.all(rows["nfields"] == 3) and np.all(rows["len_ts"] == 8) and np.all(rows["len_state"] == 2)):
+        raise RulesError("binary COPY stream of station states has an unexpected field layout")
+    # Station ids to layout indexes (the ids are the layout's, ascending: every row is one of them).
+    fz_s = np.searchsorted(layout.station_ids, rows["station"].astype(np.int64)).astype(np.int64)
+    fz_t = pg_ts_ns(rows["ts"])
+    fz_v = rows["state"].astype(np.int64)
     bs, bt, bv = flagged_station_states(r.point_idx, r.ts, r.status, layout.station, n_stations=n_st)
     s_all = np.concatenate((fz_s, bs))
     t_all = np.concatenate((fz_t, bt))

@@ -12,7 +12,8 @@ evaluation — `usable_rows` → `point_levels` → `level_steps` → `ladder` (
 → `ladder` (quantities → ponds) → `trailing_bounds` (24 h) → `displacement_rate` (mm/day) →
 `tangent_angle` — and next to it the machine's ceiling measured in the same run: one
 prefix sum, one threshold comparison and its change points over the same values, the least
-any windowed level kernel does.
+any windowed level kernel does. Beside the wall time it prints the process's CPU time of the
+same runs: on a shared machine the gap between them is the time the load took.
 """
 
 from __future__ import annotations
@@ -161,9 +162,12 @@ def main() -> None:
         stages: dict[str, list[float]] = {}
         # Interleaved, ours then the ceiling, run after run: on a shared machine the load
         # moves by the second, and each ceiling is measured under the load its run had.
-        ours_t, floor_t = [], []
+        # The CPU time of the same runs says how much of the wall time was the load's.
+        ours_t, floor_t, ours_cpu = [], [], []
         for _ in range(args.runs):
+            cpu = time.process_time()
             ours_t.append(median_time(lambda run=run, stages=stages: run(d, stages), 1))  # type: ignore[misc]
+            ours_cpu.append(time.process_time() - cpu)
             floor_t.append(median_time(lambda floor_of=floor_of: floor_of(d), 1))  # type: ignore[misc]
         ours, floor = statistics.median(ours_t), statistics.median(floor_t)
         print(f"-- {label}: point steps {counts[0]:,}  quantity steps {counts[1]:,}  pond steps {counts[2]:,}  "
@@ -171,6 +175,8 @@ def main() -> None:
         for name, ts in stages.items():
             print(f"  {name:<26} {sum(ts) / args.runs * 1e3:8.1f} ms (mean per run)")
         print(f"levels+ladder+rate+angle        {ours * 1e3:8.1f} ms {n / ours / 1e6:7.1f} M readings/s")
+        print(f"  the same, CPU time (process)  {statistics.median(ours_cpu) * 1e3:8.1f} ms "
+              f"{n / statistics.median(ours_cpu) / 1e6:7.1f} M readings per CPU-second")
         print(f"ceiling: cumsum+compare+diff    {floor * 1e3:8.1f} ms {n / floor / 1e6:7.1f} M readings/s")
         print(f"ratio (ceiling time / ours)     {floor / ours:8.2f}   per run: "
               + " ".join(f"{f / o:.3f}" for o, f in zip(ours_t, floor_t, strict=True)))

@@ -162,7 +162,7 @@ def least_squares(x: F64, y: F64, start: I64, end: I64, *, restart: I64 | None =
     del sums[len(cols):]
     sx, sy, cxx, cxy = sums[0], sums[1], sums[2], sums[3]
     cyy = sums[4] if with_r2 else np.empty(len(a))  # never read without r² (the redo writes it)
-    n = sums[-1] if w is not None else (b - a).astype(np.float64)
+    n = sums[-1] if w is not None else np.subtract(b, a, dtype=np.float64)  # exact: counts < 2**53
     if nonempty is not None:
         n[~nonempty] = 0.0
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -247,13 +247,19 @@ async def load_orders(conn: Conn, mine_id: int) -> Orders:
 
 
 async def _next_reads(conn: Conn, mine_id: int, lo: int, hi: int) -> tuple[list[int], int]:
-    """The cards read in [lo, hi] and the latest of their next reads after hi (hi when none)."""
+    """The cards read in [lo, hi] and how far their reads decide presence: the latest of their
+    next reads after hi, or `FOREVER` when one of them has none (before its read in [lo, hi]
+    arrived, its presence ran on to the present: a late shaft read can end a stay that kept a
+    later no_leader or over_capacity open)."""
     row = await conn.fetchrow(
         "WITH touched AS (SELECT DISTINCT card_id FROM card_reads WHERE mine_id = $1 AND ts >= $2 AND ts <= $3) "
-        "SELECT array_agg(t.card_id) AS cards, max(n.ts) AS nxt FROM touched t LEFT JOIN LATERAL "
+        "SELECT array_agg(t.card_id) AS cards, max(n.ts) AS nxt, bool_or(n.ts IS NULL) AS last "
+        "FROM touched t LEFT JOIN LATERAL "
         "(SELECT ts FROM card_reads r WHERE r.card_id = t.card_id AND r.ts > $3 ORDER BY r.ts LIMIT 1) n ON true",
         mine_id, from_ns(lo), from_ns(hi))
     cards = [] if row is None or row["cards"] is None else list(row["cards"])
+    if cards and row is not None and row["last"]:
+        return cards, FOREVER
     nxt = hi if row is None or row["nxt"] is None else max(hi, to_ns(row["nxt"]))
     return cards, nxt
 

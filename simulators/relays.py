@@ -48,11 +48,17 @@ def relay_readings(ts: I64, sources: list[Source], normal: float, end_ms: int | 
     for trace, cur_ts, cur_st in sources:
         t_all = np.concatenate([trace.prev_ts, cur_ts])
         st_all = np.concatenate([trace.prev_st, cur_st])
-        i = np.searchsorted(t_all, union, side="right") - 1
-        off |= np.where(i >= 0, st_all[np.maximum(i, 0)], trace.before_prev)
+        if len(st_all) == 0:  # a source with no reading yet, others with some: its state before
+            off |= trace.before_prev
+        else:
+            i = np.searchsorted(t_all, union, side="right") - 1
+            off |= np.where(i >= 0, st_all[np.maximum(i, 0)], trace.before_prev)
         init |= trace.before_prev
-    j = np.searchsorted(union, ts - RELAY_DELAY_MS, side="right") - 1
-    periodic_off = np.where(j >= 0, off[np.maximum(j, 0)], init)
+    if off.size == 0:  # no source reading at all: every periodic reading shows the state before
+        periodic_off = np.full(ts.shape, init, np.bool_)
+    else:
+        j = np.searchsorted(union, ts - RELAY_DELAY_MS, side="right") - 1
+        periodic_off = np.where(j >= 0, off[np.maximum(j, 0)], init)
     # change reports, only for changes caused by this window's source readings
     prev = np.concatenate([[init], off[:-1]]) if off.size else off
     own = np.isin(union, np.concatenate([c for _, c, _ in sources] or [np.zeros(0, np.int64)]))

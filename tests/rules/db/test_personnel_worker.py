@@ -357,3 +357,23 @@ async def test_streaming_in_random_small_chunks_with_late_reads_equals_one_backf
     async with conn.transaction():
         mine = await conn.fetchval("SELECT id FROM mines WHERE code = $1", MINE)
         assert not await reevaluate_personnel(conn, mine, [(T0 - H, end)], now_ns=end, tally=tally)
+
+
+@closing
+async def test_a_late_shaft_read_withdraws_a_no_leader_it_kept_open_far_after_it(
+        personnel_db: Callable[[], Awaitable[str]]) -> None:
+    """C01 goes down at 08:10 and is not read again; L1, a leader, comes at 11:00. Judged at
+    13:00: no_leader 08:30-11:00. Then C01's shaft read at 08:20 arrives late: nobody worked
+    without a leader, so the finding goes, though it starts after the late read and ended long
+    before the clock's last minutes (the late read's window must reach as far as the stay it
+    ended had run)."""
+    dsn = await personnel_db()
+    conn = await conn_of(dsn)
+    clock = FrozenClock(from_ns(T0 + 5 * H))
+    await insert_cards(conn, [("C01", T0 + 10 * MIN, ROAD), ("L1", T0 + 3 * H, ROAD)])
+    await RuleWorker(dsn, PACK, clock=clock).run(burst=True)
+    assert brief(await live(dsn, ["no_leader"])) == {
+        ("no_leader", MINE, iso(T0 + 30 * MIN), iso(T0 + 3 * H), "warning")}
+    await insert_cards(conn, [("C01", T0 + 20 * MIN, SHAFT)])
+    await RuleWorker(dsn, PACK, clock=clock).run(burst=True)
+    assert await live(dsn, ["no_leader"]) == {}

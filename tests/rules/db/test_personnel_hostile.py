@@ -129,7 +129,7 @@ def phase_one(plan: Plan, t0: int, now_ms: int) -> None:
                (item("C03", t0 + 3, f"{OTHER}S0001"), "mine_mismatch"),
                (item("X01", t0 + 4, ROAD), "mine_mismatch"),
                (ok[1], None)])
-    plan.send([(item("C04", now_ms + 10 * MIN_MS, ROAD), "future_time"),
+    plan.send([(item("C04", now_ms + 120 * MIN_MS, ROAD), "future_time"),
                (ok[2], None),
                (item("C04", "2026-11-23T08:15:00", ROAD), "naive_time"),
                (item("C04", "yesterday", ROAD), "bad_time"),
@@ -163,7 +163,7 @@ def phase_two(plan: Plan, t1: int, t0: int, now_ms: int) -> tuple[int, int]:
     plan.send([(item("C05", t1, SHAFT), None),
                (item("C98", t1 + 1, OLD), "unknown_card"),
                (item("C05", t1 + MIN_MS, ROAD), None),
-               (item("C05", now_ms + 6 * MIN_MS, OLD), "future_time")])
+               (item("C05", now_ms + 120 * MIN_MS, OLD), "future_time")])
     plan.send([(item("C05", t1 + 2 * MIN_MS, OLD), None),
                (item("C05", t1 + 3 * MIN_MS, f"{OTHER}S0001"), "mine_mismatch"),
                (item(None, t1 + 3 * MIN_MS, OLD), "bad_type")])

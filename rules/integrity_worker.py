@@ -39,7 +39,6 @@ import numpy as np
 from minewatch.timeutil import from_ns, to_ns
 from rules import store
 from rules.episodes import STATION_FAULT as STATION_FAULT_BIT
-from rules.errors import RulesError
 from rules.evaluate import FindingRow, iso
 from rules.inputs import I64, Readings
 from rules.integrity.calibration import calibration_in_episodes
@@ -483,8 +482,6 @@ async def _station_fault(
         None if upper is None else from_ns(upper),
     )
     rows = binary_rows(raw, _STATE_ROW, "station states")
-    if len(rows) and not (np.all(rows["nfields"] == 3) and np.all(rows["len_ts"] == 8) and np.all(rows["len_state"] == 2)):
-        raise RulesError("binary COPY stream of station states has an unexpected field layout")
     # Station ids to layout indexes (the ids are the layout's, ascending: every row is one of them).
     fz_s = np.searchsorted(layout.station_ids, rows["station"].astype(np.int64)).astype(np.int64)
     fz_t = pg_ts_ns(rows["ts"])

@@ -92,13 +92,19 @@ async def load_readings(conn: Conn, points: MinePoints, lo_ns: int, hi_ns: int |
     """Readings of the points with lo <= ts < hi (hi None: to the end), sorted by (point, ts)."""
     if len(points) == 0:
         return Readings.empty()
+    return Readings(*await readings_of(conn, points.ids, lo_ns, hi_ns))
+
+
+async def readings_of(conn: Conn, ids: I64, lo_ns: int, hi_ns: int | None) -> tuple[I64, I64, F64, I16]:
+    """(point index into ``ids``, ts, value, status) of the points with ids ``ids`` (ascending),
+    lo <= ts < hi (hi None: to the end), sorted by (point, ts), by one binary COPY."""
     query = _COPY_SQL.format(upper="AND ts < $3 " if hi_ns is not None else "")
-    args: list[object] = [points.ids.tolist(), from_ns(lo_ns)]
+    args: list[object] = [ids.tolist(), from_ns(lo_ns)]
     if hi_ns is not None:
         args.append(from_ns(hi_ns))
     raw = await copy_binary(conn, query, *args)
     point_id, ts, value, status = parse_binary_readings(raw)
-    return Readings(_index_sorted(points.ids, point_id), ts, value, status)
+    return _index_sorted(ids, point_id), ts, value, status
 
 
 async def copy_binary(conn: Conn, query: str, *args: object) -> bytes:
@@ -114,14 +120,22 @@ async def copy_binary(conn: Conn, query: str, *args: object) -> bytes:
 
 def binary_rows(raw: bytes, row: np.dtype, what: str) -> np.ndarray:
     """The rows of a PostgreSQL binary COPY stream whose rows all have the fixed layout `row`
-    (a structured dtype starting with the field count), as a structured array over `raw`."""
+    (the field count, then per column `len_<name>` and `<name>`), as a structured array over
+    `raw`. The layout is fixed by the query (NOT NULL columns): a field count or length that
+    differs means the columns changed under us, and the arrays would be garbage."""
     if len(raw) < 21 or not raw.startswith(_SIGNATURE):
         raise RulesError("not a PostgreSQL binary COPY stream")
     body = 19 + int.from_bytes(raw[15:19], "big")
     n, rest = divmod(len(raw) - body - 2, row.itemsize)
     if rest or raw[-2:] != b"\xff\xff":
         raise RulesError(f"binary COPY stream of {what} has an unexpected row layout")
-    return np.frombuffer(raw, dtype=row, count=n, offset=body)
+    rows = np.frombuffer(raw, dtype=row, count=n, offset=body)
+    assert row.names is not None
+    columns = [name for name in row.names if name != "nfields" and not name.startswith("len_")]
+    if n and not (np.all(rows["nfields"] == len(columns))
+                  and all(np.all(rows[f"len_{c}"] == row[c].itemsize) for c in columns)):
+        raise RulesError(f"binary COPY stream of {what} has an unexpected field layout")
+    return rows
 
 
 def pg_ts_ns(pg_us: np.ndarray) -> I64:
@@ -135,11 +149,6 @@ def pg_ts_ns(pg_us: np.ndarray) -> I64:
 def parse_binary_readings(raw: bytes) -> tuple[NDArray[np.int32], I64, F64, I16]:
     """(point_id, ts ns, value, status) from the binary COPY of (point_id, ts, value, status)."""
     rows = binary_rows(raw, _ROW, "readings")
-    # The layout is fixed by the query (four NOT NULL columns); a field count or length that
-    # differs means the columns changed under us, and the arrays would be garbage.
-    if len(rows) and not (np.all(rows["nfields"] == 4) and np.all(rows["len_ts"] == 8)
-                          and np.all(rows["len_status"] == 2)):
-        raise RulesError("binary COPY stream of readings has an unexpected field layout")
     ts = pg_ts_ns(rows["ts"])
     return (rows["point"].astype(np.int32), ts, rows["value"].astype(np.float64),
             rows["status"].astype(np.int16))

@@ -40,9 +40,8 @@ import numpy as np
 
 from minewatch.timeutil import from_ns, to_ns
 from rules import store
-from rules.errors import RulesError
 from rules.evaluate import FindingRow, plan_spans
-from rules.load import Conn, binary_rows, copy_binary, pg_ts_ns
+from rules.load import Conn, binary_rows, copy_binary, pg_ts_ns, readings_of
 from rules.packs import PersonnelSettings, RulePack
 from rules.personnel import PersonnelParams
 from rules.personnel.leader import WORKER
@@ -174,9 +173,6 @@ _CARD_ROW = np.dtype([("nfields", ">i2"), ("len_card", ">i4"), ("card", ">i4"), 
 def _parse_card_reads(raw: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(card_id, ts ns, station_id) from the binary COPY of (card_id, ts, station_id)."""
     rows = binary_rows(raw, _CARD_ROW, "card reads")
-    if len(rows) and not (np.all(rows["nfields"] == 3) and np.all(rows["len_ts"] == 8)
-                          and np.all(rows["len_station"] == 4)):
-        raise RulesError("binary COPY stream of card reads has an unexpected field layout")
     ts = pg_ts_ns(rows["ts"])
     return rows["card"].astype(np.int64), ts, rows["station"].astype(np.int64)
 
@@ -222,13 +218,9 @@ async def load_signals(conn: Conn, layout: PersonnelLayout, orders: Orders, a: i
     look = HOUR
     while True:
         since = a - look
-        rows = await conn.fetch(
-            "SELECT r.point_id, r.ts, r.value FROM readings r WHERE r.point_id = ANY($1::int[]) AND r.ts >= $2 "
-            "AND r.ts <= $3 AND r.status & $4 = 0 AND r.value <> 'NaN' ORDER BY r.point_id, r.ts",
-            layout.signal_ids.tolist(), from_ns(since), from_ns(b), exclude_mask)
-        signals = Signals(np.searchsorted(layout.signal_ids, np.array([r["point_id"] for r in rows], np.int64)),
-                          np.array([to_ns(r["ts"]) for r in rows], np.int64),
-                          np.array([r["value"] for r in rows], np.float64))
+        point, ts, value, status = await readings_of(conn, layout.signal_ids, since, b + 1_000)  # ts <= b (µs)
+        considered = ((status.astype(np.int64) & exclude_mask) == 0) & ~np.isnan(value)
+        signals = Signals(point[considered], ts[considered], value[considered])
         spans = production_spans(layout, signals, orders)
         if not (np.any(spans.truncated) and np.any(orders.start < since)) or look >= SIGNAL_LOOKBACK_NS:
             return signals

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from simulators.world import World
 from tests.conftest import _create_db, _drop_db, start_ingest
 from tests.e2e.servers import HOOK_SECRET, SMS_AUTH, http_inbox
 from tests.mqtt_helpers import publish_all
+from tests.polling import wait_for
 from tests.rules.db.helpers import DATA, load_test_registry
 
 pytestmark = [pytest.mark.integration]
@@ -95,13 +95,6 @@ def integrity_db(pg_dsn: str) -> Iterator[str]:
         asyncio.run(_drop_db(pg_dsn, dsn))
 
 
-async def wait_for(what: str, probe: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await probe():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def minutes(ts: datetime | None, start: datetime) -> float | None:

@@ -18,10 +18,10 @@ muted under the order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from rules.worker import RulesSettings, RuleWorker
 from tests.conftest import start_ingest
 from tests.e2e.servers import HOOK_SECRET, SMS_AUTH, Inbox, http_inbox, serve_api
 from tests.mqtt_helpers import publish_all
+from tests.polling import wait_for as poll
 
 pytestmark = [pytest.mark.integration]
 
@@ -90,13 +91,7 @@ def rise(point: str, start: datetime, peak: float, *, minutes: int = 3) -> list[
     return rows
 
 
-async def wait_for(what: str, probe: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await probe():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+wait_for = functools.partial(poll, timeout=30, interval=0.1)
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -32,6 +31,7 @@ from rules.packs import builtin_pack
 from rules.worker import RulesSettings, RuleWorker
 from tests.conftest import _create_db, _drop_db, start_ingest
 from tests.mqtt_helpers import publish_all
+from tests.polling import wait_for
 from tests.rules.db.helpers import DATA, load_test_registry
 from tests.rules.db.test_personnel_worker import EXPECTED, MINE, PERSONNEL, T0, shift_day
 
@@ -51,13 +51,6 @@ def personnel_db(pg_dsn: str) -> Iterator[str]:
         asyncio.run(_drop_db(pg_dsn, dsn))
 
 
-async def wait_for(what: str, probe: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await probe():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def rfc3339(ns: int) -> str:

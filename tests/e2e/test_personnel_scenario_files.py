@@ -66,14 +66,14 @@ Run: `.venv/bin/python -m pytest tests/e2e/test_personnel_scenario_files.py` (ab
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import random
 import re
-import time
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as wall_time
@@ -99,6 +99,7 @@ from rules.packs import builtin_pack
 from rules.worker import RulesSettings, RuleWorker
 from tests.conftest import _create_db, _drop_db, start_ingest
 from tests.mqtt_helpers import publish_all
+from tests.polling import wait_for as poll
 from tests.rules.db.helpers import load_test_registry
 
 pytestmark = [pytest.mark.integration]
@@ -436,13 +437,7 @@ def shared(request: pytest.FixtureRequest, pg_dsn: str, mqtt_url: str,
         asyncio.run(_drop_db(pg_dsn, dsn))
 
 
-async def wait_for(what: str, probe: Callable[[], Awaitable[bool]], timeout: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await probe():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+wait_for = functools.partial(poll, timeout=TIMEOUT_S, interval=0.1)
 
 
 def hm(ns: int | None, sc: Scenario) -> str:

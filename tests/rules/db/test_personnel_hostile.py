@@ -22,10 +22,10 @@ letters; its task and the ingest process must still be running.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,6 +42,7 @@ from rules.packs import builtin_pack
 from rules.worker import RulesSettings, RuleWorker
 from tests.conftest import _create_db, _drop_db, start_ingest
 from tests.mqtt_helpers import publish_all
+from tests.polling import wait_for as poll
 from tests.rules.db.helpers import DATA, load_test_registry
 
 pytestmark = [pytest.mark.integration]
@@ -174,13 +175,7 @@ def phase_two(plan: Plan, t1: int, t0: int, now_ms: int) -> tuple[int, int]:
     return t1 + 2 * MIN_MS, t1 + 5 * MIN_MS
 
 
-async def wait_until(what: str, probe: Callable[[], Awaitable[bool]], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await probe():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+wait_until = functools.partial(poll, timeout=90)
 
 
 async def dead_letters(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -21,7 +21,7 @@ from rules import store
 from rules.evaluate import OrderRow
 from rules.worker import RuleWorker
 from tests.conftest import _drop_db
-from tests.rules.db.helpers import DATA, MIN, S, Row, insert_readings, new_db
+from tests.rules.db.helpers import DATA, MIN, Row, S, insert_readings, new_db
 from tests.rules.db.test_personnel_worker import FACE, MINE, PACK, SHAFT, T0, brief, closing, conn_of, insert_cards, iso, live
 
 pytestmark = pytest.mark.integration

@@ -12,6 +12,7 @@ and live finding, and both must match the `expect:` block of the scenario.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ from simulators.run import RunOptions, run_live
 from simulators.scenario import Scenario, load_scenario
 from simulators.world import World
 from tests.conftest import start_ingest
+from tests.polling import wait_for as poll
 from tests.rules.db.helpers import REGISTRY, SCENARIO, copy_readings, copy_station_states, count, snapshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -45,13 +47,7 @@ BATCHES = {"MINEWATCH_INGEST_BATCH_MAX_ITEMS": "1000"}
 SPEED = 150_000
 
 
-async def wait_until(what: str, probe: Callable[[], Awaitable[bool]], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await probe():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+wait_until = functools.partial(poll, timeout=120)
 
 
 def check_expectations(snap: dict[str, set[tuple[Any, ...]]], expect: dict[str, Any]) -> None:

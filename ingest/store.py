@@ -35,7 +35,8 @@ class _Kind:
     conflicts: str
 
 
-def _kind(table: str, cols: tuple[str, ...], key: tuple[str, str], mine_join: str, mine_col: str) -> _Kind:
+def _kind(table: str, cols: tuple[str, ...], key: tuple[str, str], mine_join: str, mine_col: str,
+          stations: str = "NULL::int[]") -> _Kind:
     stage = f"stage_{table}"
     col_list = ", ".join(cols)
     keys = ", ".join(key)
@@ -43,8 +44,9 @@ def _kind(table: str, cols: tuple[str, ...], key: tuple[str, str], mine_join: st
         f"WITH ins AS (INSERT INTO {table} ({col_list}) "
         f"SELECT DISTINCT ON ({keys}) {col_list} FROM {stage} ORDER BY {keys}, seq "
         f"ON CONFLICT DO NOTHING RETURNING {col_list}), "
-        f"w AS (INSERT INTO dirty_windows (mine_id, kind, min_ts, max_ts, n_rows) "
-        f"SELECT {mine_col}, '{table}', min(ins.ts), max(ins.ts), count(*) FROM ins {mine_join} "
+        f"w AS (INSERT INTO dirty_windows (mine_id, kind, min_ts, max_ts, n_rows, urgent) "
+        f"SELECT {mine_col}, '{table}', min(ins.ts), max(ins.ts), count(*), "
+        f"dirty_window_urgent({mine_col}, '{table}', min(ins.ts), max(ins.ts), {stations}) FROM ins {mine_join} "
         f"GROUP BY {mine_col} RETURNING n_rows) "
         "SELECT coalesce(sum(n_rows), 0)::bigint FROM w"
     )
@@ -61,7 +63,7 @@ KINDS: Final = {
     "readings": _kind("readings", ("point_id", "ts", "value", "status"), ("point_id", "ts"),
                       "JOIN points p ON p.id = ins.point_id", "p.mine_id"),
     "card_reads": _kind("card_reads", ("card_id", "ts", "station_id", "mine_id"), ("card_id", "ts"),
-                        "", "ins.mine_id"),
+                        "", "ins.mine_id", "array_agg(DISTINCT ins.station_id)"),
     "station_states": _kind("station_states", ("station_id", "ts", "state", "power"), ("station_id", "ts"),
                             "JOIN stations st ON st.id = ins.station_id", "st.mine_id"),
 }
@@ -371,9 +373,14 @@ class BatchStore:
             self.keeper.known.clear()
             return None
         windows = b.windows()
+        stations: dict[int, set[int]] = {}
+        if table == "card_reads":  # rows are (card_id, ts, station_id, mine_id)
+            for r in b.rows:
+                stations.setdefault(r[3], set()).add(r[2])
         await conn.executemany(
-            "INSERT INTO dirty_windows (mine_id, kind, min_ts, max_ts, n_rows) VALUES ($1, $2, $3, $4, $5)",
-            [(mine_id, table, lo, hi, n) for mine_id, (lo, hi, n) in windows.items()])
+            "INSERT INTO dirty_windows (mine_id, kind, min_ts, max_ts, n_rows, urgent) "
+            "VALUES ($1, $2, $3, $4, $5, dirty_window_urgent($1, $2, $3, $4, $6::int[]))",
+            [(mine_id, table, lo, hi, n, sorted(stations.get(mine_id, ()))) for mine_id, (lo, hi, n) in windows.items()])
         return b.count()
 
     async def _insert_deduplicated(self, table: str, b: TableBatch, dead: list[DeadLetter], now: datetime,

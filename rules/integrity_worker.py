@@ -744,22 +744,26 @@ async def clock_pass(
     params: IntegrityParams = DEFAULT_PARAMS,
     mines: Sequence[int] | None = None,
     since: datetime | None = None,
+    between: store.Between | None = None,
 ) -> bool:
     """The rules that fire on silence, at the clock's ``now``, one transaction per mine under its
     evaluation lock (a mine the worker is evaluating is skipped: its evaluation runs at the same
-    clock): each point's silence since its last reading (`offline`) and each station's run of
-    faulty reports (`station_fault`) from the stored times alone, with no readings read; the
-    power-off triggers of the last minutes (`power_off_failure`: the feed never answered); the
-    local days whose upload grace just ended (`under_reporting`). Silence only opens spans, so
-    offline and station faults are only added here, never withdrawn (new data do that, through
-    the data-driven pass). ``since``, the clock of this process's previous pass, limits the days
-    judged to those whose grace ended after it; without it (a first pass, after a restart) every
-    day whose grace ended within `clock_days` is judged again. True when a finding changed."""
+    clock; ``between`` is awaited before each mine): each point's silence since its last
+    reading (`offline`) and each station's run of faulty reports (`station_fault`) from the
+    stored times alone, with no readings read; the power-off triggers of the last minutes
+    (`power_off_failure`: the feed never answered); the local days whose upload grace just ended
+    (`under_reporting`). Silence only opens spans, so offline and station faults are only added
+    here, never withdrawn (new data do that, through the data-driven pass). ``since``, the clock
+    of this process's previous pass, limits the days judged to those whose grace ended after it;
+    without it (a first pass, after a restart) every day whose grace ended within `clock_days`
+    is judged again. True when a finding changed."""
     now_ns = to_ns(now)
     since_ns = None if since is None else to_ns(since)
     ids = mines if mines is not None else [r["id"] for r in await conn.fetch("SELECT id FROM mines WHERE active ORDER BY id")]
     changed = False
     for mine_id in ids:
+        if between is not None:
+            await between()
         async with conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", store.MINE_LOCK_CLASS, mine_id):
                 continue

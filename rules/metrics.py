@@ -17,6 +17,10 @@ class RulesMetrics:
         self.evaluation_seconds = Histogram(
             "minewatch_rules_evaluation_seconds", "Time from claiming a mine's windows to the commit",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=registry)
+        self.clock_seconds = Histogram(
+            "minewatch_rules_clock_pass_seconds",
+            "Time of a clock-driven pass over every mine (urgent windows served between mines included), by family",
+            ["family"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=registry)
         self.lag_seconds = Gauge("minewatch_rules_lag_seconds",
                                  "Age of the oldest dirty window still waiting (0 when none)", registry=registry)
         self.backlog = Gauge("minewatch_rules_backlog_windows", "Dirty windows waiting", registry=registry)

@@ -404,10 +404,12 @@ async def _power_off_near(conn: Conn, mine_id: int, lo: int, hi: int) -> bool:
 
 
 async def clock_pass(conn: Conn, now_ns: int, *, tally: Tally, settings: PersonnelSettings | None = None,
-                     exclude_mask: int = 0, mines: Sequence[int] | None = None) -> bool:
+                     exclude_mask: int = 0, mines: Sequence[int] | None = None,
+                     between: store.Between | None = None) -> bool:
     """The rules that fire with no new read, at the clock's ``now_ns``: each mine's last
     minutes are re-judged in one transaction under its evaluation lock (a mine being
-    evaluated is skipped: its evaluation runs at the same clock). An open stay past entry +
+    evaluated is skipped: its evaluation runs at the same clock; ``between`` is awaited before
+    each mine). An open stay past entry +
     shift + grace becomes `overtime`, cards still at a face 30 min after a power-off trigger
     `work_continued`, counts that stay over their limit `over_capacity`. Keeps no state of
     its own; a second pass at the same clock writes nothing. True when a finding changed."""
@@ -417,6 +419,8 @@ async def clock_pass(conn: Conn, now_ns: int, *, tally: Tally, settings: Personn
             "ORDER BY m.id")]
     changed = False
     for mine_id in ids:
+        if between is not None:
+            await between()
         async with conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", store.MINE_LOCK_CLASS, mine_id):
                 continue

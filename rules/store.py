@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -58,32 +58,58 @@ class DirtyWindow:
     hi: int
     rows: int
     kind: str = READINGS_KIND
+    urgent: bool = False  # may hold a finding raised at once (migration 0092): claimed ahead of the queue
 
 
 # --- dirty windows ------------------------------------------------------------------------
 
-async def claim_mine(conn: Conn, *, limit: int, skip: Iterable[int] = ()) -> tuple[int, list[DirtyWindow]] | None:
+# Called by a clock pass between two mines (the worker serves urgent windows there).
+Between = Callable[[], Awaitable[object]]
+
+async def claim_mine(conn: Conn, *, limit: int, skip: Iterable[int] = (), urgent_first: bool = False,
+                     urgent_only: bool = False) -> tuple[int, list[DirtyWindow]] | None:
     """In the caller's transaction: lock one mine (advisory, per transaction) that has dirty
     windows and claim up to ``limit`` of its oldest; None when no mine is free.
+
+    The mine is the one with the oldest window, or with ``urgent_first`` the one with the
+    oldest urgent window if any (a window that may hold a finding raised at once, migration
+    0092), or with ``urgent_only`` that mine or none; the caller alternates the first two in a
+    backlog so that neither can starve the other. Either way the
+    claim takes the mine's oldest windows of every kind, so the order of claims never changes
+    what is found, only when.
 
     The row lock (SKIP LOCKED) keeps two workers off the same rows, the advisory lock off the
     same mine: windows that arrive for a mine while it is being evaluated wait for the next turn.
     """
     skipped = list(skip)
+    kinds = list(EVALUATED_KINDS)
     while True:
-        mine_id: int | None = await conn.fetchval(
-            "SELECT mine_id FROM dirty_windows WHERE kind = ANY($1::text[]) AND NOT (mine_id = ANY($2::int[])) "
-            "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED", list(EVALUATED_KINDS), skipped)
+        mine_id: int | None = None
+        if urgent_first or urgent_only:
+            mine_id = await conn.fetchval(
+                "SELECT mine_id FROM dirty_windows WHERE urgent AND kind = ANY($1::text[]) "
+                "AND NOT (mine_id = ANY($2::int[])) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED", kinds, skipped)
+        if mine_id is None and not urgent_only:
+            mine_id = await conn.fetchval(
+                "SELECT mine_id FROM dirty_windows WHERE kind = ANY($1::text[]) AND NOT (mine_id = ANY($2::int[])) "
+                "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED", kinds, skipped)
         if mine_id is None:
             return None
         if await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", MINE_LOCK_CLASS, mine_id):
             break
         skipped.append(mine_id)
     rows = await conn.fetch(
-        "SELECT id, min_ts, max_ts, n_rows, kind FROM dirty_windows WHERE mine_id = $1 AND kind = ANY($2::text[]) "
-        "ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED", mine_id, list(EVALUATED_KINDS), limit)
-    return mine_id, [DirtyWindow(r["id"], to_ns(r["min_ts"]), to_ns(r["max_ts"]), r["n_rows"], r["kind"])
+        "SELECT id, min_ts, max_ts, n_rows, kind, urgent FROM dirty_windows WHERE mine_id = $1 "
+        "AND kind = ANY($2::text[]) ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED", mine_id, kinds, limit)
+    return mine_id, [DirtyWindow(r["id"], to_ns(r["min_ts"]), to_ns(r["max_ts"]), r["n_rows"], r["kind"], r["urgent"])
                      for r in rows]
+
+
+async def oldest_wait_s(conn: Conn) -> float:
+    """How long the oldest window has waited, by the database's clock (0 when none waits)."""
+    age: float | None = await conn.fetchval(
+        "SELECT extract(epoch FROM now() - created_at)::float8 FROM dirty_windows ORDER BY id LIMIT 1")
+    return age or 0.0
 
 
 async def lock_mine(conn: Conn, mine_id: int) -> None:
@@ -358,10 +384,10 @@ async def recheck_entries(conn: Conn, order_id: int, *, since_ns: int | None = N
     """An order written, moved or withdrawn changes which card entries and production signals
     already judged are seal breaches (rules.md §7): ask the personnel rules to judge the mine
     again from the order's start (or ``since``) to now (a day on, for a clock ahead of the
-    database's), as a card-read window."""
+    database's), as a card-read window, claimed ahead of the queue (a breach is reported at once)."""
     await conn.execute(
-        "INSERT INTO dirty_windows (mine_id, kind, min_ts, max_ts, n_rows) "
-        "SELECT mine_id, $2, coalesce($3, start_ts), greatest(start_ts, now()) + interval '1 day', 0 "
+        "INSERT INTO dirty_windows (mine_id, kind, min_ts, max_ts, n_rows, urgent) "
+        "SELECT mine_id, $2, coalesce($3, start_ts), greatest(start_ts, now()) + interval '1 day', 0, true "
         "FROM orders WHERE id = $1", order_id, CARDS_KIND, None if since_ns is None else from_ns(since_ns))
     await conn.execute("SELECT pg_notify($1, '')", DIRTY_CHANNEL)
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
 
 import asyncpg
@@ -69,6 +71,10 @@ class RulesSettings(BaseSettings):
     clock_s: float = Field(default=5.0, gt=0)
     # The personnel rules (rules.md §7, §4 evacuation) on card-read windows, and on the clock.
     personnel: bool = True
+    # Urgent windows (a restricted-area read, a mine under an order: migration 0092) are claimed
+    # before all others while the oldest window has waited less than this; past it (a backlog),
+    # urgent and oldest-first claims alternate, so neither kind can starve the other.
+    urgent_defer_s: float = Field(default=1.0, ge=0)
 
 
 def resolve_pack(name_or_path: str) -> RulePack:
@@ -97,6 +103,7 @@ class RuleWorker:
         self._thresholds_at = 0.0
         self._clock_at = 0.0
         self._clock_last: datetime | None = None  # the clock of the last clock-driven pass
+        self._urgent_turn = True  # in a backlog, claims alternate: urgent first, then the oldest (store.claim_mine)
         self.integrity_params = IntegrityParams()
 
     def stop(self) -> None:
@@ -138,10 +145,14 @@ class RuleWorker:
                     if not burst and (self.settings.integrity or self.settings.personnel) \
                             and time.monotonic() >= self._clock_at:
                         self._clock_at = time.monotonic() + self.settings.clock_s
+                        # A pass visits every mine: urgent windows are served between two mines.
+                        between = functools.partial(self.step, conn, urgent_only=True)
                         if self.settings.integrity:
-                            await self.clock_pass(conn)
+                            with self._timed("integrity"):
+                                await self.clock_pass(conn, between=between)
                         if self.settings.personnel:
-                            await self.personnel_clock_pass(conn)
+                            with self._timed("personnel"):
+                                await self.personnel_clock_pass(conn, between=between)
                     if await self.step(conn):
                         continue
                 except RulesError as exc:  # one mine's evaluation failed; it waits, the others go on
@@ -172,9 +183,10 @@ class RuleWorker:
             if conn is not None and not conn.is_closed():
                 await conn.close()
 
-    async def step(self, conn: asyncpg.Connection) -> bool:
+    async def step(self, conn: asyncpg.Connection, *, urgent_only: bool = False) -> bool:
         """Clear windows of kinds nothing here evaluates, then claim one mine's windows,
-        re-evaluate, commit; False when there was nothing to clear or claim."""
+        re-evaluate, commit; False when there was nothing to clear or claim. ``urgent_only``:
+        claim only a mine with an urgent window (between the mines of a clock pass)."""
         started = time.monotonic()
         s = self.settings
         cleared = await store.clear_unevaluated(conn, limit=s.claim_limit)
@@ -184,10 +196,13 @@ class RuleWorker:
         before, written = self.tally.readings, Counter(self.tally.findings)
         try:
             async with conn.transaction():
-                claim = await store.claim_mine(conn, limit=s.claim_limit, skip=skip)
+                urgent_first = self._urgent_turn or await store.oldest_wait_s(conn) < s.urgent_defer_s
+                claim = await store.claim_mine(conn, limit=s.claim_limit, skip=skip, urgent_first=urgent_first,
+                                               urgent_only=urgent_only)
                 if claim is None:
                     return cleared > 0
                 mine_id, windows = claim
+                self._urgent_turn = not any(w.urgent for w in windows)
                 spans = plan_spans([(w.lo, w.hi) for w in windows if w.kind in (store.READINGS_KIND, store.STATIONS_KIND)],
                                    slack_ns=int(s.slack_s * 1e9), piece_ns=int(s.piece_s * 1e9))
                 accidents = any(w.kind == store.ACCIDENTS_KIND for w in windows)
@@ -224,19 +239,30 @@ class RuleWorker:
             self.metrics.evaluation_seconds.observe(time.monotonic() - started)
         return True
 
-    async def clock_pass(self, conn: asyncpg.Connection) -> bool:
+    @contextlib.contextmanager
+    def _timed(self, family: str) -> Iterator[None]:
+        started = time.monotonic()
+        yield
+        took = time.monotonic() - started
+        log.debug("rules worker: %s clock pass took %.3f s", family, took)
+        if self.metrics is not None:
+            self.metrics.clock_seconds.labels(family=family).observe(took)
+
+    async def clock_pass(self, conn: asyncpg.Connection, *, between: store.Between | None = None) -> bool:
         """The clock-driven integrity pass at this worker's clock (rules.integrity_worker.clock_pass):
         offline, station faults, power-off failures and under-reporting fire with no data at all."""
         now = self.clock.now()
-        changed = await clock_pass(conn, now, tally=self.tally, params=self.integrity_params, since=self._clock_last)
+        changed = await clock_pass(conn, now, tally=self.tally, params=self.integrity_params, since=self._clock_last,
+                                   between=between)
         self._clock_last = now
         return changed
 
-    async def personnel_clock_pass(self, conn: asyncpg.Connection) -> bool:
+    async def personnel_clock_pass(self, conn: asyncpg.Connection, *, between: store.Between | None = None) -> bool:
         """The clock-driven personnel pass at this worker's clock (rules.personnel_worker.clock_pass):
         overtime of a silent card, work_continued at t + 30 min, spans that stay open."""
         return await personnel_clock_pass(conn, to_ns(self.clock.now()), tally=self.tally,
-                                          settings=self.pack.personnel, exclude_mask=self.pack.episodes.exclude_mask)
+                                          settings=self.pack.personnel, exclude_mask=self.pack.episodes.exclude_mask,
+                                          between=between)
 
     async def _listen_and_beat(self) -> None:
         """LISTEN for the ingest's notifications and keep the heartbeat and lag metrics fresh."""

@@ -138,7 +138,8 @@ class _Accumulator:
             (pids, tss, values, statuses), (mine, _family) = o.fast
             hi = max(tss)
             self.tables.setdefault("readings", TableBatch()).extend_columns(
-                pids, tss, values, statuses, (o.topic, mine), lookup.mine_ids[mine], min(tss), hi)
+                pids, tss, values, statuses, (o.topic, mine), lookup.mine_ids[mine], min(tss), hi,
+                urgent=lookup.alarming(pids, values))
             self.newest_us = max(self.newest_us, hi)
             self.n_items += len(pids)
         if o.validated is None:
@@ -153,7 +154,7 @@ class _Accumulator:
             self.tables.setdefault("readings", TableBatch()).extend_columns(
                 [r[0] for r in v.rows], [epoch_us(r[1]) for r in v.rows], [r[2] for r in v.rows],
                 [r[3] for r in v.rows], (o.topic, mine), lookup.mine_ids[mine], epoch_us(v.min_ts),
-                epoch_us(v.max_ts))
+                epoch_us(v.max_ts), urgent=lookup.alarming([r[0] for r in v.rows], [r[2] for r in v.rows]))
         else:
             self.tables.setdefault(table, TableBatch()).extend(
                 v.rows, (o.topic, mine), lookup.mine_ids[mine], v.min_ts, v.max_ts)

@@ -46,7 +46,8 @@ def _kind(table: str, cols: tuple[str, ...], key: tuple[str, str], mine_join: st
         f"ON CONFLICT DO NOTHING RETURNING {col_list}), "
         f"w AS (INSERT INTO dirty_windows (mine_id, kind, min_ts, max_ts, n_rows, urgent) "
         f"SELECT {mine_col}, '{table}', min(ins.ts), max(ins.ts), count(*), "
-        f"dirty_window_urgent({mine_col}, '{table}', min(ins.ts), max(ins.ts), {stations}) FROM ins {mine_join} "
+        f"{mine_col} = ANY($1::int[]) OR dirty_window_urgent({mine_col}, '{table}', min(ins.ts), max(ins.ts), "
+        f"{stations}) FROM ins {mine_join} "
         f"GROUP BY {mine_col} RETURNING n_rows) "
         "SELECT coalesce(sum(n_rows), 0)::bigint FROM w"
     )
@@ -206,12 +207,18 @@ class TableBatch:
     # the staging path needs tuples. Windows are tracked in epoch µs and converted once.
     cols: ReadingColumns | None = None
     _us_by_mine: dict[int, list[int]] = field(default_factory=dict)
+    # Mines with a reading at or beyond its alarm level (Lookup.alarming): their windows are urgent.
+    urgent_mines: set[int] = field(default_factory=set)
 
     def extend_columns(self, point_id: list[int], ts_us: list[int], value: list[float], status: list[int],
-                       origin: tuple[str | None, str | None], mine_id: int, lo_us: int, hi_us: int) -> None:
-        """Append rows given as columns (epoch µs times); used by the MQTT hot path."""
+                       origin: tuple[str | None, str | None], mine_id: int, lo_us: int, hi_us: int, *,
+                      urgent: bool = False) -> None:
+        """Append rows given as columns (epoch µs times); used by the MQTT hot path. ``urgent``:
+        a reading is at or beyond its alarm level (the mine's window is claimed first)."""
         if not point_id:
             return
+        if urgent:
+            self.urgent_mines.add(mine_id)
         c = self.cols
         if c is None:
             c = self.cols = ReadingColumns()
@@ -379,8 +386,9 @@ class BatchStore:
                 stations.setdefault(r[3], set()).add(r[2])
         await conn.executemany(
             "INSERT INTO dirty_windows (mine_id, kind, min_ts, max_ts, n_rows, urgent) "
-            "VALUES ($1, $2, $3, $4, $5, dirty_window_urgent($1, $2, $3, $4, $6::int[]))",
-            [(mine_id, table, lo, hi, n, sorted(stations.get(mine_id, ()))) for mine_id, (lo, hi, n) in windows.items()])
+            "VALUES ($1, $2, $3, $4, $5, $7 OR dirty_window_urgent($1, $2, $3, $4, $6::int[]))",
+            [(mine_id, table, lo, hi, n, sorted(stations.get(mine_id, ())), mine_id in b.urgent_mines)
+             for mine_id, (lo, hi, n) in windows.items()])
         return b.count()
 
     async def _insert_deduplicated(self, table: str, b: TableBatch, dead: list[DeadLetter], now: datetime,
@@ -391,7 +399,7 @@ class BatchStore:
         if b.cols is not None and not b.rows:
             b.rows = b.cols.rows()
         await conn.copy_records_to_table(k.stage, records=[(i, *r) for i, r in enumerate(b.rows)], columns=k.columns)
-        n = int(await conn.fetchval(k.insert))
+        n = int(await conn.fetchval(k.insert, sorted(b.urgent_mines)))
         confl[table] = 0
         if len(b.rows) - n:
             for r in await conn.fetch(k.conflicts):

@@ -10,8 +10,8 @@ re-processed from dead letters, are judged too).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -33,6 +33,21 @@ class Lookup:
     cards: Mapping[str, tuple[int, str]]
     stations: Mapping[str, tuple[int, str]]
     mine_ids: Mapping[str, int]
+    # point id -> (alarm_hi, alarm_lo) of its threshold version in effect when the lookup was
+    # read (NaN: none): which readings may open an exceedance at once (`alarming`).
+    alarms: Mapping[int, tuple[float, float]] = field(default_factory=dict)
+
+    def alarming(self, point_ids: Sequence[int], values: Sequence[float]) -> bool:
+        """Whether any reading is at or beyond its point's alarm level (a hint that marks the
+        batch's window urgent, rules.store.claim_mine: a stale level only reorders the queue)."""
+        alarms = self.alarms
+        if not alarms:
+            return False
+        for p, v in zip(point_ids, values, strict=True):
+            a = alarms.get(p)
+            if a is not None and (v >= a[0] or v <= a[1]):
+                return True
+        return False
 
 
 class MineRef(Protocol):
@@ -93,7 +108,12 @@ async def load_lookup(conn: asyncpg.Connection, mine: MineRef | None = None) -> 
         stations = {r["code"]: (r["id"], r["mine"]) for r in await conn.fetch(
             "SELECT s.code, s.id, m.code AS mine FROM stations s JOIN mines m ON m.id = s.mine_id WHERE s.active")}
         mines = {r["code"]: r["id"] for r in await conn.fetch("SELECT code, id FROM mines")}
-        return Lookup(points, cards, stations, mines)
+        alarms = {r["point_id"]: (r["hi"], r["lo"]) for r in await conn.fetch(
+            "SELECT DISTINCT ON (t.point_id) t.point_id, coalesce(t.alarm_hi, 'NaN') AS hi, "
+            "coalesce(t.alarm_lo, 'NaN') AS lo FROM point_thresholds t JOIN points p ON p.id = t.point_id "
+            "WHERE p.active AND t.effective_from <= now() ORDER BY t.point_id, t.effective_from DESC")
+            if r["hi"] == r["hi"] or r["lo"] == r["lo"]}
+        return Lookup(points, cards, stations, mines, alarms)
     points = {r["code"]: (r["id"], r["mine"]) for r in await conn.fetch(
         "SELECT p.code, p.id, m.code AS mine FROM points p JOIN mines m ON m.id = p.mine_id "
         "WHERE p.active AND (p.mine_id = $1 OR starts_with(p.code, $2))", mine.id, mine.code)}

@@ -32,6 +32,7 @@ from api.readings.router import router as readings_router
 from minewatch.clock import Clock, SystemClock
 from minewatch.db import create_pool
 from minewatch.settings import Settings
+from rules.worker import RulesSettings, resolve_pack
 
 API_VERSION = "1.0.0"
 
@@ -89,7 +90,8 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: C
         try:
             app.state.minewatch = AppState(
                 settings=settings, pool=the_pool, clock=clock or SystemClock(),
-                codec=CursorCodec(settings.token_pepper.get_secret_value().encode()))
+                codec=CursorCodec(settings.token_pepper.get_secret_value().encode()),
+                personnel=resolve_pack(RulesSettings().pack).personnel)
             if sms_replies is not None:
                 configure_inbound(app, pool=the_pool, clock=app.state.minewatch.clock, routing=sms_replies.routing,
                                   secret=sms_replies.secret)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, cast
 
@@ -18,6 +18,7 @@ from api.pagination import CursorCodec
 from api.schemas import DEFAULT_LIMIT, MAX_LIMIT
 from minewatch.clock import Clock
 from minewatch.settings import Settings
+from rules.packs import PersonnelSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,9 @@ class AppState:
     pool: asyncpg.Pool
     clock: Clock
     codec: CursorCodec
+    # The rule pack's personnel settings (MINEWATCH_RULES_PACK, as the rules worker reads it):
+    # the page shows the limit `over_capacity` judges by.
+    personnel: PersonnelSettings = field(default_factory=PersonnelSettings)
 
 
 # Dependencies are `async def` even when they do no IO: FastAPI runs plain `def`

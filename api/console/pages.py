@@ -73,7 +73,8 @@ async def overview(request: Request, state: State, session: Session,
 async def _live(state: State, ref: MineRef, now: datetime) -> dict[str, Any]:
     points, people, order = await asyncio.gather(
         queries.live_points(state.pool, ref.id, now),
-        underground(pool=state.pool, codec=state.codec, mine_id=ref.id, mine=ref.code, now=now, limit=1, cursor=None),
+        underground(pool=state.pool, codec=state.codec, mine_id=ref.id, mine=ref.code, now=now, limit=1, cursor=None,
+                    rules=state.personnel),
         active_order_of(pool=state.pool, mine_id=ref.id, mine=ref.code))
     return {"points": points, "people": people, "order": order, "now": now}
 

@@ -50,8 +50,10 @@ class PersonnelOut(ApiModel):
     mine: str
     as_of: datetime
     underground: int
-    approved: int | None = Field(description="The mine's approved underground head count")
-    over: bool
+    approved: int | None = Field(description="The mine's approved underground head count (registry)")
+    limit: int = Field(description="The underground limit `over_capacity` judges by (rules.md §7): the approved "
+                                   "count capped by the national bound, 450, or 850 for a disaster-severe mine")
+    over: bool = Field(description="underground exceeds limit")
     areas: list[AreaCount]
     unassigned: int = Field(description="Cards underground at a station that belongs to no area")
     leader_underground: bool = Field(description="A leader card (矿领导带班) is underground now")

@@ -18,6 +18,8 @@ import asyncpg
 
 from api.pagination import CursorCodec
 from api.personnel.schemas import AreaCount, OvertimeOut, PersonnelOut, PersonOut
+from rules.packs import PersonnelSettings
+from rules.personnel_worker import mine_limit
 
 _KIND = "personnel"
 # Reads newer than this come from one scan of the mine's reads by time (see _LATEST): everyone in
@@ -37,7 +39,7 @@ LEFT JOIN LATERAL (
 WHERE s.mine_id = $1 OR s.id = ANY($2::int[])
 """
 _AREAS = """
-SELECT a.id, a.code, a.name, a.approved, a.restricted, a.shaft, m.approved_underground
+SELECT a.id, a.code, a.name, a.approved, a.restricted, a.shaft, m.approved_underground, m.disaster_severe
 FROM mines m LEFT JOIN areas a ON a.mine_id = m.id WHERE m.id = $1 ORDER BY a.code
 """
 
@@ -119,8 +121,9 @@ class _Station(NamedTuple):
 
 
 async def underground(*, pool: asyncpg.Pool, codec: CursorCodec, mine_id: int, mine: str, now: datetime,
-                      limit: int, cursor: str | None) -> PersonnelOut:
-    """The people underground in one (visible) mine now; one page of them, counts over all."""
+                      limit: int, cursor: str | None, rules: PersonnelSettings) -> PersonnelOut:
+    """The people underground in one (visible) mine now; one page of them, counts over all.
+    ``rules``: the rule pack's personnel settings (the national bounds of the mine's limit)."""
     after: str | None = None
     if cursor:
         (key,) = codec.decode(cursor, _KIND, ("str",))
@@ -136,6 +139,7 @@ async def underground(*, pool: asyncpg.Pool, codec: CursorCodec, mine_id: int, m
                              for r in await conn.fetch(_STATIONS, -1, sorted(foreign))})
     shaft = [r["id"] for r in station_rows if r["in_shaft"]]  # the mine's shaft-area stations
     approved = area_rows[0]["approved_underground"] if area_rows else None
+    mine_cap = mine_limit(approved, bool(area_rows and area_rows[0]["disaster_severe"]), rules)
     areas = [a for a in area_rows if a["id"] is not None]
     inside = [(r, st) for r in latest if not (st := stations[r["station_id"]]).shaft]
     counts = Counter(st.area for _, st in inside)
@@ -160,7 +164,7 @@ async def underground(*, pool: asyncpg.Pool, codec: CursorCodec, mine_id: int, m
                                last_seen=r["ts"], since=since, entered=m["stay"] or since))
     return PersonnelOut(
         mine=mine, as_of=now, underground=len(inside),
-        approved=approved, over=approved is not None and len(inside) > approved, areas=area_counts,
+        approved=approved, limit=mine_cap, over=len(inside) > mine_cap, areas=area_counts,
         unassigned=counts.get(None, 0), leader_underground=bool(leaders), leaders=leaders,
         overtime=[OvertimeOut(card=r["subject"], entry=datetime.fromisoformat(r["entry"]) if r["entry"] else None,
                               since=r["start_ts"], finding=r["id"]) for r in overtime],

@@ -10,6 +10,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from api.pagination import CursorCodec
+from api.personnel.service import underground
+from rules.packs import PersonnelSettings
 from tests.api.conftest import NOW, auth
 from tests.api.scenario import M1, M2, World
 
@@ -68,6 +71,7 @@ async def test_who_is_underground(client: httpx.AsyncClient, world: World, crew:
     inside = {"in_a01", "stale", "r1", "r2", "r3", "r4", "r5"}
     assert {p["card"] for p in body["items"]} == {crew[x] for x in inside}
     assert body["underground"] == len(inside) and body["approved"] == 450 and body["over"] is False
+    assert body["limit"] == 450
     areas = {a["area"]: a for a in body["areas"]}
     assert {k: a["count"] for k, a in areas.items()} == {"A00": 0, "A01": 2, "A02": 0, "A03": 0, "A04": 0, "A05": 5}
     assert areas["A05"]["over"] is True and areas["A05"]["restricted"] is True and areas["A05"]["approved"] == 4
@@ -77,6 +81,33 @@ async def test_who_is_underground(client: httpx.AsyncClient, world: World, crew:
     assert by_card[crew["in_a01"]]["last_seen"] == (NOW - MIN).isoformat().replace("+00:00", "Z")
     assert by_card[crew["stale"]]["last_seen"] == (NOW - 13 * 60 * MIN).isoformat().replace("+00:00", "Z")
     assert "window_hours" not in body and body["unassigned"] == 0
+
+
+@pytest.mark.parametrize(("approved", "severe", "national", "limit"), [
+    (450, False, 450, 450),   # the approved count, within the bound
+    (600, False, 450, 450),   # capped by the national bound (rules.md §7)
+    (600, True, 450, 600),    # a disaster-severe mine: bounded by 850, the approved count holds
+    (900, True, 450, 850),
+    (None, False, 450, 450),  # no approved count: the bound
+    (450, False, 6, 6),       # a pack's lower bound: 7 underground is over it, as over_capacity judges
+])
+async def test_the_mine_limit_is_the_one_over_capacity_judges_by(
+        pool: asyncpg.Pool, world: World, crew: dict[str, str], approved: int | None, severe: bool, national: int,
+        limit: int) -> None:
+    mine_id = world.mine_ids[M2]
+    async with pool.acquire() as conn:
+        old = await conn.fetchrow("SELECT approved_underground, disaster_severe FROM mines WHERE id = $1", mine_id)
+        await conn.execute("UPDATE mines SET approved_underground = $2, disaster_severe = $3 WHERE id = $1",
+                           mine_id, approved, severe)
+    try:
+        out = await underground(pool=pool, codec=CursorCodec(b"k"), mine_id=mine_id, mine=M2, now=NOW, limit=1,
+                                cursor=None, rules=PersonnelSettings(national_limit=national))
+    finally:
+        async with pool.acquire() as conn:
+            await conn.execute("UPDATE mines SET approved_underground = $2, disaster_severe = $3 WHERE id = $1",
+                               mine_id, old["approved_underground"], old["disaster_severe"])
+    assert (out.approved, out.limit, out.underground) == (approved, limit, 7)
+    assert out.over is (limit < 7)
 
 
 async def test_pages_list_people_once_and_keep_totals(client: httpx.AsyncClient, world: World,

@@ -32,7 +32,7 @@ from api.readings.router import router as readings_router
 from minewatch.clock import Clock, SystemClock
 from minewatch.db import create_pool
 from minewatch.settings import Settings
-from rules.worker import RulesSettings, resolve_pack
+from rules.packs import PersonnelSettings
 
 API_VERSION = "1.0.0"
 
@@ -68,10 +68,13 @@ SmsReplies = InboundConfig
 
 
 def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: Clock | None = None,
-               registry: CollectorRegistry | None = None, sms_replies: SmsReplies | None = None) -> FastAPI:
+               registry: CollectorRegistry | None = None, sms_replies: SmsReplies | None = None,
+               personnel: PersonnelSettings | None = None) -> FastAPI:
     """Build the API. The pool is created in the lifespan from `settings.database_url` unless one is
     passed (then the caller owns and closes it); `registry` collects the request metrics;
-    `sms_replies` configures the SMS provider's reply webhook (503 without it)."""
+    `sms_replies` configures the SMS provider's reply webhook (503 without it); `personnel`: the
+    rule pack's personnel settings (the national bounds of a mine's limit; default: the default
+    pack's), which the mains read from MINEWATCH_RULES_PACK as the rules worker does."""
     metrics = ApiMetrics(registry or CollectorRegistry())
 
     @asynccontextmanager
@@ -91,7 +94,7 @@ def create_app(settings: Settings, *, pool: asyncpg.Pool | None = None, clock: C
             app.state.minewatch = AppState(
                 settings=settings, pool=the_pool, clock=clock or SystemClock(),
                 codec=CursorCodec(settings.token_pepper.get_secret_value().encode()),
-                personnel=resolve_pack(RulesSettings().pack).personnel)
+                personnel=personnel or PersonnelSettings())
             if sms_replies is not None:
                 configure_inbound(app, pool=the_pool, clock=app.state.minewatch.clock, routing=sms_replies.routing,
                                   secret=sms_replies.secret)

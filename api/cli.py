@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from api.app import SmsReplies
+    from rules.packs import PersonnelSettings
 
 
 def _dsn(settings: Settings) -> str:
@@ -32,6 +33,14 @@ def sms_replies(environ: Mapping[str, str]) -> SmsReplies:
     return inbound_config(environ)
 
 
+def rules_personnel() -> PersonnelSettings:
+    """The personnel settings of the rule pack the rules worker runs (MINEWATCH_RULES_PACK), read
+    in main() like every setting: the personnel page shows the limit over_capacity judges by."""
+    from rules.worker import RulesSettings, resolve_pack
+
+    return resolve_pack(RulesSettings().pack).personnel
+
+
 def app_from_environment() -> FastAPI:
     """The app of one uvicorn worker process (`minewatch api --workers N`): each worker is its own
     main(), so it builds its settings once, from the same environment the command was given."""
@@ -39,7 +48,7 @@ def app_from_environment() -> FastAPI:
 
     settings = Settings()
     require_strong_pepper(settings)
-    return create_app(settings, sms_replies=sms_replies(os.environ))
+    return create_app(settings, sms_replies=sms_replies(os.environ), personnel=rules_personnel())
 
 
 def serve_workers(app: str, *, workers: int, host: str, port: int, **options: Any) -> None:
@@ -87,7 +96,8 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
         # One process runs Python on one core: a busy API needs several (PostgreSQL wants cores too).
         serve_workers("api.cli:app_from_environment", workers=args.workers, host=host, port=port, **options)
     else:
-        uvicorn.run(create_app(settings, sms_replies=sms_replies(os.environ)), host=host, port=port, **options)
+        uvicorn.run(create_app(settings, sms_replies=sms_replies(os.environ), personnel=rules_personnel()), host=host,
+                    port=port, **options)
     return 0
 
 

@@ -41,6 +41,7 @@ from minewatch.secretfile import installation_secret
 from minewatch.settings import Settings, pepper_problem
 from minewatch.worker import Worker, install_stop_signals
 from rules.metrics import RulesMetrics
+from rules.packs import PersonnelSettings
 from rules.worker import RulesSettings, RuleWorker, resolve_pack
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ async def run_all(settings: Settings, *, speed: float = 1.0, with_simulators: bo
         registry = CollectorRegistry()
         shared = broker is None or broker.supports_shared_subscriptions
         workers = _workers(settings, registry, env, shared=shared)
-        api = _api_server(settings, registry, sms_replies(env))
+        api = _api_server(settings, registry, sms_replies(env), resolve_pack(RulesSettings().pack).personnel)
         stopping = asyncio.Event()
 
         def stop_api() -> None:
@@ -286,10 +287,11 @@ def _workers(settings: Settings, registry: CollectorRegistry, env: Mapping[str, 
     ]
 
 
-def _api_server(settings: Settings, registry: CollectorRegistry, replies: SmsReplies | None) -> uvicorn.Server:
+def _api_server(settings: Settings, registry: CollectorRegistry, replies: SmsReplies | None,
+                personnel: PersonnelSettings) -> uvicorn.Server:
     """The API as a uvicorn server inside this process; `should_exit` stops it as SIGTERM would
     (requests in flight finish, the lifespan closes the pool)."""
-    app = create_app(settings, registry=registry, sms_replies=replies)
+    app = create_app(settings, registry=registry, sms_replies=replies, personnel=personnel)
     server = uvicorn.Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="warning",
                                            **server_options(settings)))
     # Our stop signals drain every worker and the API together (install_stop_signals in run_all);

@@ -87,15 +87,23 @@ def scenario_rows() -> list[list[Row]]:
     return [*batches, batch]
 
 
+@pytest.mark.parametrize("partner", [False, True], ids=["one-worker", "beside-a-second-worker"])
 async def test_worker_killed_at_random_moments_ends_with_the_uninterrupted_findings(
-        make_db: Callable[[], Awaitable[str]], tmp_path: Path) -> None:
+        make_db: Callable[[], Awaitable[str]], tmp_path: Path, partner: bool) -> None:
+    """With `partner`, a second worker process runs beside the one killed, never killed itself:
+    the two share the scenario's three mines (a mine's advisory lock keeps them off each other's
+    evaluations), and whatever the killed one had claimed, rolled back with its death, the
+    other takes over."""
     batches = scenario_rows()
     _, sc = scenario()
     total = sum(len(b) for b in batches)
     streamed = await make_db()
     worker = Worker(streamed, tmp_path / "worker.log")
+    second = Worker(streamed, tmp_path / "second.log") if partner else None
     rng = random.Random(20261123)
     await worker.start()
+    if second is not None:
+        await second.start()
     kills = 0
 
     busy = 0  # kills that interrupted an evaluation: its transaction open, windows claimed
@@ -138,9 +146,15 @@ async def test_worker_killed_at_random_moments_ends_with_the_uninterrupted_findi
     deadline = time.monotonic() + 120
     while await count(streamed, "SELECT count(*) FROM dirty_windows WHERE kind = 'readings'"):
         assert worker.proc is not None and worker.proc.poll() is None, worker.log.read_text()[-3000:]
+        assert second is None or (second.proc is not None and second.proc.poll() is None), \
+            second.log.read_text()[-3000:]
         assert time.monotonic() < deadline, "the worker did not catch up"
         await asyncio.sleep(0.2)
     assert worker.stop() == 0, "SIGTERM drains and exits cleanly"
+    if second is not None:
+        assert second.stop() == 0
+        assert second.starts == 1, "the second worker was never restarted"
+        assert "evaluating mine" not in second.log.read_text(), second.log.read_text()[-3000:]
     assert kills >= 4, f"only {kills} kills"
     assert pending >= 2 and busy >= 1, f"{kills} kills: {pending} with windows waiting, {busy} mid-evaluation"
     assert "rules worker: " in worker.log.read_text().rsplit("rules worker: started", 1)[-1]

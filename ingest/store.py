@@ -212,7 +212,7 @@ class TableBatch:
 
     def extend_columns(self, point_id: list[int], ts_us: list[int], value: list[float], status: list[int],
                        origin: tuple[str | None, str | None], mine_id: int, lo_us: int, hi_us: int, *,
-                      urgent: bool = False) -> None:
+                       urgent: bool = False) -> None:
         """Append rows given as columns (epoch µs times); used by the MQTT hot path. ``urgent``:
         a reading is at or beyond its alarm level (the mine's window is claimed first)."""
         if not point_id:

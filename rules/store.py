@@ -66,6 +66,7 @@ class DirtyWindow:
 # Called by a clock pass between two mines (the worker serves urgent windows there).
 Between = Callable[[], Awaitable[object]]
 
+
 async def claim_mine(conn: Conn, *, limit: int, skip: Iterable[int] = (), urgent_first: bool = False,
                      urgent_only: bool = False) -> tuple[int, list[DirtyWindow]] | None:
     """In the caller's transaction: lock one mine (advisory, per transaction) that has dirty
@@ -74,9 +75,8 @@ async def claim_mine(conn: Conn, *, limit: int, skip: Iterable[int] = (), urgent
     The mine is the one with the oldest window, or with ``urgent_first`` the one with the
     oldest urgent window if any (a window that may hold a finding raised at once, migration
     0092), or with ``urgent_only`` that mine or none; the caller alternates the first two in a
-    backlog so that neither can starve the other. Either way the
-    claim takes the mine's oldest windows of every kind, so the order of claims never changes
-    what is found, only when.
+    backlog so that neither can starve the other. Either way the claim takes the mine's oldest
+    windows of every kind, so the order of claims never changes what is found, only when.
 
     The row lock (SKIP LOCKED) keeps two workers off the same rows, the advisory lock off the
     same mine: windows that arrive for a mine while it is being evaluated wait for the next turn.

@@ -222,5 +222,12 @@ async def test_a_clock_pass_serves_urgent_windows_between_its_mines_and_only_tho
         assert served == [{plain}, {plain}]  # one call per mine with cards; the urgent one gone at the first
         assert not await worker.step(conn, urgent_only=True)
         assert await waiting(conn) == {plain}
+
+        # The worker's own hook: an urgent window is evaluated, a plain one is not.
+        assert not await worker.serve_urgent(conn)
+        urgent = await queue(conn, MINE, True)
+        await asyncio.sleep(0.06)  # it looks at most every 50 ms
+        assert await worker.serve_urgent(conn)
+        assert urgent not in await waiting(conn) and plain in await waiting(conn)
     finally:
         await conn.close()

@@ -137,9 +137,8 @@ class _Accumulator:
         if o.fast is not None:
             (pids, tss, values, statuses), (mine, _family) = o.fast
             hi = max(tss)
-            self.tables.setdefault("readings", TableBatch()).extend_columns(
-                pids, tss, values, statuses, (o.topic, mine), lookup.mine_ids[mine], min(tss), hi,
-                urgent=lookup.alarming(pids, values))
+            self.tables.setdefault("readings", TableBatch(alarms=lookup.alarms)).extend_columns(
+                pids, tss, values, statuses, (o.topic, mine), lookup.mine_ids[mine], min(tss), hi)
             self.newest_us = max(self.newest_us, hi)
             self.n_items += len(pids)
         if o.validated is None:
@@ -151,10 +150,10 @@ class _Accumulator:
         table = TABLE_OF[family]
         if table == "readings":
             # Same columns as the hot path, so the batch keeps message order (first value wins).
-            self.tables.setdefault("readings", TableBatch()).extend_columns(
+            self.tables.setdefault("readings", TableBatch(alarms=lookup.alarms)).extend_columns(
                 [r[0] for r in v.rows], [epoch_us(r[1]) for r in v.rows], [r[2] for r in v.rows],
                 [r[3] for r in v.rows], (o.topic, mine), lookup.mine_ids[mine], epoch_us(v.min_ts),
-                epoch_us(v.max_ts), urgent=lookup.alarming([r[0] for r in v.rows], [r[2] for r in v.rows]))
+                epoch_us(v.max_ts))
         else:
             self.tables.setdefault(table, TableBatch()).extend(
                 v.rows, (o.topic, mine), lookup.mine_ids[mine], v.min_ts, v.max_ts)

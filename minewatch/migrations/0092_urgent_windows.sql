@@ -11,11 +11,11 @@ ALTER TABLE dirty_windows ADD COLUMN IF NOT EXISTS urgent boolean NOT NULL DEFAU
 CREATE INDEX IF NOT EXISTS dirty_windows_urgent_idx ON dirty_windows (id) WHERE urgent;
 
 -- The ingest marks a window urgent itself when a reading is at or beyond its point's alarm
--- level (ingest.service, `Lookup.alarming`), and asks this function for the rest: the mine has
--- a shutdown order (not withdrawn) in force at some time of the window (a seal breach by card
--- or by production signal may be in it), or the window's card reads include one at a station
--- of a restricted area. Both are index probes of small tables; over-inclusive is harmless (it
--- only reorders the queue).
+-- level (`TableBatch.urgent_mines`, with its lookup's `AlarmTable`), and asks this function for
+-- the rest: the mine has a shutdown order (not withdrawn) in force at some time of the window (a
+-- seal breach by card or by production signal may be in it), or the window's card reads include
+-- one at a station of a restricted area. Both are index probes of small tables; over-inclusive
+-- is harmless (it only reorders the queue).
 CREATE OR REPLACE FUNCTION dirty_window_urgent(p_mine integer, p_kind text, p_lo timestamptz, p_hi timestamptz,
                                                p_stations integer[]) RETURNS boolean
 LANGUAGE sql STABLE AS $$

@@ -11,11 +11,13 @@ re-processed from dead letters, are judged too).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 import asyncpg
+import numpy as np
+from numpy.typing import NDArray
 
 from minewatch.registry.thresholds import Thresholds, order_problems, same_values
 
@@ -33,21 +35,38 @@ class Lookup:
     cards: Mapping[str, tuple[int, str]]
     stations: Mapping[str, tuple[int, str]]
     mine_ids: Mapping[str, int]
-    # point id -> (alarm_hi, alarm_lo) of its threshold version in effect when the lookup was
-    # read (NaN: none): which readings may open an exceedance at once (`alarming`).
-    alarms: Mapping[int, tuple[float, float]] = field(default_factory=dict)
+    # Each point's alarm levels of the threshold version in effect when the lookup was read:
+    # which readings may open an exceedance at once (`AlarmTable.mines_of`).
+    alarms: AlarmTable | None = None
 
-    def alarming(self, point_ids: Sequence[int], values: Sequence[float]) -> bool:
-        """Whether any reading is at or beyond its point's alarm level (a hint that marks the
-        batch's window urgent, rules.store.claim_mine: a stale level only reorders the queue)."""
-        alarms = self.alarms
-        if not alarms:
-            return False
-        for p, v in zip(point_ids, values, strict=True):
-            a = alarms.get(p)
-            if a is not None and (v >= a[0] or v <= a[1]):
-                return True
-        return False
+
+@dataclass(frozen=True)
+class AlarmTable:
+    """Alarm levels by point id (arrays indexed by id; NaN: none) and each point's mine id."""
+
+    hi: NDArray[np.float64]
+    lo: NDArray[np.float64]
+    mine: NDArray[np.int64]
+
+    @classmethod
+    def build(cls, rows: Sequence[tuple[int, int, float | None, float | None]]) -> AlarmTable:
+        """From (point id, mine id, alarm_hi, alarm_lo) rows."""
+        size = max((r[0] for r in rows), default=-1) + 1
+        hi, lo = np.full(size, np.nan), np.full(size, np.nan)
+        mine = np.full(size, -1, np.int64)
+        for pid, mine_id, a_hi, a_lo in rows:
+            hi[pid] = np.nan if a_hi is None else a_hi
+            lo[pid] = np.nan if a_lo is None else a_lo
+            mine[pid] = mine_id
+        return cls(hi, lo, mine)
+
+    def mines_of(self, point_ids: NDArray[np.int64], values: NDArray[np.float64]) -> set[int]:
+        """The mines with a reading at or beyond its point's alarm level (a hint that marks their
+        windows urgent, rules.store.claim_mine: a stale level only reorders the queue)."""
+        known = point_ids < len(self.hi)
+        ids, vals = point_ids[known], values[known]
+        hit = (vals >= self.hi[ids]) | (vals <= self.lo[ids])  # NaN compares false: no level
+        return set(np.unique(self.mine[ids[hit]]).tolist()) if hit.any() else set()
 
 
 class MineRef(Protocol):
@@ -108,11 +127,10 @@ async def load_lookup(conn: asyncpg.Connection, mine: MineRef | None = None) -> 
         stations = {r["code"]: (r["id"], r["mine"]) for r in await conn.fetch(
             "SELECT s.code, s.id, m.code AS mine FROM stations s JOIN mines m ON m.id = s.mine_id WHERE s.active")}
         mines = {r["code"]: r["id"] for r in await conn.fetch("SELECT code, id FROM mines")}
-        alarms = {r["point_id"]: (r["hi"], r["lo"]) for r in await conn.fetch(
-            "SELECT DISTINCT ON (t.point_id) t.point_id, coalesce(t.alarm_hi, 'NaN') AS hi, "
-            "coalesce(t.alarm_lo, 'NaN') AS lo FROM point_thresholds t JOIN points p ON p.id = t.point_id "
-            "WHERE p.active AND t.effective_from <= now() ORDER BY t.point_id, t.effective_from DESC")
-            if r["hi"] == r["hi"] or r["lo"] == r["lo"]}
+        alarms = AlarmTable.build([tuple(r) for r in await conn.fetch(
+            "SELECT DISTINCT ON (t.point_id) t.point_id, p.mine_id, t.alarm_hi, t.alarm_lo "
+            "FROM point_thresholds t JOIN points p ON p.id = t.point_id "
+            "WHERE p.active AND t.effective_from <= now() ORDER BY t.point_id, t.effective_from DESC")])
         return Lookup(points, cards, stations, mines, alarms)
     points = {r["code"]: (r["id"], r["mine"]) for r in await conn.fetch(
         "SELECT p.code, p.id, m.code AS mine FROM points p JOIN mines m ON m.id = p.mine_id "

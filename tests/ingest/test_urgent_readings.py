@@ -16,12 +16,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import numpy as np
 import pytest
 
 from ingest.service import _Accumulator, _Outcome
 from ingest.store import BatchStore
 from minewatch.db.timeseries import PartitionKeeper, current_backend
-from minewatch.registry.db import Lookup, load_lookup
+from minewatch.registry.db import AlarmTable, Lookup, load_lookup
 from tests.conftest import _drop_db
 from tests.rules.db.helpers import new_db
 
@@ -32,13 +33,14 @@ CH4_2 = f"{M2}_01MN0001_T0001"
 T = datetime(2026, 11, 10, 2, 0, tzinfo=UTC)
 
 
-def test_alarming_compares_each_reading_with_its_points_levels() -> None:
-    lk = Lookup({}, {}, {}, {}, {1: (1.0, math.nan), 2: (math.nan, 18.0)})
-    assert not lk.alarming([1, 1, 2], [0.2, 0.99, 20.9])
-    assert lk.alarming([1], [1.0])  # at the level
-    assert lk.alarming([2], [18.0]) and lk.alarming([2, 1], [17.9, 0.1])
-    assert not lk.alarming([3], [99.0])  # a point without levels
-    assert not Lookup({}, {}, {}, {}).alarming([1], [5.0])
+def test_alarm_table_finds_the_mines_with_a_reading_at_or_beyond_a_level() -> None:
+    table = AlarmTable.build([(1, 10, 1.0, None), (2, 20, None, 18.0), (4, 40, None, None)])
+    assert table.mines_of(np.array([1, 1, 2]), np.array([0.2, 0.99, 20.9])) == set()
+    assert table.mines_of(np.array([1]), np.array([1.0])) == {10}  # at the level
+    assert table.mines_of(np.array([2, 1]), np.array([18.0, 1.5])) == {10, 20}
+    assert table.mines_of(np.array([3, 4]), np.array([99.0, 99.0])) == set()  # no levels
+    assert table.mines_of(np.array([7]), np.array([99.0])) == set()  # beyond the table (a newer point)
+    assert AlarmTable.build([]).mines_of(np.array([1]), np.array([5.0])) == set()
 
 
 @pytest.fixture
@@ -55,7 +57,7 @@ async def write(conn: asyncpg.Connection, lk: Lookup, mine: str, rows: list[tupl
     pids = [lk.points[code][0] for code, _, _ in rows]
     tss = [int(ts.timestamp() * 1_000_000) for _, ts, _ in rows]
     acc.add(_Outcome(topic=f"mines/{mine}/safety", fast=((pids, tss, [v for _, _, v in rows], [0] * len(rows)),
-                                                         (mine, "safety"))), lk)
+                                                         (mine, "safety"))), lk)  # as the MQTT hot path does
     await BatchStore(conn, PartitionKeeper(await current_backend(conn))).write(acc.tables, [], now=datetime.now(UTC))
 
 
@@ -69,10 +71,10 @@ async def test_a_reading_at_its_alarm_level_makes_the_window_urgent_on_both_writ
     conn = await asyncpg.connect(db)
     try:
         lk = await load_lookup(conn)
-        ch4 = lk.alarms[lk.points[CH4][0]]
-        o2 = lk.alarms[lk.points[O2][0]]
-        assert ch4[0] == 1.0 and math.isnan(ch4[1])
-        assert math.isnan(o2[0]) and o2[1] == 20.0
+        assert lk.alarms is not None
+        ch4, o2 = lk.points[CH4][0], lk.points[O2][0]
+        assert lk.alarms.hi[ch4] == 1.0 and math.isnan(lk.alarms.lo[ch4])
+        assert math.isnan(lk.alarms.hi[o2]) and lk.alarms.lo[o2] == 20.0
         await conn.execute("DELETE FROM dirty_windows")
 
         await write(conn, lk, M1, [(CH4, T, 0.4), (O2, T, 20.9)])

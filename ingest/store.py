@@ -259,7 +259,7 @@ class TableBatch:
                 self.max_ts = hi_dt
         self._us_by_mine.clear()
 
-    def urgent_mines(self) -> list[int]:
+    def urgent_mines(self) -> set[int]:
         """The mines with a reading at or beyond its point's alarm level (column rows, with the
         lookup's `alarms`): their windows are claimed first (rules.store.claim_mine)."""
         if self._urgent is None:
@@ -269,7 +269,7 @@ class TableBatch:
             else:
                 pid, _, value = c.arrays()
                 self._urgent = self.alarms.mines_of(pid, value)
-        return sorted(self._urgent)
+        return self._urgent
 
     def count(self) -> int:
         """Rows in the batch (tuples and columns)."""
@@ -406,7 +406,7 @@ class BatchStore:
         if table == "card_reads":  # rows are (card_id, ts, station_id, mine_id)
             for r in b.rows:
                 stations.setdefault(r[3], set()).add(r[2])
-        urgent = set(b.urgent_mines())
+        urgent = b.urgent_mines()
         await conn.executemany(
             "INSERT INTO dirty_windows (mine_id, kind, min_ts, max_ts, n_rows, urgent) "
             "VALUES ($1, $2, $3, $4, $5, $7 OR dirty_window_urgent($1, $2, $3, $4, $6::int[]))",
@@ -422,7 +422,7 @@ class BatchStore:
         if b.cols is not None and not b.rows:
             b.rows = b.cols.rows()
         await conn.copy_records_to_table(k.stage, records=[(i, *r) for i, r in enumerate(b.rows)], columns=k.columns)
-        n = int(await conn.fetchval(k.insert, b.urgent_mines()))
+        n = int(await conn.fetchval(k.insert, sorted(b.urgent_mines())))
         confl[table] = 0
         if len(b.rows) - n:
             for r in await conn.fetch(k.conflicts):

@@ -409,10 +409,10 @@ async def clock_pass(conn: Conn, now_ns: int, *, tally: Tally, settings: Personn
     """The rules that fire with no new read, at the clock's ``now_ns``: each mine's last
     minutes are re-judged in one transaction under its evaluation lock (a mine being
     evaluated is skipped: its evaluation runs at the same clock; ``between`` is awaited before
-    each mine). An open stay past entry +
-    shift + grace becomes `overtime`, cards still at a face 30 min after a power-off trigger
-    `work_continued`, counts that stay over their limit `over_capacity`. Keeps no state of
-    its own; a second pass at the same clock writes nothing. True when a finding changed."""
+    each mine). An open stay past entry + shift + grace becomes `overtime`, cards still at a
+    face 30 min after a power-off trigger `work_continued`, counts that stay over their limit
+    `over_capacity`. Keeps no state of its own; a second pass at the same clock writes nothing.
+    True when a finding changed."""
     ids = mines if mines is not None else [
         r["id"] for r in await conn.fetch(
             "SELECT m.id FROM mines m WHERE m.active AND EXISTS (SELECT 1 FROM cards c WHERE c.mine_id = m.id) "

@@ -49,16 +49,13 @@ class AlarmTable:
     mine: NDArray[np.int64]
 
     @classmethod
-    def build(cls, rows: Sequence[tuple[int, int, float | None, float | None]]) -> AlarmTable:
-        """From (point id, mine id, alarm_hi, alarm_lo) rows."""
-        size = max((r[0] for r in rows), default=-1) + 1
-        hi, lo = np.full(size, np.nan), np.full(size, np.nan)
-        mine = np.full(size, -1, np.int64)
-        for pid, mine_id, a_hi, a_lo in rows:
-            hi[pid] = np.nan if a_hi is None else a_hi
-            lo[pid] = np.nan if a_lo is None else a_lo
-            mine[pid] = mine_id
-        return cls(hi, lo, mine)
+    def build(cls, point: Sequence[int], mine: Sequence[int], hi: Sequence[float], lo: Sequence[float]) -> AlarmTable:
+        """From columns: point id, its mine id, alarm_hi and alarm_lo (NaN: none)."""
+        ids = np.asarray(point, np.int64)
+        size = int(ids.max()) + 1 if len(ids) else 0
+        table = cls(np.full(size, np.nan), np.full(size, np.nan), np.full(size, -1, np.int64))
+        table.hi[ids], table.lo[ids], table.mine[ids] = hi, lo, mine
+        return table
 
     def mines_of(self, point_ids: NDArray[np.int64], values: NDArray[np.float64]) -> set[int]:
         """The mines with a reading at or beyond its point's alarm level (a hint that marks their
@@ -127,11 +124,15 @@ async def load_lookup(conn: asyncpg.Connection, mine: MineRef | None = None) -> 
         stations = {r["code"]: (r["id"], r["mine"]) for r in await conn.fetch(
             "SELECT s.code, s.id, m.code AS mine FROM stations s JOIN mines m ON m.id = s.mine_id WHERE s.active")}
         mines = {r["code"]: r["id"] for r in await conn.fetch("SELECT code, id FROM mines")}
-        alarms = AlarmTable.build([tuple(r) for r in await conn.fetch(
-            "SELECT DISTINCT ON (t.point_id) t.point_id, p.mine_id, t.alarm_hi, t.alarm_lo "
-            "FROM point_thresholds t JOIN points p ON p.id = t.point_id "
-            "WHERE p.active AND t.effective_from <= now() ORDER BY t.point_id, t.effective_from DESC")])
-        return Lookup(points, cards, stations, mines, alarms)
+        # One row of four arrays: the table is filled by numpy, not a Python loop per point.
+        cols = await conn.fetchrow(
+            "SELECT coalesce(array_agg(point_id), '{}'), coalesce(array_agg(mine_id), '{}'), "
+            "coalesce(array_agg(hi), '{}'), coalesce(array_agg(lo), '{}') FROM ("
+            "SELECT DISTINCT ON (t.point_id) t.point_id, p.mine_id, coalesce(t.alarm_hi, 'NaN') AS hi, "
+            "coalesce(t.alarm_lo, 'NaN') AS lo FROM point_thresholds t JOIN points p ON p.id = t.point_id "
+            "WHERE p.active AND t.effective_from <= now() ORDER BY t.point_id, t.effective_from DESC) v")
+        assert cols is not None  # an aggregate without GROUP BY always gives one row
+        return Lookup(points, cards, stations, mines, AlarmTable.build(cols[0], cols[1], cols[2], cols[3]))
     points = {r["code"]: (r["id"], r["mine"]) for r in await conn.fetch(
         "SELECT p.code, p.id, m.code AS mine FROM points p JOIN mines m ON m.id = p.mine_id "
         "WHERE p.active AND (p.mine_id = $1 OR starts_with(p.code, $2))", mine.id, mine.code)}

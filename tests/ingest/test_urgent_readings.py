@@ -34,13 +34,14 @@ T = datetime(2026, 11, 10, 2, 0, tzinfo=UTC)
 
 
 def test_alarm_table_finds_the_mines_with_a_reading_at_or_beyond_a_level() -> None:
-    table = AlarmTable.build([(1, 10, 1.0, None), (2, 20, None, 18.0), (4, 40, None, None)])
+    nan = math.nan
+    table = AlarmTable.build([1, 2, 4], [10, 20, 40], [1.0, nan, nan], [nan, 18.0, nan])
     assert table.mines_of(np.array([1, 1, 2]), np.array([0.2, 0.99, 20.9])) == set()
     assert table.mines_of(np.array([1]), np.array([1.0])) == {10}  # at the level
     assert table.mines_of(np.array([2, 1]), np.array([18.0, 1.5])) == {10, 20}
     assert table.mines_of(np.array([3, 4]), np.array([99.0, 99.0])) == set()  # no levels
     assert table.mines_of(np.array([7]), np.array([99.0])) == set()  # beyond the table (a newer point)
-    assert AlarmTable.build([]).mines_of(np.array([1]), np.array([5.0])) == set()
+    assert AlarmTable.build([], [], [], []).mines_of(np.array([1]), np.array([5.0])) == set()
 
 
 @pytest.fixture

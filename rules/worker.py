@@ -26,8 +26,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from minewatch.clock import Clock, SystemClock
-from minewatch.timeutil import to_ns
-from rules import store
+from minewatch.timeutil import from_ns, to_ns
+from rules import presence_store, store
 from rules.backfill import Tally, reevaluate
 from rules.errors import RulesError
 from rules.evaluate import plan_spans
@@ -220,6 +220,9 @@ class RuleWorker:
                     changed = await reevaluate_windows(conn, self.pack, mine_id, windows, now_ns=to_ns(self.clock.now()),
                                                        tally=self.tally, slack_ns=int(s.slack_s * 1e9),
                                                        piece_ns=int(s.piece_s * 1e9)) or changed
+                # The personnel page's presence rows follow the card reads claimed, whatever rules run.
+                await presence_store.update(conn, mine_id, [(from_ns(w.lo), from_ns(w.hi)) for w in windows
+                                                            if w.kind == store.CARDS_KIND and w.rows > 0])
                 for lo, hi in spans[s.max_pieces:]:
                     await store.enqueue_window(conn, mine_id, lo, hi)
                 await store.delete_windows(conn, [w.id for w in windows])

@@ -18,6 +18,8 @@ import asyncpg
 
 from api.pagination import CursorCodec
 from api.personnel.schemas import AreaCount, OvertimeOut, PersonnelOut, PersonOut
+from rules import presence_store
+from rules.load import Conn
 from rules.packs import PersonnelSettings
 from rules.personnel_worker import mine_limit
 
@@ -113,6 +115,26 @@ ORDER BY f.subject, f.start_ts
 """
 
 
+# The kept path (rules.presence_store, migration 0093). Every card's row, light (no times: the
+# counts need only where each card is); the reads up to now in card-read windows the rules
+# worker has not claimed yet, which the rows may not count; then, for the page only, the times.
+_KEPT = """
+SELECT c.id AS card_id, c.code, c.role, p.station_id, p.ts > $2 AS ahead
+FROM card_presence p JOIN cards c ON c.id = p.card_id AND c.mine_id = $1
+WHERE p.mine_id = $1
+"""
+_PENDING = """
+SELECT DISTINCT r.card_id, r.ts, r.station_id FROM dirty_windows w
+JOIN card_reads r ON r.mine_id = w.mine_id AND r.ts >= w.min_ts AND r.ts <= least(w.max_ts, $2)
+JOIN cards c ON c.id = r.card_id AND c.mine_id = $1
+WHERE w.mine_id = $1 AND w.kind = 'card_reads' AND w.n_rows > 0
+ORDER BY r.card_id, r.ts
+"""
+_DETAILS = """
+SELECT c.id AS card_id, c.code, c.role, c.name, p.ts, p.run, p.stay
+FROM cards c LEFT JOIN card_presence p ON p.card_id = c.id WHERE c.id = ANY($1::int[])
+"""
+
 class _Station(NamedTuple):
     code: str
     area_id: int | None
@@ -120,48 +142,107 @@ class _Station(NamedTuple):
     shaft: bool
 
 
+_UNKNOWN = datetime.min  # a kept row's time, read for the page only
+
+
+class _Latest(NamedTuple):
+    """A card's latest read up to now; name, run and stay when already known."""
+    card_id: int
+    code: str
+    role: str
+    ts: datetime
+    station_id: int
+    name: str | None = None
+    run: datetime | None = None
+    stay: datetime | None = None
+
+
+async def _kept(conn: Conn, mine_id: int, now: datetime, shaft: list[int]) -> tuple[list[_Latest], set[int]]:
+    """Each card's latest read up to now from the kept rows, those the rows may not settle alone
+    brought up to the reads of the windows not claimed yet (rules.presence_store.advance, the
+    worker's own step) or, when that cannot tell or a row counts a read after now, recomputed
+    from card_reads. Also returns the cards whose times are already known (the others: from
+    _DETAILS, for the page)."""
+    light = await conn.fetch(_KEPT, mine_id, now)
+    pending = await conn.fetch(_PENDING, mine_id, now)
+    ahead = {r["card_id"] for r in light if r["ahead"]}
+    behind = {r["card_id"] for r in pending} | ahead
+    if not behind:
+        return [_Latest(r["card_id"], r["code"], r["role"], _UNKNOWN, r["station_id"]) for r in light], set()
+    rows = {c: p for c, p in (await presence_store.kept_rows(conn, sorted(behind))).items() if c not in ahead}
+    stations = await presence_store.stations_of(conn, mine_id, [r["station_id"] for r in pending]
+                                                + [p.station_id for p in rows.values()])
+    _, again = presence_store.advance(rows, (tuple(r) for r in pending if r["card_id"] not in ahead), stations)
+    for card in again:
+        rows.pop(card, None)
+    recompute = sorted(again | ahead)
+    if recompute:
+        rows.update((p.card_id, p) for p in await presence_store.compute(conn, recompute, shaft, now))
+    cards = {r["card_id"]: r for r in await conn.fetch(_DETAILS, sorted(behind))}
+    out = [_Latest(r["card_id"], r["code"], r["role"], _UNKNOWN, r["station_id"]) for r in light
+           if r["card_id"] not in behind]
+    out += [_Latest(c, cards[c]["code"], cards[c]["role"], p.ts, p.station_id, cards[c]["name"], p.run, p.stay)
+            for c, p in rows.items()]
+    return out, set(rows)
+
+
 async def underground(*, pool: asyncpg.Pool, codec: CursorCodec, mine_id: int, mine: str, now: datetime,
-                      limit: int, cursor: str | None, rules: PersonnelSettings) -> PersonnelOut:
+                      limit: int, cursor: str | None, rules: PersonnelSettings, kept: bool = True) -> PersonnelOut:
     """The people underground in one (visible) mine now; one page of them, counts over all.
-    ``rules``: the rule pack's personnel settings (the national bounds of the mine's limit)."""
+    ``rules``: the rule pack's personnel settings (the national bounds of the mine's limit).
+    One snapshot: the presence rows the rules worker keeps and the windows it has not claimed
+    yet are read together (REPEATABLE READ), or card_reads alone when the rows are not current
+    (or ``kept`` is False: the reference the kept path is tested against)."""
     after: str | None = None
     if cursor:
         (key,) = codec.decode(cursor, _KIND, ("str",))
         after = str(key)
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         station_rows = await conn.fetch(_STATIONS, mine_id, [])
         stations = {r["id"]: _Station(r["code"], r["area_id"], r["area"], r["shaft"]) for r in station_rows}
-        latest = await conn.fetch(_LATEST, mine_id, now, now - RECENT, [i for i, st in stations.items() if st.shaft])
+        shaft_area = [i for i, st in stations.items() if st.shaft]
+        shaft = [r["id"] for r in station_rows if r["in_shaft"]]  # the mine's shaft-area stations
+        known: set[int] | None = None
+        if kept and await conn.fetchval(presence_store.BUILT_IS_CURRENT, mine_id):
+            latest, known = await _kept(conn, mine_id, now, shaft)
+        else:
+            latest = [_Latest(*r) for r in await conn.fetch(_LATEST, mine_id, now, now - RECENT, shaft_area)]
+        latest.sort(key=lambda r: r.code)  # by code point, as the cursor compares (not the database's collation)
         area_rows = await conn.fetch(_AREAS, mine_id)
-        foreign = {r["station_id"] for r in latest} - stations.keys()
+        foreign = {r.station_id for r in latest} - stations.keys()
         if foreign:  # read at a station of another mine (the card moved between mines): name it
             stations.update({r["id"]: _Station(r["code"], r["area_id"], r["area"], r["shaft"])
                              for r in await conn.fetch(_STATIONS, -1, sorted(foreign))})
-    shaft = [r["id"] for r in station_rows if r["in_shaft"]]  # the mine's shaft-area stations
-    approved = area_rows[0]["approved_underground"] if area_rows else None
-    mine_cap = mine_limit(approved, bool(area_rows and area_rows[0]["disaster_severe"]), rules)
-    areas = [a for a in area_rows if a["id"] is not None]
-    inside = [(r, st) for r in latest if not (st := stations[r["station_id"]]).shaft]
-    counts = Counter(st.area for _, st in inside)
-    area_counts = [AreaCount(area=a["code"], name=a["name"], count=counts.get(a["code"], 0), approved=a["approved"],
-                             restricted=a["restricted"], shaft=a["shaft"],
-                             over=a["approved"] is not None and counts.get(a["code"], 0) > a["approved"])
-                   for a in areas]
-    listed = inside if after is None else [x for x in inside if x[0]["code"] > after]
-    page = listed[:limit]
-    nxt = codec.encode(_KIND, (page[-1][0]["code"],)) if len(listed) > limit else None
-    async with pool.acquire() as conn:
-        marks = {r["card_id"]: r for r in await conn.fetch(
-            _SINCE, [r["card_id"] for r, _ in page], [r["ts"] for r, _ in page], [r["station_id"] for r, _ in page],
-            [st.area_id if st.area_id is not None else -1 for _, st in page], shaft, now)} if page else {}
+        approved = area_rows[0]["approved_underground"] if area_rows else None
+        mine_cap = mine_limit(approved, bool(area_rows and area_rows[0]["disaster_severe"]), rules)
+        areas = [a for a in area_rows if a["id"] is not None]
+        inside = [(r, st) for r in latest if not (st := stations[r.station_id]).shaft]
+        counts = Counter(st.area for _, st in inside)
+        area_counts = [AreaCount(area=a["code"], name=a["name"], count=counts.get(a["code"], 0),
+                                 approved=a["approved"], restricted=a["restricted"], shaft=a["shaft"],
+                                 over=a["approved"] is not None and counts.get(a["code"], 0) > a["approved"])
+                       for a in areas]
+        listed = inside if after is None else [x for x in inside if x[0].code > after]
+        page = listed[:limit]
+        nxt = codec.encode(_KIND, (page[-1][0].code,)) if len(listed) > limit else None
+        if known is not None:  # the kept path: the page's times from the rows
+            details = {d["card_id"]: d for d in await conn.fetch(
+                _DETAILS, [r.card_id for r, _ in page if r.card_id not in known])}
+            page = [(r._replace(ts=d["ts"], name=d["name"], run=d["run"], stay=d["stay"]) if (
+                d := details.get(r.card_id)) else r, st) for r, st in page]
+        walk = [(r, st) for r, st in page if r.run is None]
+        marks = {m["card_id"]: m for m in await conn.fetch(
+            _SINCE, [r.card_id for r, _ in walk], [r.ts for r, _ in walk], [r.station_id for r, _ in walk],
+            [st.area_id if st.area_id is not None else -1 for _, st in walk], shaft, now)} if walk else {}
         overtime = await conn.fetch(_OVERTIME, mine_id, now)
-    leaders = sorted(r["code"] for r, _ in inside if r["role"] == "leader")
+    leaders = sorted(r.code for r, _ in inside if r.role == "leader")
     items = []
     for r, st in page:
-        m = marks[r["card_id"]]
-        since = m["run"] or r["ts"]
-        items.append(PersonOut(card=r["code"], role=r["role"], name=m["name"], area=st.area, station=st.code,
-                               last_seen=r["ts"], since=since, entered=m["stay"] or since))
+        m = marks.get(r.card_id)
+        name, run, stay = (m["name"], m["run"], m["stay"]) if m is not None else (r.name, r.run, r.stay)
+        since = run or r.ts
+        items.append(PersonOut(card=r.code, role=r.role, name=name, area=st.area, station=st.code,
+                               last_seen=r.ts, since=since, entered=stay or since))
     return PersonnelOut(
         mine=mine, as_of=now, underground=len(inside),
         approved=approved, limit=mine_cap, over=len(inside) > mine_cap, areas=area_counts,

@@ -53,6 +53,7 @@ from minewatch.db import ident
 from minewatch.db.migrate import migrate
 from minewatch.db.registry_store import sync_registry
 from minewatch.db.timeseries import PartitionKeeper, current_backend
+from rules import presence_store
 
 PEPPER = "bench-pepper"
 DB = "minewatch_bench_personnel"
@@ -291,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--db", default=DB)
     p.add_argument("--refill", action="store_true")
     p.add_argument("--fill-only", action="store_true")
+    p.add_argument("--no-kept", action="store_true",
+                   help="answer from card_reads alone (no presence rows: the API before migration 0093)")
+    p.add_argument("--pending-s", type=float, default=2.0,
+                   help="the last seconds of reads left in an unclaimed card-read window (the rules worker's lag; "
+                        "those cards are recomputed from card_reads on every request)")
     p.add_argument("--explain", action="store_true",
                    help="print EXPLAIN ANALYZE of the endpoint's statements (straight on the database) and stop")
     args = p.parse_args(argv)
@@ -309,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         applied = asyncio.run(_migrate(dsn))
         if applied:
             print(f"applied migrations: {', '.join(applied)}")
+        print(asyncio.run(_presence(dsn, str(record["mine"]), datetime.fromisoformat(str(record["end"])),
+                                    kept=not args.no_kept, pending_s=args.pending_s)))
         print("stored:", asyncio.run(describe(dsn)))
         if args.fill_only:
             return 0
@@ -388,7 +396,14 @@ async def explain(dsn: str, mine: str, now: datetime) -> None:
         areas = [stations[r["station_id"]]["area_id"] or -1 for r in page]
         since = (service._SINCE, ([r["card_id"] for r in page], [r["ts"] for r in page],
                                   [r["station_id"] for r in page], areas, shaft, now))
-        for label, (sql, params) in (("stations", (service._STATIONS, (mine_id, []))), ("latest", latest),
+        pending = await conn.fetch(service._PENDING, mine_id, now)
+        page_ids = [r["card_id"] for r in await conn.fetch(service._KEPT, mine_id, now)][:100]
+        kept = [("layout current", (presence_store.BUILT_IS_CURRENT, (mine_id,))),
+                ("kept rows (light)", (service._KEPT, (mine_id, now))),
+                ("pending reads", (service._PENDING, (mine_id, now))),
+                ("pending cards' rows", (service._DETAILS, (sorted({r["card_id"] for r in pending}),))),
+                ("page details", (service._DETAILS, (page_ids,)))]
+        for label, (sql, params) in (*kept, ("stations", (service._STATIONS, (mine_id, []))), ("latest", latest),
                                      ("areas", (service._AREAS, (mine_id,))), ("since (page)", since),
                                      ("overtime", (service._OVERTIME, (mine_id, now)))):
             for _ in range(2):
@@ -401,6 +416,36 @@ async def explain(dsn: str, mine: str, now: datetime) -> None:
             plan = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS, COSTS off) {sql}", *params)
             print(f"\n-- {label}: median {statistics.median(times):.2f} ms of 20 (one connection, no HTTP)")
             print("\n".join(r[0] for r in plan))
+    finally:
+        await conn.close()
+
+
+async def _presence(dsn: str, mine: str, end: datetime, *, kept: bool, pending_s: float) -> str:
+    """The presence rows as the rules worker keeps them (rules.presence_store): built whole, as its
+    first claim of the mine does, with the last `pending_s` of reads in a window not yet claimed.
+    ``kept`` False: no rows, the API answers from card_reads alone."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        mine_id = await conn.fetchval("SELECT id FROM mines WHERE code = $1", mine)
+        await conn.execute("DELETE FROM dirty_windows WHERE mine_id = $1", mine_id)
+        await conn.execute("DELETE FROM presence_built WHERE mine_id = $1", mine_id)
+        if not kept:
+            await conn.execute("DELETE FROM card_presence WHERE mine_id = $1", mine_id)
+            return "presence rows: none (--no-kept): the endpoint reads card_reads alone"
+        t = time.perf_counter()
+        async with conn.transaction():
+            rows = await presence_store.rebuild(conn, mine_id)
+        built = time.perf_counter() - t
+        behind = 0
+        if pending_s > 0:
+            lo = end - timedelta(seconds=pending_s)
+            await conn.execute("INSERT INTO dirty_windows (mine_id, kind, min_ts, max_ts, n_rows) "
+                               "VALUES ($1, 'card_reads', $2, $3, 1)", mine_id, lo, end)
+            behind = await conn.fetchval("SELECT count(DISTINCT card_id) FROM card_reads WHERE mine_id = $1 "
+                                         "AND ts >= $2 AND ts <= $3", mine_id, lo, end)
+        await conn.execute("ANALYZE card_presence")
+        return (f"presence rows: {rows:,} built whole in {built:.1f} s (the rules worker's first claim of a mine); "
+                f"an unclaimed window holds the last {pending_s:g} s of reads: {behind} cards recomputed per request")
     finally:
         await conn.close()
 

@@ -220,9 +220,7 @@ class RuleWorker:
                     changed = await reevaluate_windows(conn, self.pack, mine_id, windows, now_ns=to_ns(self.clock.now()),
                                                        tally=self.tally, slack_ns=int(s.slack_s * 1e9),
                                                        piece_ns=int(s.piece_s * 1e9)) or changed
-                # The personnel page's presence rows follow the card reads claimed, whatever rules run.
-                await presence_store.update(conn, mine_id, [(from_ns(w.lo), from_ns(w.hi)) for w in windows
-                                                            if w.kind == store.CARDS_KIND and w.rows > 0])
+                await self._presence(conn, mine_id, windows)
                 for lo, hi in spans[s.max_pieces:]:
                     await store.enqueue_window(conn, mine_id, lo, hi)
                 await store.delete_windows(conn, [w.id for w in windows])
@@ -246,6 +244,24 @@ class RuleWorker:
                 self.metrics.findings.labels(change=change).inc(self.tally.findings[change] - written[change])
             self.metrics.evaluation_seconds.observe(time.monotonic() - started)
         return True
+
+    async def _presence(self, conn: asyncpg.Connection, mine_id: int, windows: list[store.DirtyWindow]) -> None:
+        """The personnel page's presence rows follow the card reads claimed, whatever rules run
+        (rules.presence_store). They are an index for one page, never a finding: if keeping them
+        fails, the mine's build mark goes (the page reads card_reads, the next claim rebuilds)
+        and the evaluation commits all the same."""
+        spans = [(from_ns(w.lo), from_ns(w.hi)) for w in windows if w.kind == store.CARDS_KIND and w.rows > 0]
+        if not spans:
+            return
+        try:
+            async with conn.transaction():
+                await presence_store.update(conn, mine_id, spans)
+        except CONNECTION_ERRORS:
+            raise
+        except Exception:
+            log.exception("rules worker: keeping the presence rows of mine id %s failed; the personnel page "
+                          "reads card_reads until its next claim rebuilds them", mine_id)
+            await conn.execute("DELETE FROM presence_built WHERE mine_id = $1", mine_id)
 
     async def serve_urgent(self, conn: asyncpg.Connection) -> bool:
         """Between two mines of a clock pass: evaluate the mine of the oldest urgent window, if one

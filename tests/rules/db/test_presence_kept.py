@@ -175,3 +175,39 @@ async def test_a_bulk_upload_rebuilds_the_mine(presence_db: Callable[[], Awaitab
     finally:
         await pool.close()
         await conn.close()
+
+
+async def test_a_failure_to_keep_the_rows_costs_the_page_its_shortcut_not_the_evaluation(
+        presence_db: Callable[[], Awaitable[str]], caplog: pytest.LogCaptureFixture) -> None:
+    """The rows are an index for one page: when writing them fails (here the database refuses
+    every new row) the claim still commits — its windows are done — the mine's build mark goes,
+    so the page answers from card_reads, and a later claim rebuilds the rows."""
+    dsn = await presence_db()
+    worker = RuleWorker(dsn, builtin_pack("default"), clock=FrozenClock(from_ns(T0 + 60 * MIN)),
+                        settings=RulesSettings(integrity=False))
+    conn = await asyncpg.connect(dsn)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        mine_id = await conn.fetchval("SELECT id FROM mines WHERE code = $1", MINE)
+        await ingest_cards(conn, [("P01", T0, SHAFTS[0]), ("P01", T0 + MIN, STATIONS[1])])
+        assert await worker.step(conn)
+        assert await conn.fetchval(presence_store.BUILT_IS_CURRENT, mine_id)
+        await conn.execute("ALTER TABLE card_presence ADD CONSTRAINT refuse CHECK (false) NOT VALID")
+        await ingest_cards(conn, [("P02", T0 + 2 * MIN, SHAFTS[0]), ("P02", T0 + 3 * MIN, STATIONS[3])])
+        assert await worker.step(conn)
+        assert "keeping the presence rows" in caplog.text
+        assert not await conn.fetchval("SELECT count(*) FROM dirty_windows")
+        assert not await conn.fetchval("SELECT count(*) FROM presence_built")
+        await both(pool, mine_id, T0 + 5 * MIN)
+        out = await underground(pool=pool, codec=CODEC, mine_id=mine_id, mine=MINE, now=from_ns(T0 + 5 * MIN),
+                                limit=10, cursor=None, rules=PersonnelSettings())
+        assert [p.card for p in out.items] == ["P01", "P02"]
+        await conn.execute("ALTER TABLE card_presence DROP CONSTRAINT refuse")
+        await ingest_cards(conn, [("P03", T0 + 4 * MIN, SHAFTS[0])])
+        assert await worker.step(conn)
+        assert await conn.fetchval(presence_store.BUILT_IS_CURRENT, mine_id)
+        assert await conn.fetchval("SELECT count(*) FROM card_presence") == 3
+        await both(pool, mine_id, T0 + 5 * MIN)
+    finally:
+        await pool.close()
+        await conn.close()

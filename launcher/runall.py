@@ -164,12 +164,17 @@ async def run_all(settings: Settings, *, speed: float = 1.0, with_simulators: bo
                     log.info("starting %s", name)
                     running.append(tg.create_task(worker.run(), name=name))
                 api_url = f"http://{settings.api_host}:{settings.api_port}"
-                running.append(tg.create_task(api.serve(), name="api"))
+                api_task = tg.create_task(api.serve(), name="api")
+                running.append(api_task)
                 if with_simulators:
                     sim = _start_simulators(settings, url, speed, data, scenario)
                 demo = None
                 if pg is not None:  # embedded mode: a ready sign-in for the console (a demo credential)
                     demo = await ensure_demo_admin(dsn, data, now=SystemClock().now())
+                # The banner says "sign in here": only once the API is listening (on a restart the
+                # rest is ready before uvicorn has bound its port).
+                while not api.started and not api_task.done():  # noqa: ASYNC110 (uvicorn has only the flag)
+                    await asyncio.sleep(0.02)
                 print(_banner(settings, dsn, url, api_url, data, scenario if with_simulators else None,
                               pepper_file, demo), flush=True)
                 status = tg.create_task(_status(dsn, 10.0), name="status")

@@ -26,6 +26,9 @@ def add_commands(sub: Any) -> None:
     i.add_argument("--topic-prefix", help="prefix before mines/{mine}/... (tests, multi-tenant brokers)")
     i.add_argument("--share-group", help="shared-subscription group ($share/<group>/...)")
     i.add_argument("--no-share", action="store_true", help="plain subscription (brokers without $share)")
+    i.add_argument("--partition", metavar="K/N",
+                   help="take the registry's mines of partition K of N (or MINEWATCH_INGEST_PARTITION; "
+                        "one process per K, each on its own persistent session)")
     i.add_argument("--field-variant", action="store_true",
                    help="also accept the provincial field variant: topic /{mine}/{system}, payload "
                         "{timestamp, systemcode, values} (or MINEWATCH_INGEST_FIELD_VARIANT=true)")
@@ -42,16 +45,20 @@ def add_commands(sub: Any) -> None:
 
 def build_service(settings: Settings, *, metrics: IngestMetrics, client_id: str | None = None, topic_prefix: str | None = None,
                   share_group: str | None = None, field_variant: bool | None = None,
-                  burst_idle_s: float | None = None) -> IngestService:
+                  burst_idle_s: float | None = None, partition: str | None = None) -> IngestService:
     """The MQTT ingest worker from settings (built once by the caller's main()), options on top."""
-    from ingest.consumer import MqttSource
+    from ingest.consumer import MqttSource, parse_partition
     from ingest.service import IngestService
     from minewatch.clock import SystemClock
 
     dsn = need(settings.database_url, "DATABASE_URL")
     url = need(settings.mqtt_url, "MQTT_URL")
     ing = settings.ingest
-    source = MqttSource(url, client_id=client_id or ing.client_id, topic_prefix=topic_prefix or ing.topic_prefix,
+    part_text = partition or ing.partition
+    part = parse_partition(part_text) if part_text else None
+    # Each partition its own persistent session: the client id names it.
+    cid = (client_id or ing.client_id) + (f"-p{part[0]}of{part[1]}" if part else "")
+    source = MqttSource(url, client_id=cid, topic_prefix=topic_prefix or ing.topic_prefix, partition=part,
                         share_group=share_group, queue_max=ing.queue_max_messages, queue_max_bytes=ing.queue_max_bytes,
                         reconnect_min_s=ing.reconnect_min_s, reconnect_max_s=ing.reconnect_max_s,
                         field_variant=ing.field_variant if field_variant is None else field_variant,
@@ -79,7 +86,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     ing = settings.ingest
     service = build_service(settings, metrics=metrics, client_id=args.client_id, topic_prefix=args.topic_prefix,
                             share_group=None if args.no_share else (args.share_group or ing.share_group),
-                            field_variant=args.field_variant or None, burst_idle_s=args.burst)
+                            field_variant=args.field_variant or None, burst_idle_s=args.burst,
+                            partition=args.partition)
 
     async def go() -> int:
         try:

@@ -11,7 +11,8 @@ import re
 import struct
 import threading
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -69,6 +70,20 @@ class BrokerAddress:
 # amqtt 0.12 does not even refuse a v5 CONNECT, it misreads its properties as the client id
 # length and waits for bytes that never come, so a v5 client never gets a CONNACK.
 PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
+
+
+def parse_partition(text: str) -> tuple[int, int]:
+    """"K/N" (0 <= K < N) as (K, N): this process's share of a static partition of the mines."""
+    k, sep, n = text.partition("/")
+    if not (sep and k.strip().isdigit() and n.strip().isdigit() and 0 <= int(k) < int(n)):
+        raise IngestError(f"ingest partition {text!r}: expected K/N with 0 <= K < N, e.g. 0/2 and 1/2 for two processes")
+    return int(k), int(n)
+
+
+def partition_of(mine: str, n: int) -> int:
+    """Which of n ingest processes takes a mine: CRC-32 of its code mod n (the same in every
+    process and every run, unlike Python's salted hash)."""
+    return zlib.crc32(mine.encode()) % n
 
 
 def parse_broker_url(url: str) -> BrokerAddress:
@@ -279,8 +294,17 @@ class MqttSource:
                  queue_max: int = 20_000, protocol: MQTTProtocolVersion | None = None,
                  reconnect_min_s: float = 0.5,
                  reconnect_max_s: float = 30.0, field_variant: bool = False,
-                 queue_max_bytes: int = QUEUE_MAX_BYTES, sparkplug: bool = True) -> None:
+                 queue_max_bytes: int = QUEUE_MAX_BYTES, sparkplug: bool = True,
+                 partition: tuple[int, int] | None = None) -> None:
+        if partition is not None and share_group:
+            raise IngestError("an ingest partition and a share group exclude each other: a partition's "
+                              "processes each subscribe to their own mines on their own session")
         self.address = parse_broker_url(url)
+        # A static partition (K, N) of the mines: subscribe to the owned mines' topics only
+        # (`set_mines`, from the registry, before start and on every registry refresh).
+        self.partition = partition
+        self.mines: frozenset[str] = frozenset()
+        self._mines_lock = threading.Lock()
         self.host, self.port = self.address.host, self.address.port
         self.topic_prefix = topic_prefix
         # Also take the provincial variant's `/{mine}/{system}` topics (ingest/field_variant.py).
@@ -337,6 +361,8 @@ class MqttSource:
         # The whole mines/ tree, not one filter per family: a message on a
         # misspelt family must reach us to become a dead letter, rather than
         # being dropped by the broker for want of a subscriber.
+        if self.partition is not None:
+            return self._partition_topics()
         base = [f"{self.topic_prefix}mines/#"]
         if self.field_variant:
             # The variant's topics start with `/`: `{prefix}/+/+`. The adapter tells its
@@ -349,6 +375,41 @@ class MqttSource:
         if self.share_group:
             return [f"$share/{self.share_group}/{t}" for t in base]
         return base
+
+    def _partition_topics(self) -> list[str]:
+        """A partition's filters: each owned mine's tree (and its field-variant topics). A message
+        of a mine not in the registry then reaches no ingest (the broker drops it) rather than
+        becoming a dead letter: the price of a static partition (docs/operations.md). Sparkplug's
+        namespace is not by mine: the process of K = 0 takes it whole."""
+        p = self.topic_prefix
+        mines = sorted(self.mines)
+        out = [f"{p}mines/{m}/#" for m in mines]
+        if self.field_variant:
+            out += [f"{p}/{m}/+" for m in mines]
+        if self.sparkplug and self.partition is not None and self.partition[0] == 0:
+            out.append(f"{p}spBv1.0/#")
+        return out
+
+    def set_mines(self, codes: Iterable[str]) -> None:
+        """The registry's mine codes: keep those of this partition, and (when connected) subscribe
+        to the new ones' topics and drop the gone ones'. No-op without a partition."""
+        if self.partition is None:
+            return
+        k, n = self.partition
+        owned = frozenset(c for c in codes if partition_of(c, n) == k)
+        with self._mines_lock:
+            if owned == self.mines:
+                return
+            before = self.topics()
+            self.mines = owned
+            after = self.topics()
+        log.info("ingest partition %d/%d: %d mines of the registry (%+d, %+d)", k, n, len(owned),
+                 len(set(after) - set(before)), -len(set(before) - set(after)))
+        if self.connected.is_set():
+            if gone := [t for t in before if t not in after]:
+                self.client.unsubscribe(gone)
+            if new := [t for t in after if t not in before]:
+                self.client.subscribe([(t, 1) for t in new])
 
     def stale_topics(self) -> list[str]:
         """Filters an earlier configuration of this persistent session may have subscribed and
@@ -427,9 +488,12 @@ class MqttSource:
             return
         self.epoch += 1
         log.info("connected to %s:%s (session present: %s)", self.host, self.port, flags.session_present)
-        if flags.session_present:
-            client.unsubscribe(self.stale_topics())
-        client.subscribe([(t, 1) for t in self.topics()])
+        if flags.session_present and (stale := self.stale_topics()):
+            client.unsubscribe(stale)
+        with self._mines_lock:
+            topics = self.topics()
+        if topics:
+            client.subscribe([(t, 1) for t in topics])
         if self.state_topic is not None:  # after the subscription, as Sparkplug B 3.0 orders it
             client.publish(self.state_topic, self._state(online=True), qos=1, retain=True)
         self.connected.set()

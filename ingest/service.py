@@ -230,6 +230,7 @@ class IngestService:
                 if first:
                     self._lookup = await load_lookup(conn)
                     self._lookup_at = time.monotonic()
+                    self.source.set_mines(self._lookup.mine_ids)
                 return w.store
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
@@ -294,6 +295,7 @@ class IngestService:
             assert self._conn is not None
             self._lookup = await load_lookup(self._conn)
             self._lookup_at = time.monotonic()
+            self.source.set_mines(self._lookup.mine_ids)  # a partition follows the registry
         return self._lookup
 
     async def process(self, batch: list[Inbound]) -> None:
@@ -559,9 +561,13 @@ class IngestService:
         """Run until `stop()` (the batches in flight commit and are acked); with `burst`, until no
         message arrived for `burst_idle_s` seconds (the one worker shape, minewatch/worker.py)."""
         burst_idle_s = self.burst_idle_s if burst else None
+        partitioned = self.source.partition is not None
+        if partitioned:  # a partition subscribes to its mines: the registry first
+            await self._connect()
         self.source.start()
         try:
-            await self._connect()
+            if not partitioned:
+                await self._connect()
             last_work = time.monotonic()
             while not self._stop.is_set():
                 deadline = None if burst_idle_s is None else last_work + burst_idle_s
@@ -581,6 +587,10 @@ class IngestService:
                 elif burst_idle_s is not None and time.monotonic() - last_work >= burst_idle_s:
                     await self._wait_pending()
                     break
+                elif partitioned and time.monotonic() - self._lookup_at > self.lookup_refresh_s:
+                    # No traffic refreshes the registry of a partition whose new mine it does
+                    # not subscribe to yet: look on the clock.
+                    await self._lookup_now(force=False)
             await self._wait_pending()
         finally:
             pending, self._pending = list(self._pending), deque()

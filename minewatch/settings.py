@@ -39,6 +39,11 @@ class IngestSettings(BaseSettings):
     # receives nothing (and messages published meanwhile have no subscriber).
     # A plain persistent subscription survives restarts; see docs/operations.md.
     share_group: str | None = None
+    # A static partition of the mines over N ingest processes, "K/N" (0 <= K < N): this process
+    # subscribes to mines/{mine}/# of the registry's mines whose code hashes to K (CRC-32 mod N),
+    # on its own persistent session (client id + "-pKofN"). Lossless across broker restarts,
+    # unlike $share (docs/operations.md, "Scaling ingest").
+    partition: str | None = None
     topic_prefix: str = ""
     # Also accept the provincial field variant `/{mine}/{system}` (docs/files.md), mapped
     # into the same pipeline; off unless the mines of this deployment publish it.

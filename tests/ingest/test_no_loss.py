@@ -22,6 +22,7 @@ import asyncpg
 import msgspec
 import pytest
 
+from ingest.consumer import partition_of
 from launcher.embedded import EmbeddedBroker, EmbeddedPostgres, mosquitto_binary
 from minewatch.registry import load_registry
 from simulators.run import RunOptions, render_history
@@ -263,3 +264,45 @@ async def test_two_ingest_processes_share_one_subscription(
     for ing in (a, b):
         line = [ln for ln in ing.log.read_text().splitlines() if ln.startswith("ingest: ")][-1]
         assert int(line.split()[1]) > len(messages) // 10, f"{ing.log.stem} took too small a share: {line}"
+
+
+@pytest.mark.skipif(mosquitto_binary() is None, reason="needs a mosquitto binary (amqtt keeps no sessions on disk)")
+async def test_a_static_partition_survives_a_killed_ingest_and_a_broker_restart(
+        fresh_db: str, topic_prefix: str, tmp_path: Path, ingest_factory: Callable[..., Ingest]) -> None:
+    """Scale-out that Mosquitto 2.0 keeps across restarts ($share does not): two processes take
+    the registry's mines by partition (0/2, 1/2), each on its own persistent session. The one
+    with most of the traffic is SIGKILLed mid-stream, the broker restarted while it is down, the process started again:
+    every reading is stored exactly once, and each process took only its own mines."""
+    broker = EmbeddedBroker(tmp_path / "broker")
+    url = broker.start()
+    try:
+        messages, expected = simulated(topic_prefix)
+        a = ingest_factory(fresh_db, url, topic_prefix, "p0", ("--partition", "0/2"))
+        b = ingest_factory(fresh_db, url, topic_prefix, "p1", ("--partition", "1/2"))
+        a.start()
+        b.start()
+        third = len(messages) // 3
+        await asyncio.to_thread(publish_all, url, messages[:third], max_inflight=500)
+        b.kill()  # the sample's three coal mines: they queue in its session meanwhile
+        await asyncio.to_thread(publish_all, url, messages[third:2 * third], max_inflight=500)
+        await asyncio.to_thread(broker.restart)  # clean stop: sessions and their queues are saved
+        b.start()
+        await asyncio.to_thread(publish_all, url, messages[2 * third:], max_inflight=500)
+        await wait_for_count(fresh_db, len(expected))
+        await asyncio.sleep(1.0)
+        assert await stored_set(fresh_db) == expected
+        b.stop()
+        a.stop()
+        mine_of = [t.split("/")[-2] for t, _ in messages]
+        for ing, k in ((a, 0), (b, 1)):
+            log = ing.log.read_text()
+            assert "session present: True" in log, f"{ing.log.stem}: the session survived the restart"
+            owned = {m for m in mine_of if partition_of(m, 2) == k}
+            assert owned and f"ingest partition {k}/2: {len(owned)} mines" in log
+        # a ran throughout: it took its own mines' messages (the broker's restart may redeliver
+        # some in flight), none of b's.
+        own = sum(partition_of(m, 2) == 0 for m in mine_of)
+        took = int([ln for ln in a.log.read_text().splitlines() if ln.startswith("ingest: ")][-1].split()[1])
+        assert own <= took < own + (len(messages) - own) // 2, (took, own, len(messages))
+    finally:
+        broker.stop()

@@ -29,6 +29,7 @@ class Inbox:
 
     items: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (path, body)
     keys: set[str] = field(default_factory=set)
+    arrivals: list[str] = field(default_factory=list)  # every accepted request's key, repeats too
     rejected: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -65,6 +66,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         key = self.headers.get("Idempotency-Key", "")
         with inbox.lock:
+            inbox.arrivals.append(key)
             if key not in inbox.keys:
                 inbox.keys.add(key)
                 inbox.items.append((self.path, json.loads(raw)))

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -159,6 +160,27 @@ def private_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
         yield b
     finally:
         b.stop()
+
+
+class Killable:
+    """A real process the test can SIGKILL (its whole session) or stop as systemd does."""
+
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path
+
+    def kill(self) -> None:
+        assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-2000:]
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
 
 
 def spawn_minewatch(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -73,41 +73,6 @@ WHERE c.mine_id = $1 AND r.station_id <> ALL($4::int[]) AND NOT EXISTS (SELECT 1
 ORDER BY 2
 """
 
-# For the listed cards, in one statement: walking back from the latest read, the last read
-# elsewhere (at another station, outside the card's area) or at a shaft station, whichever comes
-# first (one backward scan of the card's reads, stopped at the first match). When that read is
-# both (an entry without a detour since, the common case) it is both marks; otherwise the
-# missing mark is looked for further back from there. Then the first read after each mark (no
-# mark: the card's first read), up to now: the start of the run in the area and of the stay.
-# `Elsewhere` is the test _SINCE always made: another station, and not one of the card's area.
-_SINCE = """
-SELECT p.card_id, c.name, f.run, f.stay
-FROM unnest($1::int[], $2::timestamptz[], $3::int[], $4::int[]) AS p(card_id, ts, station_id, area_id)
-JOIN cards c ON c.id = p.card_id
-LEFT JOIN LATERAL (
-    SELECT q.ts, q.station_id = ANY($5::int[]) AS at_shaft,
-           (q.station_id <> p.station_id AND NOT EXISTS (SELECT 1 FROM area_stations x
-               WHERE x.station_id = q.station_id AND x.area_id = p.area_id)) AS elsewhere
-    FROM card_reads q
-    WHERE q.card_id = p.card_id AND q.ts < p.ts
-      AND (q.station_id = ANY($5::int[]) OR (q.station_id <> p.station_id AND NOT EXISTS (
-           SELECT 1 FROM area_stations x WHERE x.station_id = q.station_id AND x.area_id = p.area_id)))
-    ORDER BY q.ts DESC LIMIT 1) m ON true
-CROSS JOIN LATERAL (
-    SELECT CASE WHEN m.elsewhere THEN m.ts WHEN m.ts IS NOT NULL THEN (
-               SELECT q.ts FROM card_reads q WHERE q.card_id = p.card_id AND q.ts < m.ts
-                 AND q.station_id <> p.station_id AND NOT EXISTS (
-                     SELECT 1 FROM area_stations x WHERE x.station_id = q.station_id AND x.area_id = p.area_id)
-               ORDER BY q.ts DESC LIMIT 1) END AS moved,
-           CASE WHEN m.at_shaft THEN m.ts WHEN m.ts IS NOT NULL THEN (
-               SELECT q.ts FROM card_reads q WHERE q.card_id = p.card_id AND q.ts < m.ts
-                 AND q.station_id = ANY($5::int[]) ORDER BY q.ts DESC LIMIT 1) END AS exited) k
-CROSS JOIN LATERAL (
-    SELECT (SELECT q.ts FROM card_reads q WHERE q.card_id = p.card_id AND q.ts > COALESCE(k.moved, '-infinity')
-              AND q.ts <= $6 ORDER BY q.ts LIMIT 1) AS run,
-           (SELECT q.ts FROM card_reads q WHERE q.card_id = p.card_id AND q.ts > COALESCE(k.exited, '-infinity')
-              AND q.ts <= $6 ORDER BY q.ts LIMIT 1) AS stay) f
-"""
 _OVERTIME = """
 SELECT f.id, f.subject, f.start_ts, f.evidence->>'entry' AS entry FROM findings f
 WHERE f.mine_id = $1 AND f.rule = 'overtime' AND f.state = 'open' AND f.end_ts IS NULL AND f.start_ts <= $2
@@ -230,19 +195,21 @@ async def underground(*, pool: asyncpg.Pool, codec: CursorCodec, mine_id: int, m
                 _DETAILS, [r.card_id for r, _ in page if r.card_id not in known])}
             page = [(r._replace(ts=d["ts"], name=d["name"], run=d["run"], stay=d["stay"]) if (
                 d := details.get(r.card_id)) else r, st) for r, st in page]
-        walk = [(r, st) for r, st in page if r.run is None]
-        marks = {m["card_id"]: m for m in await conn.fetch(
-            _SINCE, [r.card_id for r, _ in walk], [r.ts for r, _ in walk], [r.station_id for r, _ in walk],
-            [st.area_id if st.area_id is not None else -1 for _, st in walk], shaft, now)} if walk else {}
+        # From card_reads alone: the page's "since" and "entered" by the walk the kept rows are
+        # built with (rules.presence_store.COMPUTE, as of now), and its names.
+        walk = [r.card_id for r, _ in page if r.run is None]
+        if walk:
+            computed = {p.card_id: p for p in await presence_store.compute(conn, walk, shaft, now)}
+            names = {d["card_id"]: d["name"] for d in await conn.fetch(_DETAILS, walk)}
+            page = [(r._replace(name=names[r.card_id], run=computed[r.card_id].run, stay=computed[r.card_id].stay)
+                     if r.card_id in computed else r, st) for r, st in page]
         overtime = await conn.fetch(_OVERTIME, mine_id, now)
     leaders = sorted(r.code for r, _ in inside if r.role == "leader")
     items = []
     for r, st in page:
-        m = marks.get(r.card_id)
-        name, run, stay = (m["name"], m["run"], m["stay"]) if m is not None else (r.name, r.run, r.stay)
-        since = run or r.ts
-        items.append(PersonOut(card=r.code, role=r.role, name=name, area=st.area, station=st.code,
-                               last_seen=r.ts, since=since, entered=stay or since))
+        since = r.run or r.ts
+        items.append(PersonOut(card=r.code, role=r.role, name=r.name, area=st.area, station=st.code,
+                               last_seen=r.ts, since=since, entered=r.stay or since))
     return PersonnelOut(
         mine=mine, as_of=now, underground=len(inside),
         approved=approved, limit=mine_cap, over=len(inside) > mine_cap, areas=area_counts,

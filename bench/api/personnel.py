@@ -393,9 +393,7 @@ async def explain(dsn: str, mine: str, now: datetime) -> None:
         latest = (service._LATEST, (mine_id, now, now - service.RECENT,
                                     [i for i, st in stations.items() if st["shaft"]]))
         page = [r for r in await conn.fetch(latest[0], *latest[1]) if not stations[r["station_id"]]["shaft"]][:100]
-        areas = [stations[r["station_id"]]["area_id"] or -1 for r in page]
-        since = (service._SINCE, ([r["card_id"] for r in page], [r["ts"] for r in page],
-                                  [r["station_id"] for r in page], areas, shaft, now))
+        since = (presence_store.COMPUTE, ([r["card_id"] for r in page], shaft, now))
         pending = await conn.fetch(service._PENDING, mine_id, now)
         page_ids = [r["card_id"] for r in await conn.fetch(service._KEPT, mine_id, now)][:100]
         kept = [("layout current", (presence_store.BUILT_IS_CURRENT, (mine_id,))),

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ import pytest
 
 from rules.backfill import backfill
 from rules.packs import builtin_pack
-from tests.conftest import ROOT, _create_db
+from tests.conftest import ROOT, Killable, _create_db
 from tests.e2e.servers import HOOK_SECRET, Inbox, http_inbox
 from tests.ingest.test_no_loss import AMQTT, Ingest, simulated, stored_set, wait_for_count
 from tests.mqtt_helpers import publish_all
@@ -94,33 +93,18 @@ def without_corner(messages: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]
     return out
 
 
-class Proc:
+class Proc(Killable):
     """A `python -m <module> ...` worker as a process we can kill."""
 
     def __init__(self, module: str, args: list[str], env: dict[str, str], log: Path) -> None:
         self.cmd = [sys.executable, "-m", module, *args]
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)
-
-    def kill(self) -> None:
-        assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-2000:]
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -27,7 +26,7 @@ from launcher.embedded import EmbeddedBroker, EmbeddedPostgres, mosquitto_binary
 from minewatch.registry import load_registry
 from simulators.run import RunOptions, render_history
 from simulators.world import World
-from tests.conftest import SAMPLE_REGISTRY, _create_db, spawn_minewatch
+from tests.conftest import SAMPLE_REGISTRY, Killable, _create_db, spawn_minewatch
 from tests.mqtt_helpers import publish_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.mqtt]
@@ -81,7 +80,7 @@ async def count(dsn: str) -> int:
         await conn.close()
 
 
-class Ingest:
+class Ingest(Killable):
     """The ingest as a real process we can kill."""
 
     def __init__(self, dsn: str, url: str, prefix: str, log: Path, extra: tuple[str, ...] = ()) -> None:
@@ -103,19 +102,6 @@ class Ingest:
             time.sleep(0.05)
         raise AssertionError(f"ingest did not connect: {self.log.read_text()[-2000:]}")
 
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
 
 
 @pytest.fixture

@@ -95,6 +95,12 @@ JOIN cards c ON c.id = r.card_id AND c.mine_id = $1
 WHERE w.mine_id = $1 AND w.kind = 'card_reads' AND w.n_rows > 0
 ORDER BY r.card_id, r.ts
 """
+# The rows answer only when built under the mine's current layout, and when the windows not
+# claimed yet span less than the worker's own rebuild threshold (a backlog of hours: reading
+# its reads back on every request would cost more than card_reads alone).
+_KEPT_USABLE = (  # module constants only; the mine is $1
+    "SELECT (" + presence_store.BUILT_IS_CURRENT + ") AND coalesce((SELECT sum(max_ts - min_ts) "
+    "FROM dirty_windows WHERE mine_id = $1 AND kind = 'card_reads' AND n_rows > 0), interval '0') <= $2::interval")
 _DETAILS = """
 SELECT c.id AS card_id, c.code, c.role, c.name, p.ts, p.run, p.stay
 FROM cards c LEFT JOIN card_presence p ON p.card_id = c.id WHERE c.id = ANY($1::int[])
@@ -168,7 +174,7 @@ async def underground(*, pool: asyncpg.Pool, codec: CursorCodec, mine_id: int, m
         shaft_area = [i for i, st in stations.items() if st.shaft]
         shaft = [r["id"] for r in station_rows if r["in_shaft"]]  # the mine's shaft-area stations
         known: set[int] | None = None
-        if kept and await conn.fetchval(presence_store.BUILT_IS_CURRENT, mine_id):
+        if kept and await conn.fetchval(_KEPT_USABLE, mine_id, presence_store.REBUILD_SPAN):
             latest, known = await _kept(conn, mine_id, now, shaft)
         else:
             latest = [_Latest(*r) for r in await conn.fetch(_LATEST, mine_id, now, now - RECENT, shaft_area)]

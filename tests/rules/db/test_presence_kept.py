@@ -165,6 +165,7 @@ async def test_a_bulk_upload_rebuilds_the_mine(presence_db: Callable[[], Awaitab
         built = await conn.fetchval("SELECT built_at FROM presence_built WHERE mine_id = $1", mine_id)
         hours = int(presence_store.REBUILD_SPAN / timedelta(minutes=1)) + 60
         await ingest_cards(conn, [("P02", T0 + m * MIN, STATIONS[2]) for m in range(0, hours, 7)])
+        await both(pool, mine_id, T0 + hours * MIN)  # unclaimed yet: the page reads card_reads alone
         await conn.execute("UPDATE presence_built SET built_at = built_at - interval '1 day'")
         assert await worker.step(conn)
         assert await conn.fetchval("SELECT built_at FROM presence_built WHERE mine_id = $1", mine_id) > built

@@ -11,6 +11,7 @@ its first read after its last shaft read (the stay's entry).
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -83,10 +84,23 @@ ORDER BY f.subject, f.start_ts
 # The kept path (rules.presence_store, migration 0093). Every card's row, light (no times: the
 # counts need only where each card is); the reads up to now in card-read windows the rules
 # worker has not claimed yet, which the rows may not count; then, for the page only, the times.
-_KEPT = """
-SELECT c.id AS card_id, c.code, c.role, p.station_id, p.ts > $2 AS ahead
+_KEPT_COUNTS = """
+SELECT p.station_id, count(*)::int AS n, array_agg(c.code) FILTER (WHERE c.role = 'leader') AS leaders
 FROM card_presence p JOIN cards c ON c.id = p.card_id AND c.mine_id = $1
-WHERE p.mine_id = $1
+WHERE p.mine_id = $1 AND p.card_id <> ALL($2::int[])
+GROUP BY p.station_id
+"""
+# One page by code point order (COLLATE "C": UTF-8 bytes, as Python compares the cursor).
+_KEPT_PAGE = """
+SELECT c.id AS card_id, c.code, c.role, p.ts, p.station_id, c.name, p.run, p.stay
+FROM card_presence p JOIN cards c ON c.id = p.card_id AND c.mine_id = $1
+WHERE p.mine_id = $1 AND p.card_id <> ALL($2::int[]) AND p.station_id <> ALL($3::int[])
+  AND ($4::text IS NULL OR c.code COLLATE "C" > $4::text COLLATE "C")
+ORDER BY c.code COLLATE "C" LIMIT $5
+"""
+_AHEAD = """
+SELECT p.card_id FROM card_presence p JOIN cards c ON c.id = p.card_id AND c.mine_id = $1
+WHERE p.mine_id = $1 AND p.ts > $2
 """
 _PENDING = """
 SELECT DISTINCT r.card_id, r.ts, r.station_id FROM dirty_windows w
@@ -113,9 +127,6 @@ class _Station(NamedTuple):
     shaft: bool
 
 
-_UNKNOWN = datetime.min  # a kept row's time, read for the page only
-
-
 class _Latest(NamedTuple):
     """A card's latest read up to now; name, run and stay when already known."""
     card_id: int
@@ -128,33 +139,88 @@ class _Latest(NamedTuple):
     stay: datetime | None = None
 
 
-async def _kept(conn: Conn, mine_id: int, now: datetime, shaft: list[int]) -> tuple[list[_Latest], set[int]]:
-    """Each card's latest read up to now from the kept rows, those the rows may not settle alone
-    brought up to the reads of the windows not claimed yet (rules.presence_store.advance, the
-    worker's own step) or, when that cannot tell or a row counts a read after now, recomputed
-    from card_reads. Also returns the cards whose times are already known (the others: from
-    _DETAILS, for the page)."""
-    light = await conn.fetch(_KEPT, mine_id, now)
+@dataclass
+class _View:
+    """Who is underground: the total, per area, the leaders, and one page (by code)."""
+    underground: int = 0
+    counts: Counter[str | None] = field(default_factory=Counter)
+    leaders: list[str] = field(default_factory=list)
+    page: list[tuple[_Latest, _Station]] = field(default_factory=list)
+    more: bool = False
+
+    def add(self, st: _Station, n: int, leaders: list[str]) -> None:
+        self.underground += n
+        self.counts[st.area] += n
+        self.leaders += leaders
+
+
+async def _named(conn: Conn, stations: dict[int, _Station], ids: set[int]) -> None:
+    """Add the stations of another mine a card was read at (it moved between mines)."""
+    if foreign := ids - stations.keys():
+        stations.update({r["id"]: _Station(r["code"], r["area_id"], r["area"], r["shaft"])
+                         for r in await conn.fetch(_STATIONS, -1, sorted(foreign))})
+
+
+async def _from_card_reads(conn: Conn, mine_id: int, now: datetime, stations: dict[int, _Station],
+                           shaft: list[int], after: str | None, limit: int) -> _View:
+    """Every card's latest read from card_reads; the page's "since" and "entered" by the walk the
+    kept rows are built with (rules.presence_store.COMPUTE, as of now)."""
+    shaft_area = [i for i, st in stations.items() if st.shaft]
+    latest = [_Latest(*r) for r in await conn.fetch(_LATEST, mine_id, now, now - RECENT, shaft_area)]
+    await _named(conn, stations, {r.station_id for r in latest})
+    view = _View()
+    inside = [(r, st) for r in latest if not (st := stations[r.station_id]).shaft]
+    for r, st in inside:
+        view.add(st, 1, [r.code] if r.role == "leader" else [])
+    listed = sorted((x for x in inside if after is None or x[0].code > after), key=lambda x: x[0].code)
+    page, view.more = listed[:limit], len(listed) > limit
+    walk = [r.card_id for r, _ in page]
+    if walk:
+        computed = {p.card_id: p for p in await presence_store.compute(conn, walk, shaft, now)}
+        names = {d["card_id"]: d["name"] for d in await conn.fetch(_DETAILS, walk)}
+        page = [(r._replace(name=names[r.card_id], run=computed[r.card_id].run, stay=computed[r.card_id].stay)
+                 if r.card_id in computed else r, st) for r, st in page]
+    view.page = page
+    return view
+
+
+async def _from_kept(conn: Conn, mine_id: int, now: datetime, stations: dict[int, _Station], shaft: list[int],
+                     after: str | None, limit: int) -> _View:
+    """The kept rows, counted and paged in SQL, but for the cards they may not settle alone: those
+    read in windows not claimed yet, brought up to those reads (rules.presence_store.advance, the
+    worker's own step), and those whose row counts a read after now or that the step cannot
+    settle, recomputed from card_reads."""
     pending = await conn.fetch(_PENDING, mine_id, now)
-    ahead = {r["card_id"] for r in light if r["ahead"]}
-    behind = {r["card_id"] for r in pending} | ahead
-    if not behind:
-        return [_Latest(r["card_id"], r["code"], r["role"], _UNKNOWN, r["station_id"]) for r in light], set()
-    rows = {c: p for c, p in (await presence_store.kept_rows(conn, sorted(behind))).items() if c not in ahead}
-    stations = await presence_store.stations_of(conn, mine_id, [r["station_id"] for r in pending]
-                                                + [p.station_id for p in rows.values()])
-    _, again = presence_store.advance(rows, (tuple(r) for r in pending if r["card_id"] not in ahead), stations)
-    for card in again:
-        rows.pop(card, None)
-    recompute = sorted(again | ahead)
-    if recompute:
-        rows.update((p.card_id, p) for p in await presence_store.compute(conn, recompute, shaft, now))
-    cards = {r["card_id"]: r for r in await conn.fetch(_DETAILS, sorted(behind))}
-    out = [_Latest(r["card_id"], r["code"], r["role"], _UNKNOWN, r["station_id"]) for r in light
-           if r["card_id"] not in behind]
-    out += [_Latest(c, cards[c]["code"], cards[c]["role"], p.ts, p.station_id, cards[c]["name"], p.run, p.stay)
-            for c, p in rows.items()]
-    return out, set(rows)
+    ahead = {r["card_id"] for r in await conn.fetch(_AHEAD, mine_id, now)}
+    behind = sorted({r["card_id"] for r in pending} | ahead)
+    fresh: list[_Latest] = []
+    if behind:
+        rows = {c: p for c, p in (await presence_store.kept_rows(conn, behind)).items() if c not in ahead}
+        layout = await presence_store.stations_of(conn, mine_id, [r["station_id"] for r in pending]
+                                                  + [p.station_id for p in rows.values()])
+        _, again = presence_store.advance(rows, (tuple(r) for r in pending if r["card_id"] not in ahead), layout)
+        for card in again:
+            rows.pop(card, None)
+        if recompute := sorted(again | ahead):
+            rows.update((p.card_id, p) for p in await presence_store.compute(conn, recompute, shaft, now))
+        cards = {r["card_id"]: r for r in await conn.fetch(_DETAILS, behind)}
+        fresh = [_Latest(c, cards[c]["code"], cards[c]["role"], p.ts, p.station_id, cards[c]["name"], p.run, p.stay)
+                 for c, p in rows.items()]
+    by_station = await conn.fetch(_KEPT_COUNTS, mine_id, behind)
+    await _named(conn, stations, {r["station_id"] for r in by_station} | {f.station_id for f in fresh})
+    view = _View()
+    for r in by_station:
+        if not (st := stations[r["station_id"]]).shaft:
+            view.add(st, r["n"], list(r["leaders"] or ()))
+    inside = [(f, st) for f in fresh if not (st := stations[f.station_id]).shaft]
+    for f, st in inside:
+        view.add(st, 1, [f.code] if f.role == "leader" else [])
+    out = [i for i, st in stations.items() if st.shaft]
+    kept_page = [(r, stations[r.station_id]) for r in
+                 (_Latest(*x) for x in await conn.fetch(_KEPT_PAGE, mine_id, behind, out, after, limit + 1))]
+    listed = sorted(kept_page + [x for x in inside if after is None or x[0].code > after], key=lambda x: x[0].code)
+    view.page, view.more = listed[:limit], len(listed) > limit
+    return view
 
 
 async def underground(*, pool: asyncpg.Pool, codec: CursorCodec, mine_id: int, mine: str, now: datetime,
@@ -163,7 +229,8 @@ async def underground(*, pool: asyncpg.Pool, codec: CursorCodec, mine_id: int, m
     ``rules``: the rule pack's personnel settings (the national bounds of the mine's limit).
     One snapshot: the presence rows the rules worker keeps and the windows it has not claimed
     yet are read together (REPEATABLE READ), or card_reads alone when the rows are not current
-    (or ``kept`` is False: the reference the kept path is tested against)."""
+    (or ``kept`` is False: the reference the kept path is tested against). Pages go by card
+    code in code point order, as the cursor compares."""
     after: str | None = None
     if cursor:
         (key,) = codec.decode(cursor, _KIND, ("str",))
@@ -171,54 +238,30 @@ async def underground(*, pool: asyncpg.Pool, codec: CursorCodec, mine_id: int, m
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         station_rows = await conn.fetch(_STATIONS, mine_id, [])
         stations = {r["id"]: _Station(r["code"], r["area_id"], r["area"], r["shaft"]) for r in station_rows}
-        shaft_area = [i for i, st in stations.items() if st.shaft]
         shaft = [r["id"] for r in station_rows if r["in_shaft"]]  # the mine's shaft-area stations
-        known: set[int] | None = None
         if kept and await conn.fetchval(_KEPT_USABLE, mine_id, presence_store.REBUILD_SPAN):
-            latest, known = await _kept(conn, mine_id, now, shaft)
+            view = await _from_kept(conn, mine_id, now, stations, shaft, after, limit)
         else:
-            latest = [_Latest(*r) for r in await conn.fetch(_LATEST, mine_id, now, now - RECENT, shaft_area)]
-        latest.sort(key=lambda r: r.code)  # by code point, as the cursor compares (not the database's collation)
+            view = await _from_card_reads(conn, mine_id, now, stations, shaft, after, limit)
         area_rows = await conn.fetch(_AREAS, mine_id)
-        foreign = {r.station_id for r in latest} - stations.keys()
-        if foreign:  # read at a station of another mine (the card moved between mines): name it
-            stations.update({r["id"]: _Station(r["code"], r["area_id"], r["area"], r["shaft"])
-                             for r in await conn.fetch(_STATIONS, -1, sorted(foreign))})
-        approved = area_rows[0]["approved_underground"] if area_rows else None
-        mine_cap = mine_limit(approved, bool(area_rows and area_rows[0]["disaster_severe"]), rules)
-        areas = [a for a in area_rows if a["id"] is not None]
-        inside = [(r, st) for r in latest if not (st := stations[r.station_id]).shaft]
-        counts = Counter(st.area for _, st in inside)
-        area_counts = [AreaCount(area=a["code"], name=a["name"], count=counts.get(a["code"], 0),
-                                 approved=a["approved"], restricted=a["restricted"], shaft=a["shaft"],
-                                 over=a["approved"] is not None and counts.get(a["code"], 0) > a["approved"])
-                       for a in areas]
-        listed = inside if after is None else [x for x in inside if x[0].code > after]
-        page = listed[:limit]
-        nxt = codec.encode(_KIND, (page[-1][0].code,)) if len(listed) > limit else None
-        if known is not None:  # the kept path: the page's times from the rows
-            details = {d["card_id"]: d for d in await conn.fetch(
-                _DETAILS, [r.card_id for r, _ in page if r.card_id not in known])}
-            page = [(r._replace(ts=d["ts"], name=d["name"], run=d["run"], stay=d["stay"]) if (
-                d := details.get(r.card_id)) else r, st) for r, st in page]
-        # From card_reads alone: the page's "since" and "entered" by the walk the kept rows are
-        # built with (rules.presence_store.COMPUTE, as of now), and its names.
-        walk = [r.card_id for r, _ in page if r.run is None]
-        if walk:
-            computed = {p.card_id: p for p in await presence_store.compute(conn, walk, shaft, now)}
-            names = {d["card_id"]: d["name"] for d in await conn.fetch(_DETAILS, walk)}
-            page = [(r._replace(name=names[r.card_id], run=computed[r.card_id].run, stay=computed[r.card_id].stay)
-                     if r.card_id in computed else r, st) for r, st in page]
         overtime = await conn.fetch(_OVERTIME, mine_id, now)
-    leaders = sorted(r.code for r, _ in inside if r.role == "leader")
+    approved = area_rows[0]["approved_underground"] if area_rows else None
+    mine_cap = mine_limit(approved, bool(area_rows and area_rows[0]["disaster_severe"]), rules)
+    counts = view.counts
+    area_counts = [AreaCount(area=a["code"], name=a["name"], count=counts.get(a["code"], 0),
+                             approved=a["approved"], restricted=a["restricted"], shaft=a["shaft"],
+                             over=a["approved"] is not None and counts.get(a["code"], 0) > a["approved"])
+                   for a in area_rows if a["id"] is not None]
+    nxt = codec.encode(_KIND, (view.page[-1][0].code,)) if view.more else None
+    leaders = sorted(view.leaders)
     items = []
-    for r, st in page:
+    for r, st in view.page:
         since = r.run or r.ts
         items.append(PersonOut(card=r.code, role=r.role, name=r.name, area=st.area, station=st.code,
                                last_seen=r.ts, since=since, entered=r.stay or since))
     return PersonnelOut(
-        mine=mine, as_of=now, underground=len(inside),
-        approved=approved, limit=mine_cap, over=len(inside) > mine_cap, areas=area_counts,
+        mine=mine, as_of=now, underground=view.underground,
+        approved=approved, limit=mine_cap, over=view.underground > mine_cap, areas=area_counts,
         unassigned=counts.get(None, 0), leader_underground=bool(leaders), leaders=leaders,
         overtime=[OvertimeOut(card=r["subject"], entry=datetime.fromisoformat(r["entry"]) if r["entry"] else None,
                               since=r["start_ts"], finding=r["id"]) for r in overtime],

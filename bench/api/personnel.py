@@ -395,9 +395,10 @@ async def explain(dsn: str, mine: str, now: datetime) -> None:
         page = [r for r in await conn.fetch(latest[0], *latest[1]) if not stations[r["station_id"]]["shaft"]][:100]
         since = (presence_store.COMPUTE, ([r["card_id"] for r in page], shaft, now))
         pending = await conn.fetch(service._PENDING, mine_id, now)
-        page_ids = [r["card_id"] for r in await conn.fetch(service._KEPT, mine_id, now)][:100]
+        page_ids = [r["card_id"] for r in page]
         kept = [("layout current", (presence_store.BUILT_IS_CURRENT, (mine_id,))),
-                ("kept rows (light)", (service._KEPT, (mine_id, now))),
+                ("kept counts", (service._KEPT_COUNTS, (mine_id, []))),
+                ("kept page", (service._KEPT_PAGE, (mine_id, [], [i for i, st in stations.items() if st["shaft"]], None, 101))),
                 ("pending reads", (service._PENDING, (mine_id, now))),
                 ("pending cards' rows", (service._DETAILS, (sorted({r["card_id"] for r in pending}),))),
                 ("page details", (service._DETAILS, (page_ids,)))]

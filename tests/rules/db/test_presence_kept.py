@@ -101,6 +101,17 @@ async def both(pool: asyncpg.Pool, mine_id: int, now_ns: int) -> None:
     kept = await underground(**args)  # type: ignore[arg-type]
     slow = await underground(**args, kept=False)  # type: ignore[arg-type]
     assert kept.model_dump() == slow.model_dump(), f"at {from_ns(now_ns)}"
+    # Page by page (3 a page: kept rows and recomputed ones interleave on a page), the same pages.
+    pages: dict[bool, list[object]] = {True: [], False: []}
+    for path in (True, False):
+        cursor = None
+        while True:
+            page = await underground(**{**args, "limit": 3, "cursor": cursor}, kept=path)  # type: ignore[arg-type]
+            pages[path].append(page.model_dump())
+            if (cursor := page.next_cursor) is None:
+                break
+    assert pages[True] == pages[False], f"pages at {from_ns(now_ns)}"
+    assert [p["card"] for page in pages[True] for p in page["items"]] == [p.card for p in kept.items]  # type: ignore[index]
 
 
 @pytest.mark.parametrize("seed", range(6))

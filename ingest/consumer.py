@@ -400,11 +400,11 @@ class MqttSource:
         with self._mines_lock:
             if owned == self.mines:
                 return
-            before = self.topics()
+            before, old = self.topics(), self.mines
             self.mines = owned
             after = self.topics()
         log.info("ingest partition %d/%d: %d mines of the registry (%+d, %+d)", k, n, len(owned),
-                 len(set(after) - set(before)), -len(set(before) - set(after)))
+                 len(owned - old), -len(old - owned))
         if self.connected.is_set():
             if gone := [t for t in before if t not in after]:
                 self.client.unsubscribe(gone)

@@ -228,9 +228,7 @@ class IngestService:
                 w.conn = conn
                 w.store = BatchStore(conn, keeper)
                 if first:
-                    self._lookup = await load_lookup(conn)
-                    self._lookup_at = time.monotonic()
-                    self.source.set_mines(self._lookup.mine_ids)
+                    await self._load_lookup(conn)
                 return w.store
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
@@ -293,10 +291,15 @@ class IngestService:
             if self._conn is None:
                 await self._connect()
             assert self._conn is not None
-            self._lookup = await load_lookup(self._conn)
-            self._lookup_at = time.monotonic()
-            self.source.set_mines(self._lookup.mine_ids)  # a partition follows the registry
+            await self._load_lookup(self._conn)
+        assert self._lookup is not None
         return self._lookup
+
+    async def _load_lookup(self, conn: asyncpg.Connection) -> None:
+        """Read the registry's lookup; a partition follows its mines (MqttSource.set_mines)."""
+        self._lookup = await load_lookup(conn)
+        self._lookup_at = time.monotonic()
+        self.source.set_mines(self._lookup.mine_ids)
 
     async def process(self, batch: list[Inbound]) -> None:
         """Validate and store one batch, retrying the database until it commits; then ack it."""

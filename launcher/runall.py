@@ -27,7 +27,7 @@ from pydantic import SecretStr
 from alerting.settings import load_alerting_settings
 from alerting.worker import AlertingWorker
 from api.app import SmsReplies, create_app
-from api.cli import server_options, sms_replies
+from api.cli import rules_personnel, server_options, sms_replies
 from api.console.demo import PASSWORD_FILE as DEMO_FILE
 from api.console.demo import ensure_demo_admin
 from ingest.cli import build_service
@@ -149,7 +149,7 @@ async def run_all(settings: Settings, *, speed: float = 1.0, with_simulators: bo
         registry = CollectorRegistry()
         shared = broker is None or broker.supports_shared_subscriptions
         workers = _workers(settings, registry, env, shared=shared)
-        api = _api_server(settings, registry, sms_replies(env), resolve_pack(RulesSettings().pack).personnel)
+        api = _api_server(settings, registry, sms_replies(env), rules_personnel())
         stopping = asyncio.Event()
 
         def stop_api() -> None:

@@ -33,10 +33,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from minewatch.timeutil import from_ns
+from rules.evaluate import plan_spans
 from rules.load import Conn
 
 # A claim whose card-read windows span more than this rebuilds the mine (module doc).
 REBUILD_SPAN = timedelta(hours=1)
+_REBUILD_NS = REBUILD_SPAN // timedelta(microseconds=1) * 1_000
 
 # The hash of what a mine's presence rows depend on besides its reads: its cards, and per area of
 # the mine its code (the first area by code is a station's area), whether it is a shaft, and its
@@ -101,17 +104,19 @@ CROSS JOIN LATERAL (
               AND q.ts <= l.ts ORDER BY q.ts LIMIT 1) AS stay) f
 """
 
-_COLUMNS = ("card_id", "mine_id", "ts", "station_id", "run", "run_mark", "stay", "stay_mark")
-_UPSERT = (  # column names from _COLUMNS, values as parameters
-    "INSERT INTO card_presence (" + ", ".join(_COLUMNS) + ") "  # noqa: S608
-    "SELECT * FROM unnest($1::int[], $2::int[], $3::timestamptz[], $4::int[], $5::timestamptz[], "
-    "$6::timestamptz[], $7::timestamptz[], $8::timestamptz[]) "
-    "ON CONFLICT (card_id) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS[1:]))
+_UPSERT = """
+INSERT INTO card_presence (card_id, mine_id, ts, station_id, run, run_mark, stay, stay_mark)
+SELECT * FROM unnest($1::int[], $2::int[], $3::timestamptz[], $4::int[], $5::timestamptz[], $6::timestamptz[],
+                     $7::timestamptz[], $8::timestamptz[])
+ON CONFLICT (card_id) DO UPDATE SET mine_id = EXCLUDED.mine_id, ts = EXCLUDED.ts, station_id = EXCLUDED.station_id,
+    run = EXCLUDED.run, run_mark = EXCLUDED.run_mark, stay = EXCLUDED.stay, stay_mark = EXCLUDED.stay_mark
+"""
 
 
 @dataclass(slots=True)
 class Presence:
-    """One card's row (times are aware datetimes; a mark None: no such read before)."""
+    """One card's row (times are aware datetimes; a mark None: no such read before), its fields
+    in the order COMPUTE and `kept_rows` select them."""
 
     card_id: int
     ts: datetime
@@ -192,9 +197,7 @@ async def compute(conn: Conn, card_ids: Sequence[int], shaft: Sequence[int], unt
                   ) -> list[Presence]:
     """Cards' presence from card_reads as of `until` (None: every read), with `shaft` the mine's
     shaft stations; cards never read are left out."""
-    rows = await conn.fetch(COMPUTE, list(card_ids), list(shaft), until)
-    return [Presence(r["card_id"], r["ts"], r["station_id"], r["run"], r["run_mark"], r["stay"], r["stay_mark"])
-            for r in rows]
+    return [Presence(*r) for r in await conn.fetch(COMPUTE, list(card_ids), list(shaft), until)]
 
 
 async def _store(conn: Conn, mine_id: int, rows: Sequence[Presence]) -> None:
@@ -217,21 +220,11 @@ async def rebuild(conn: Conn, mine_id: int) -> int:
     return len(rows)
 
 
-def _merged(spans: Sequence[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    out: list[tuple[datetime, datetime]] = []
-    for lo, hi in sorted(spans):
-        if out and lo <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return out
-
-
-async def update(conn: Conn, mine_id: int, spans: Sequence[tuple[datetime, datetime]]) -> int:
-    """Bring the mine's presence rows up to the card reads in `spans` (its claimed card-read
-    windows), in the caller's transaction, which holds the mine's evaluation lock. Returns the
-    rows written."""
-    merged = _merged(spans)
+async def update(conn: Conn, mine_id: int, spans: Sequence[tuple[int, int]]) -> int:
+    """Bring the mine's presence rows up to the card reads in `spans` ([lo, hi] ns: its claimed
+    card-read windows), in the caller's transaction, which holds the mine's evaluation lock.
+    Returns the rows written."""
+    merged = [(from_ns(lo), from_ns(hi)) for lo, hi in plan_spans(spans, slack_ns=0, piece_ns=_REBUILD_NS)]
     if not merged:
         return 0
     if not await conn.fetchval(BUILT_IS_CURRENT, mine_id) \
@@ -259,9 +252,7 @@ async def update(conn: Conn, mine_id: int, spans: Sequence[tuple[datetime, datet
 
 async def kept_rows(conn: Conn, cards: Sequence[int]) -> dict[int, Presence]:
     """The stored rows of `cards`, by card."""
-    return {r["card_id"]: Presence(r["card_id"], r["ts"], r["station_id"], r["run"], r["run_mark"], r["stay"],
-                                   r["stay_mark"])
-            for r in await conn.fetch("SELECT card_id, ts, station_id, run, run_mark, stay, stay_mark "
+    return {r["card_id"]: Presence(*r) for r in await conn.fetch("SELECT card_id, ts, station_id, run, run_mark, stay, stay_mark "
                                       "FROM card_presence WHERE card_id = ANY($1::int[])", list(cards))}
 
 

@@ -26,7 +26,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from minewatch.clock import Clock, SystemClock
-from minewatch.timeutil import from_ns, to_ns
+from minewatch.timeutil import to_ns
 from rules import presence_store, store
 from rules.backfill import Tally, reevaluate
 from rules.errors import RulesError
@@ -250,7 +250,7 @@ class RuleWorker:
         (rules.presence_store). They are an index for one page, never a finding: if keeping them
         fails, the mine's build mark goes (the page reads card_reads, the next claim rebuilds)
         and the evaluation commits all the same."""
-        spans = [(from_ns(w.lo), from_ns(w.hi)) for w in windows if w.kind == store.CARDS_KIND and w.rows > 0]
+        spans = [(w.lo, w.hi) for w in windows if w.kind == store.CARDS_KIND and w.rows > 0]
         if not spans:
             return
         try:

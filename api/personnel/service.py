@@ -71,7 +71,6 @@ CROSS JOIN LATERAL (
     WHERE q.card_id = c.id AND q.ts <= $2
     ORDER BY q.ts DESC LIMIT 1) r
 WHERE c.mine_id = $1 AND r.station_id <> ALL($4::int[]) AND NOT EXISTS (SELECT 1 FROM recent x WHERE x.card_id = c.id)
-ORDER BY 2
 """
 
 _OVERTIME = """
@@ -81,9 +80,9 @@ ORDER BY f.subject, f.start_ts
 """
 
 
-# The kept path (rules.presence_store, migration 0093). Every card's row, light (no times: the
-# counts need only where each card is); the reads up to now in card-read windows the rules
-# worker has not claimed yet, which the rows may not count; then, for the page only, the times.
+# The kept path (rules.presence_store, migration 0093): the rows counted by station, one page of
+# them, and what the rows may not count yet: the reads up to now in card-read windows the rules
+# worker has not claimed, and rows that count a read after now.
 _KEPT_COUNTS = """
 SELECT p.station_id, count(*)::int AS n, array_agg(c.code) FILTER (WHERE c.role = 'leader') AS leaders
 FROM card_presence p JOIN cards c ON c.id = p.card_id AND c.mine_id = $1
@@ -115,10 +114,8 @@ ORDER BY r.card_id, r.ts
 _KEPT_USABLE = (  # module constants only; the mine is $1
     "SELECT (" + presence_store.BUILT_IS_CURRENT + ") AND coalesce((SELECT sum(max_ts - min_ts) "
     "FROM dirty_windows WHERE mine_id = $1 AND kind = 'card_reads' AND n_rows > 0), interval '0') <= $2::interval")
-_DETAILS = """
-SELECT c.id AS card_id, c.code, c.role, c.name, p.ts, p.run, p.stay
-FROM cards c LEFT JOIN card_presence p ON p.card_id = c.id WHERE c.id = ANY($1::int[])
-"""
+_CARDS = "SELECT id AS card_id, code, role, name FROM cards WHERE id = ANY($1::int[])"
+
 
 class _Station(NamedTuple):
     code: str
@@ -177,7 +174,7 @@ async def _from_card_reads(conn: Conn, mine_id: int, now: datetime, stations: di
     walk = [r.card_id for r, _ in page]
     if walk:
         computed = {p.card_id: p for p in await presence_store.compute(conn, walk, shaft, now)}
-        names = {d["card_id"]: d["name"] for d in await conn.fetch(_DETAILS, walk)}
+        names = {d["card_id"]: d["name"] for d in await conn.fetch(_CARDS, walk)}
         page = [(r._replace(name=names[r.card_id], run=computed[r.card_id].run, stay=computed[r.card_id].stay)
                  if r.card_id in computed else r, st) for r, st in page]
     view.page = page
@@ -203,7 +200,7 @@ async def _from_kept(conn: Conn, mine_id: int, now: datetime, stations: dict[int
             rows.pop(card, None)
         if recompute := sorted(again | ahead):
             rows.update((p.card_id, p) for p in await presence_store.compute(conn, recompute, shaft, now))
-        cards = {r["card_id"]: r for r in await conn.fetch(_DETAILS, behind)}
+        cards = {r["card_id"]: r for r in await conn.fetch(_CARDS, behind)}
         fresh = [_Latest(c, cards[c]["code"], cards[c]["role"], p.ts, p.station_id, cards[c]["name"], p.run, p.stay)
                  for c, p in rows.items()]
     by_station = await conn.fetch(_KEPT_COUNTS, mine_id, behind)

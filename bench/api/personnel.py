@@ -400,8 +400,8 @@ async def explain(dsn: str, mine: str, now: datetime) -> None:
                 ("kept counts", (service._KEPT_COUNTS, (mine_id, []))),
                 ("kept page", (service._KEPT_PAGE, (mine_id, [], [i for i, st in stations.items() if st["shaft"]], None, 101))),
                 ("pending reads", (service._PENDING, (mine_id, now))),
-                ("pending cards' rows", (service._DETAILS, (sorted({r["card_id"] for r in pending}),))),
-                ("page details", (service._DETAILS, (page_ids,)))]
+                ("pending cards' rows", (service._CARDS, (sorted({r["card_id"] for r in pending}),))),
+                ("page details", (service._CARDS, (page_ids,)))]
         for label, (sql, params) in (*kept, ("stations", (service._STATIONS, (mine_id, []))), ("latest", latest),
                                      ("areas", (service._AREAS, (mine_id,))), ("since (page)", since),
                                      ("overtime", (service._OVERTIME, (mine_id, now)))):
